@@ -1,0 +1,1 @@
+"""The Docker Engine API over aiohttp: thin handlers that parse, call one service, render."""

@@ -1,0 +1,1 @@
+"""Persistence: metadata (SQLite), content (blobs by digest), layers (overlay snapshots)."""
