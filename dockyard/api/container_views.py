@@ -1,0 +1,175 @@
+"""Docker's JSON for containers: inspect, list entries, Status strings."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..engine.containers.model import Container, rfc3339_to_unix
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's units.HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    m = s // 60
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return f"{m} minutes"
+    h = round(s / 3600)
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return f"{h} hours"
+    if h < 24 * 7 * 2:
+        return f"{h // 24} days"
+    if h < 24 * 30 * 2:
+        return f"{h // 24 // 7} weeks"
+    if h < 24 * 365 * 2:
+        return f"{h // 24 // 30} months"
+    return f"{h // 24 // 365} years"
+
+
+def status_text(c: Container) -> str:
+    st = c.state
+    now = time.time()
+    if st.status == "running":
+        return "Up " + human_duration(now - rfc3339_to_unix(st.started_at))
+    if st.status == "paused":
+        return "Up " + human_duration(now - rfc3339_to_unix(st.started_at)) + " (Paused)"
+    if st.status == "restarting":
+        return f"Restarting ({st.exit_code}) " + human_duration(now - rfc3339_to_unix(st.finished_at)) + " ago"
+    if st.status == "removing":
+        return "Removal In Progress"
+    if st.status == "dead":
+        return "Dead"
+    if st.status == "exited" or (st.status == "created" and st.finished_at[:4] != "0001"):
+        if not c.has_been_started and st.status == "created":
+            return "Created"
+        return f"Exited ({st.exit_code}) " + human_duration(now - rfc3339_to_unix(st.finished_at)) + " ago"
+    return "Created"
+
+
+def _mounts(c: Container) -> list[dict[str, Any]]:
+    out = []
+    for b in c.host_config.get("Binds") or []:
+        parts = b.split(":")
+        src, dst = parts[0], parts[1]
+        mode = parts[2] if len(parts) > 2 else ""
+        out.append({"Type": "bind", "Source": src, "Destination": dst, "Mode": mode,
+                    "RW": "ro" not in mode.split(","), "Propagation": "rprivate"})
+    for m in c.host_config.get("Mounts") or []:
+        out.append({"Type": m.get("Type"), "Source": m.get("Source", ""),
+                    "Destination": m.get("Target"), "Mode": "", "RW": not m.get("ReadOnly"),
+                    "Propagation": "rprivate" if m.get("Type") == "bind" else ""})
+    for path in (c.host_config.get("Tmpfs") or {}):
+        out.append({"Type": "tmpfs", "Source": "", "Destination": path, "Mode": "",
+                    "RW": True, "Propagation": ""})
+    return out
+
+
+def network_settings(engine, c: Container) -> dict[str, Any]:
+    nets = c.networks if c.state.running else {
+        k: {**v, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "MacAddress": "", "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
+        for k, v in c.networks.items()}
+    br = nets.get("bridge", {})
+    return {
+        "Bridge": "",
+        "SandboxID": c.id if c.sandbox_path else "",
+        "SandboxKey": c.sandbox_path or "",
+        "HairpinMode": False,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": {},
+        "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None,
+        "EndpointID": br.get("EndpointID", ""),
+        "Gateway": br.get("Gateway", ""),
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": br.get("IPAddress", ""),
+        "IPPrefixLen": br.get("IPPrefixLen", 0),
+        "IPv6Gateway": "",
+        "MacAddress": br.get("MacAddress", ""),
+        "Networks": nets,
+    }
+
+
+def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
+    cdir = engine.containers.ctr_dir(c.id)
+    try:
+        lowers = engine.images.layer_dirs(c.image_id)
+    except Exception:
+        lowers = []
+    hc = dict(c.host_config)
+    hc.setdefault("NetworkMode", "default")
+    d: dict[str, Any] = {
+        "Id": c.id,
+        "Created": c.created,
+        "Path": c.path,
+        "Args": c.args,
+        "State": c.state.to_docker(),
+        "Image": c.image_id,
+        "ResolvConfPath": str(cdir / "resolv.conf"),
+        "HostnamePath": str(cdir / "hostname"),
+        "HostsPath": str(cdir / "hosts"),
+        "LogPath": str(engine.containers.log_path(c.id)),
+        "Name": "/" + c.name,
+        "RestartCount": c.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": hc,
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": ":".join(str(p) for p in lowers),
+                "UpperDir": str(cdir / "upper"),
+                "WorkDir": str(cdir / "work"),
+                "MergedDir": str(cdir / "rootfs"),
+            },
+        },
+        "Mounts": _mounts(c),
+        "Config": c.config,
+        "NetworkSettings": network_settings(engine, c),
+    }
+    if size:
+        d["SizeRw"] = engine.containers.size_rw(c)
+        d["SizeRootFs"] = d["SizeRw"]
+    return d
+
+
+def _command(c: Container) -> str:
+    import shlex
+
+    argv = [c.path, *c.args]
+    return " ".join(a if a and not any(ch in a for ch in " \t\n'\"") else shlex.quote(a) for a in argv)
+
+
+def list_entry(engine, c: Container) -> dict[str, Any]:
+    ns = network_settings(engine, c)
+    return {
+        "Id": c.id,
+        "Names": ["/" + c.name],
+        "Image": c.image_ref,
+        "ImageID": c.image_id,
+        "Command": _command(c),
+        "Created": int(rfc3339_to_unix(c.created)),
+        "Ports": [],
+        "Labels": c.config.get("Labels") or {},
+        "State": c.state.status,
+        "Status": status_text(c),
+        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode", "default")},
+        "NetworkSettings": {"Networks": ns["Networks"]},
+        "Mounts": _mounts(c),
+    }

@@ -1,0 +1,1 @@
+"""The container service: lifecycle, attach, logs, state that outlives the engine."""

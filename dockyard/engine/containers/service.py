@@ -1,0 +1,991 @@
+"""ContainerService: create, start, stop, attach, wait, remove — and survive the engine.
+
+Where state lives:
+- SQLite (table `containers`): the Docker-visible record, written before any
+  side effect is acted on, so a crash leaves a record the next start repairs.
+- `<data_root>/containers/<id>/`: the writable layer (upper, work), the
+  rootfs mount point, the log file, /etc files.
+- `<exec_root>/containers/<id>/`: the OCI bundle and conmon's sockets, fifos,
+  pid files and exit files (runtime state, gone after a reboot).
+
+The engine never is the parent of a container: conmon is.  The engine learns
+of an exit through a pidfd on conmon (no polling), and after its own restart
+re-adopts every conmon still alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal as _signal
+import socket
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+from ...config import EngineConfig
+from ...errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified, SystemError_
+from ...runtime.conmon import Monitor
+from ...runtime.runc import OCIRuntime
+from ...store import mounts
+from ...store.metadata import Database
+from ..events import EventBus
+from ..filters import Filters
+from . import etcfiles, names
+from .attach import AttachStream
+from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
+from .logs import LogQuery, LogRecord, follow
+from .model import ZERO_TIME, Container, State, now_rfc3339, rfc3339_to_unix
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    data TEXT NOT NULL
+);
+"""
+
+
+class ContainerService:
+    def __init__(self, config: EngineConfig, db: Database, events: EventBus, images: Any,
+                 networks: Any, runtime: OCIRuntime, monitor: Monitor, cgroups: Any = None) -> None:
+        self.config = config
+        self.db = db
+        self.events = events
+        self.images = images
+        self.networks = networks
+        self.runtime = runtime
+        self.monitor = monitor
+        self.cgroups = cgroups
+        self.data_dir = config.data_root / "containers"
+        self.run_dir = config.exec_root / "containers"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        db.ensure_schema(SCHEMA)
+        self._ctrs: dict[str, Container] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._exit_waiters: dict[str, list[asyncio.Future]] = {}
+        self._remove_waiters: dict[str, list[asyncio.Future]] = {}
+        self._pending_attach: dict[str, list[AttachStream]] = {}
+        self._live_attach: dict[str, list[AttachStream]] = {}
+        self._watch_fds: dict[str, int] = {}
+        self._restart_tasks: dict[str, asyncio.Task] = {}
+        self._bg: set[asyncio.Task] = set()
+        self._closing = False
+        images.set_usage_checker(self._image_users)
+
+    # ------------------------------------------------------------------ store
+    def _save(self, c: Container) -> None:
+        self.db.execute(
+            "INSERT INTO containers(id, name, created, data) VALUES(?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET name=excluded.name, data=excluded.data",
+            (c.id, c.name, rfc3339_to_unix(c.created), json.dumps(c.to_row())),
+        )
+
+    def _lock(self, cid: str) -> asyncio.Lock:
+        return self._locks.setdefault(cid, asyncio.Lock())
+
+    def ctr_dir(self, cid: str) -> Path:
+        return self.data_dir / cid
+
+    def bundle_dir(self, cid: str) -> Path:
+        return self.run_dir / cid
+
+    def log_path(self, cid: str) -> Path:
+        return self.ctr_dir(cid) / "container.log"
+
+    def get(self, ref: str) -> Container:
+        """By full id, name (with or without /), or unique id prefix: Docker's order."""
+        if not ref:
+            raise NotFound("No such container: ")
+        c = self._ctrs.get(ref)
+        if c:
+            return c
+        name = ref.lstrip("/")
+        for c in self._ctrs.values():
+            if c.name == name:
+                return c
+        matches = [c for c in self._ctrs.values() if c.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def all(self) -> list[Container]:
+        return sorted(self._ctrs.values(), key=lambda c: c.created, reverse=True)
+
+    def _image_users(self, image_id: str) -> list[tuple[str, bool]]:
+        return [(c.id, c.state.running) for c in self._ctrs.values() if c.image_id == image_id]
+
+    # --------------------------------------------------------------- lifecycle
+    async def start_service(self) -> None:
+        """Load every container and reconcile it with what is really running."""
+        for row in self.db.query("SELECT data FROM containers"):
+            try:
+                c = Container.from_row(json.loads(row["data"]))
+            except (TypeError, ValueError, KeyError) as exc:
+                log.error("skipping unreadable container record: %s", exc)
+                continue
+            self._ctrs[c.id] = c
+        live: set[str] = set()
+        for c in list(self._ctrs.values()):
+            if c.state.status == "removing":
+                await self._finish_remove(c)
+                continue
+            if c.state.status in ("running", "paused") and self._conmon_alive(c):
+                self._watch(c)
+                live.add(c.id)
+                continue
+            if c.state.status in ("running", "paused", "restarting"):
+                # exited while we were away: record how, tidy up
+                await self._handle_exit(c, engine_restart=True)
+        await self._repair_leftovers(live)
+        for c in self._ctrs.values():
+            pol = c.host_config.get("RestartPolicy", {}).get("Name")
+            if c.state.status == "exited" and pol in ("always", "unless-stopped") \
+                    and not c.state.stopped_by_user and c.has_been_started:
+                self._spawn(self._restart_after(c, 0))
+
+    async def _repair_leftovers(self, live: set[str]) -> None:
+        """Remove what a crash left: runc state, mounts and bundles of dead containers."""
+        for cid in self.runtime.list_ids():
+            if cid not in live:
+                await self.runtime.delete(cid, force=True)
+        for d in list(self.run_dir.iterdir()):
+            if d.name not in live:
+                shutil.rmtree(d, ignore_errors=True)
+        for mp in mounts.mounts_under(self.data_dir):
+            cid = Path(mp).parent.name
+            if cid not in live:
+                mounts.unmount(mp)
+        for d in list(self.data_dir.iterdir()):
+            if d.name not in self._ctrs:
+                shutil.rmtree(d, ignore_errors=True)
+        if hasattr(self.networks, "repair"):
+            await self.networks.repair(live)
+
+    async def shutdown(self) -> None:
+        self._closing = True
+        for t in list(self._restart_tasks.values()):
+            t.cancel()
+        if self.config.stop_containers_on_shutdown:
+            await asyncio.gather(*(self.stop(c.id, timeout=10) for c in self._ctrs.values()
+                                   if c.state.running), return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        for cid, fd in list(self._watch_fds.items()):
+            loop.remove_reader(fd)
+            os.close(fd)
+        self._watch_fds.clear()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._bg.add(t)
+        t.add_done_callback(self._bg.discard)
+        return t
+
+    # ------------------------------------------------------------------ create
+    async def create(self, name: str | None, body: dict[str, Any]) -> tuple[Container, list[str]]:
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid container config")
+        image_ref = body.get("Image")
+        if not image_ref or not isinstance(image_ref, str):
+            raise InvalidParameter("No image was specified (config.Image is empty)")
+        taken = {c.name for c in self._ctrs.values()}
+        if name:
+            name = names.validate(name)
+            if name in taken:
+                other = next(c for c in self._ctrs.values() if c.name == name)
+                raise Conflict(
+                    f'Conflict. The container name "/{name}" is already in use by container '
+                    f'"{other.id}". You have to remove (or rename) that container to be able to reuse that name.')
+        else:
+            name = names.generate(taken)
+        image = self.images.resolve(image_ref)
+        config = merge_config(body, image.config)
+        config["Image"] = image_ref
+        host_config = normalize_host_config(body.get("HostConfig"))
+        mode = network_mode(host_config)
+        if mode.startswith("container:"):
+            target = self.get(mode.split(":", 1)[1])
+            mode = f"container:{target.id}"
+        elif mode not in ("bridge", "host", "none"):
+            self.networks.inspect_network(mode)  # 404 for an unknown network
+            raise InvalidParameter(f"network {mode}: user-defined networks are not supported yet")
+        if mode == "host" and config.get("Hostname"):
+            pass  # Docker allows it and keeps the host's UTS namespace
+        self._validate_mounts(host_config)
+        cid = secrets.token_hex(32)
+        while cid[:12].isdigit() or cid in self._ctrs:
+            cid = secrets.token_hex(32)
+        if not config.get("Hostname"):
+            config["Hostname"] = socket.gethostname() if mode == "host" else cid[:12]
+        entry = config.get("Entrypoint") or []
+        cmd = config.get("Cmd") or []
+        argv = list(entry) + list(cmd)
+        c = Container(
+            id=cid, name=name, created=now_rfc3339(), image_id=image.id, image_ref=image_ref,
+            path=argv[0], args=argv[1:], config=config, host_config=host_config,
+            networking_config=body.get("NetworkingConfig") or {}, network_mode=mode,
+        )
+        d = self.ctr_dir(cid)
+        for sub in ("upper", "work", "rootfs"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        self._ctrs[cid] = c
+        try:
+            self._save(c)
+        except Exception:
+            self._ctrs.pop(cid, None)
+            shutil.rmtree(d, ignore_errors=True)
+            raise
+        self.events.publish("container", "create", cid, image=image_ref, name=name)
+        warnings: list[str] = []
+        return c, warnings
+
+    def _validate_mounts(self, hc: dict[str, Any]) -> None:
+        for b in hc.get("Binds") or []:
+            parts = b.split(":")
+            if len(parts) < 2 or len(parts) > 3 or not parts[1].startswith("/"):
+                raise InvalidParameter(f"invalid volume specification: '{b}'")
+            if not parts[0].startswith("/"):
+                raise InvalidParameter(
+                    f"invalid volume specification: '{b}': named volumes are not supported yet")
+        for m in hc.get("Mounts") or []:
+            t = m.get("Type")
+            if t not in ("bind", "tmpfs"):
+                raise InvalidParameter(f"mount type {t!r} is not supported")
+            if not str(m.get("Target", "")).startswith("/"):
+                raise InvalidParameter(f"invalid mount config: Target must be an absolute path")
+            if t == "bind":
+                src = m.get("Source") or ""
+                if not src.startswith("/"):
+                    raise InvalidParameter("invalid mount config for type \"bind\": invalid mount path")
+                if not os.path.exists(src):
+                    raise InvalidParameter(
+                        f'invalid mount config for type "bind": bind source path does not exist: {src}')
+
+    # ------------------------------------------------------------------- start
+    async def start(self, ref: str) -> None:
+        c = self.get(ref)
+        async with self._lock(c.id):
+            if c.state.status == "paused":
+                raise Conflict("cannot start a paused container, try unpause instead")
+            if c.state.status in ("running", "restarting") and c.id not in self._restart_tasks:
+                raise NotModified("container already started")
+            if c.state.status == "removing":
+                raise Conflict(f"container {c.id} is marked for removal and cannot be started")
+            t = self._restart_tasks.pop(c.id, None)
+            if t:
+                t.cancel()
+            c.state.stopped_by_user = False
+            await self._start_locked(c)
+
+    async def _start_locked(self, c: Container) -> None:
+        cid = c.id
+        bundle = self.bundle_dir(cid)
+        cdir = self.ctr_dir(cid)
+        rootfs = cdir / "rootfs"
+        stage = "mount"
+        try:
+            bundle.mkdir(parents=True, exist_ok=True)
+            if not mounts.is_mounted(rootfs):
+                lowers = self.images.layer_dirs(c.image_id)
+                if not lowers:
+                    empty = cdir / "empty"
+                    empty.mkdir(exist_ok=True)
+                    lowers = [empty]
+                await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
+            stage = "network"
+            netns, ip, gateway = await self._setup_network(c)
+            stage = "spec"
+            spec = await asyncio.to_thread(self._write_etc_and_spec, c, rootfs, netns, ip, gateway)
+            (bundle / "config.json").write_text(json.dumps(spec))
+            stage = "runtime"
+            self.monitor.clear_exit(cid)
+            cfg = c.config
+            handle = await self.monitor.create(
+                cid, c.name, bundle, self.log_path(cid),
+                terminal=bool(cfg.get("Tty")), stdin=bool(cfg.get("OpenStdin")),
+                leave_stdin_open=not cfg.get("StdinOnce") or bool(cfg.get("Tty")),
+            )
+            c.state.pid = handle.container_pid
+            c.state.conmon_pid = handle.conmon_pid
+            # attach clients connect before the process runs, so no output is lost
+            for st in self._pending_attach.pop(cid, []):
+                try:
+                    st.connect(bundle)
+                    self._live_attach.setdefault(cid, []).append(st)
+                except OSError:
+                    st.end()
+            await self.runtime.start(cid)
+        except BaseException as exc:
+            await self._rollback_start(c, exc, stage)
+            raise
+        c.state.status = "running"
+        c.state.started_at = now_rfc3339()
+        c.state.finished_at = ZERO_TIME if not c.has_been_started else c.state.finished_at
+        c.state.error = ""
+        c.state.exit_code = 0
+        c.state.oom_killed = False
+        c.has_been_started = True
+        self._save(c)
+        self._watch(c)
+        self.events.publish("container", "start", cid, image=c.image_ref, name=c.name)
+
+    async def _rollback_start(self, c: Container, exc: BaseException, stage: str) -> None:
+        msg = exc.message if isinstance(exc, DockyardError) else str(exc)
+        log.info("start of %s failed at %s: %s", c.short_id, stage, msg)
+        try:
+            await self.runtime.delete(c.id, force=True)
+        except Exception:
+            pass
+        conmon_pid = c.state.conmon_pid
+        if conmon_pid and self._conmon_alive(c):
+            try:
+                os.kill(conmon_pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for st in self._pending_attach.pop(c.id, []) + self._live_attach.pop(c.id, []):
+            st.close()
+        await self._teardown_runtime(c)
+        c.state.pid = 0
+        c.state.conmon_pid = 0
+        c.state.error = msg
+        c.state.exit_code = _exit_code_for(msg)
+        if c.state.status not in ("exited", "created"):
+            c.state.status = "exited" if c.has_been_started else "created"
+        self._save(c)
+        self.events.publish("container", "die", c.id, exitCode=str(c.state.exit_code),
+                            image=c.image_ref, name=c.name)
+        if isinstance(exc, DockyardError) and "OCI runtime" in msg:
+            # the user's command is at fault: Docker answers 400 for it
+            raise InvalidParameter(msg) from exc
+
+    async def _setup_network(self, c: Container) -> tuple[str | None, str | None, str | None]:
+        mode = c.network_mode
+        if mode.startswith("container:"):
+            other = self.get(mode.split(":", 1)[1])
+            if not other.state.running or not other.state.pid:
+                raise Conflict(f"cannot join network of a non running container: {other.id}")
+            return f"/proc/{other.state.pid}/ns/net", None, None
+        netns = await self.networks.create_sandbox(c.id, mode)
+        c.sandbox_path = netns
+        c.networks = {}
+        ip = gateway = None
+        if mode == "bridge":
+            mac = c.config.get("MacAddress") or None
+            ep_cfg = (c.networking_config.get("EndpointsConfig") or {}).get("bridge") or {}
+            ep = await self.networks.connect(c.id, "bridge", netns, mac=mac,
+                                             aliases=list(ep_cfg.get("Aliases") or []))
+            c.networks["bridge"] = ep.to_docker("bridge")
+            ip, gateway = ep.ip_address, ep.gateway
+        elif mode == "host":
+            c.networks["host"] = _null_endpoint(self.networks, "host")
+        elif mode == "none":
+            c.networks["none"] = _null_endpoint(self.networks, "none")
+        return netns, ip, gateway
+
+    def _write_etc_and_spec(self, c: Container, rootfs: Path, netns: str | None,
+                            ip: str | None, gateway: str | None) -> dict[str, Any]:
+        cdir = self.ctr_dir(c.id)
+        cfg, hc = c.config, c.host_config
+        host_net = c.network_mode == "host"
+        etc: dict[str, str] = {}
+        if c.network_mode.startswith("container:"):
+            other = self.get(c.network_mode.split(":", 1)[1])
+            od = self.ctr_dir(other.id)
+            etc = {"/etc/hosts": str(od / "hosts"), "/etc/resolv.conf": str(od / "resolv.conf")}
+        else:
+            extra = etcfiles.parse_extra_hosts(hc.get("ExtraHosts"), gateway)
+            if host_net:
+                try:
+                    hosts = Path("/etc/hosts").read_text()
+                except OSError:
+                    hosts = etcfiles.HOSTS_HEADER
+                hosts += "".join(f"{a}\t{h}\n" for h, a in extra)
+            else:
+                hosts = etcfiles.hosts_file(cfg["Hostname"], cfg.get("Domainname", ""), ip, extra)
+            etcfiles.write_atomic(cdir / "hosts", hosts)
+            try:
+                host_resolv = Path("/etc/resolv.conf").read_text()
+            except OSError:
+                host_resolv = ""
+            etcfiles.write_atomic(cdir / "resolv.conf", etcfiles.resolv_conf(
+                host_resolv, hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions"),
+                host_network=host_net))
+            etc = {"/etc/hosts": str(cdir / "hosts"), "/etc/resolv.conf": str(cdir / "resolv.conf")}
+        etcfiles.write_atomic(cdir / "hostname", cfg["Hostname"] + "\n")
+        etc["/etc/hostname"] = str(cdir / "hostname")
+        return self._build_spec(c, rootfs, netns, etc)
+
+    def _build_spec(self, c: Container, rootfs: Path, netns: str | None,
+                    etc: dict[str, str]) -> dict[str, Any]:
+        from ...oci import runtime_spec, users
+
+        cfg, hc = c.config, c.host_config
+        user = users.resolve_user(str(rootfs), cfg.get("User") or "", hc.get("GroupAdd") or []).as_tuple()
+        cwd = cfg.get("WorkingDir") or "/"
+        init_path = None
+        if hc.get("Init"):
+            init_path = shutil.which("tini-static") or shutil.which("tini") or shutil.which("docker-init")
+            if not init_path:
+                raise InvalidParameter("--init requested but no init binary (tini) is installed")
+        cg_path = self.cgroups.oci_cgroups_path(c.id) if self.cgroups else f"/dockyard/{c.id}"
+        resources = self.cgroups.resources(hc) if self.cgroups else {}
+        env = list(cfg.get("Env") or [])
+        if not any(e.startswith("PATH=") for e in env):
+            env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        if not any(e.startswith("HOSTNAME=") for e in env):
+            env.insert(1, f"HOSTNAME={cfg['Hostname']}")
+        if cfg.get("Tty") and not any(e.startswith("TERM=") for e in env):
+            env.append("TERM=xterm")
+        return runtime_spec.build_spec(
+            cfg, hc, rootfs=str(rootfs), hostname=cfg["Hostname"], netns_path=netns,
+            etc_files=etc, cgroups_path=cg_path, cgroup_resources=resources, user=user,
+            env=env, args=[c.path, *c.args], cwd=cwd, init_path=init_path,
+        )
+
+    # ------------------------------------------------------------ exit watching
+    def _conmon_alive(self, c: Container) -> bool:
+        pid = c.state.conmon_pid
+        if not pid:
+            return False
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            return False
+        return bool(argv) and argv[0].endswith(b"conmon") and c.id.encode() in argv
+
+    def _watch(self, c: Container) -> None:
+        if c.id in self._watch_fds:
+            return
+        try:
+            fd = os.pidfd_open(c.state.conmon_pid)
+        except ProcessLookupError:
+            self._spawn(self._on_monitor_exit(c.id))
+            return
+        self._watch_fds[c.id] = fd
+        asyncio.get_running_loop().add_reader(fd, self._monitor_exited, c.id)
+
+    def _monitor_exited(self, cid: str) -> None:
+        fd = self._watch_fds.pop(cid, None)
+        if fd is not None:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+        self._spawn(self._on_monitor_exit(cid))
+
+    async def _on_monitor_exit(self, cid: str) -> None:
+        c = self._ctrs.get(cid)
+        if c is None:
+            return
+        async with self._lock(cid):
+            if c.state.status not in ("running", "paused"):
+                return
+            await self._handle_exit(c)
+        await self._after_exit(c)
+
+    async def _handle_exit(self, c: Container, engine_restart: bool = False) -> None:
+        code = self.monitor.exit_code(c.id)
+        bundle = self.bundle_dir(c.id)
+        c.state.oom_killed = self.monitor.oom_killed(bundle) or (
+            bool(self.cgroups) and _safe(lambda: self.cgroups.oom_killed(c.id), False))
+        if code is None:
+            code = 137 if c.state.oom_killed else 255
+            if not c.state.error and engine_restart:
+                c.state.error = "container monitor exited without an exit status"
+        c.state.exit_code = code
+        c.state.status = "exited"
+        c.state.pid = 0
+        c.state.conmon_pid = 0
+        c.state.finished_at = now_rfc3339()
+        self._save(c)
+        for st in self._live_attach.pop(c.id, []):
+            st.ended.set()
+        await self._teardown_runtime(c)
+        self._save(c)
+        self.events.publish("container", "die", c.id, exitCode=str(code), image=c.image_ref, name=c.name)
+        for fut in self._exit_waiters.pop(c.id, []):
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _teardown_runtime(self, c: Container) -> None:
+        """Undo what start did: runc state, network, rootfs mount, bundle."""
+        try:
+            await self.runtime.delete(c.id, force=True)
+        except Exception as exc:
+            log.warning("runc delete %s: %s", c.short_id, exc)
+        if c.network_mode in ("bridge",):
+            await _quiet(self.networks.disconnect(c.id, "bridge"))
+        if not c.network_mode.startswith("container:"):
+            await _quiet(self.networks.release_sandbox(c.id))
+        c.sandbox_path = None
+        if self.cgroups:
+            _safe(lambda: self.cgroups.remove(c.id), None)
+        await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
+        shutil.rmtree(self.bundle_dir(c.id), ignore_errors=True)
+        self.monitor.clear_exit(c.id)
+
+    async def _after_exit(self, c: Container) -> None:
+        if c.host_config.get("AutoRemove"):
+            try:
+                await self.remove(c.id, force=True)
+            except NotFound:
+                pass
+            return
+        if self._should_restart(c):
+            self._schedule_restart(c)
+
+    # ---------------------------------------------------------- restart policy
+    def _should_restart(self, c: Container) -> bool:
+        if self._closing or c.state.stopped_by_user:
+            return False
+        pol = c.host_config.get("RestartPolicy") or {}
+        name = pol.get("Name", "no")
+        if name in ("always", "unless-stopped"):
+            return True
+        if name == "on-failure" and c.state.exit_code != 0:
+            mx = int(pol.get("MaximumRetryCount") or 0)
+            return mx == 0 or c.restart_count < mx
+        return False
+
+    def _schedule_restart(self, c: Container) -> None:
+        ran = time.time() - rfc3339_to_unix(c.state.started_at)
+        # Docker's back-off: 100 ms doubling, reset after 10 s of running
+        if ran >= 10:
+            c.backoff = 0.1  # type: ignore[attr-defined]
+        delay = getattr(c, "backoff", 0.1)
+        c.backoff = min(delay * 2, 60.0)  # type: ignore[attr-defined]
+        c.state.status = "restarting"
+        self._save(c)
+        self._restart_tasks[c.id] = self._spawn(self._restart_after(c, delay))
+
+    async def _restart_after(self, c: Container, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+            async with self._lock(c.id):
+                if self._restart_tasks.get(c.id) is not asyncio.current_task() and delay:
+                    return
+                self._restart_tasks.pop(c.id, None)
+                if c.id not in self._ctrs or c.state.status not in ("restarting", "exited"):
+                    return
+                c.restart_count += 1
+                try:
+                    await self._start_locked(c)
+                except DockyardError as exc:
+                    log.warning("restart of %s failed: %s", c.short_id, exc.message)
+                    c.state.status = "exited"
+                    self._save(c)
+                    if self._should_restart(c):
+                        self._schedule_restart(c)
+                    return
+            self.events.publish("container", "restart", c.id, image=c.image_ref, name=c.name)
+        except asyncio.CancelledError:
+            pass
+
+    # ------------------------------------------------------- stop, kill, pause
+    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        c = self.get(ref)
+        t = self._restart_tasks.pop(c.id, None)
+        if t:
+            t.cancel()
+            c.state.status = "exited"
+            c.state.stopped_by_user = True
+            self._save(c)
+            return
+        if not c.state.running:
+            raise NotModified("container already stopped")
+        c.state.stopped_by_user = True
+        self._save(c)
+        signo = parse_signal(sig or c.config.get("StopSignal") or None)
+        if timeout is None:
+            st = c.config.get("StopTimeout")
+            timeout = 10 if st is None else int(st)
+        waiter = self._exit_future(c.id)
+        if c.state.status == "paused":
+            await _quiet(self.runtime.resume(c.id))
+        try:
+            await self.runtime.kill(c.id, signo)
+        except DockyardError:
+            pass
+        self.events.publish("container", "kill", c.id, signal=str(signo), image=c.image_ref, name=c.name)
+        try:
+            if timeout < 0:
+                await asyncio.shield(waiter)
+            else:
+                await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except asyncio.TimeoutError:
+            await self._kill_hard(c)
+            await asyncio.wait_for(asyncio.shield(waiter), 30)
+        self.events.publish("container", "stop", c.id, image=c.image_ref, name=c.name)
+
+    async def _kill_hard(self, c: Container) -> None:
+        try:
+            await self.runtime.kill(c.id, _signal.SIGKILL, all_processes=True)
+        except DockyardError:
+            if c.state.pid:
+                try:
+                    os.kill(c.state.pid, _signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    async def kill(self, ref: str, sig: str | None = None) -> None:
+        c = self.get(ref)
+        signo = parse_signal(sig, default=_signal.SIGKILL)
+        if c.state.status not in ("running", "paused"):
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        if signo == _signal.SIGKILL:
+            c.state.stopped_by_user = True
+            self._save(c)
+        await self.runtime.kill(c.id, signo, all_processes=signo == _signal.SIGKILL)
+        self.events.publish("container", "kill", c.id, signal=str(signo), image=c.image_ref, name=c.name)
+
+    async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        c = self.get(ref)
+        if c.state.running:
+            try:
+                await self.stop(c.id, timeout, sig)
+            except NotModified:
+                pass
+        async with self._lock(c.id):
+            c.state.stopped_by_user = False
+            await self._start_locked(c)
+        self.events.publish("container", "restart", c.id, image=c.image_ref, name=c.name)
+
+    async def pause(self, ref: str) -> None:
+        c = self.get(ref)
+        async with self._lock(c.id):
+            if c.state.status == "paused":
+                raise Conflict(f"Container {c.id} is already paused")
+            if c.state.status != "running":
+                raise Conflict(f"Container {c.id} is not running")
+            await self.runtime.pause(c.id)
+            c.state.status = "paused"
+            self._save(c)
+        self.events.publish("container", "pause", c.id, image=c.image_ref, name=c.name)
+
+    async def unpause(self, ref: str) -> None:
+        c = self.get(ref)
+        async with self._lock(c.id):
+            if c.state.status != "paused":
+                raise Conflict(f"Container {c.id} is not paused")
+            await self.runtime.resume(c.id)
+            c.state.status = "running"
+            self._save(c)
+        self.events.publish("container", "unpause", c.id, image=c.image_ref, name=c.name)
+
+    # -------------------------------------------------------------------- wait
+    def _exit_future(self, cid: str) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self._exit_waiters.setdefault(cid, []).append(fut)
+        return fut
+
+    def register_wait(self, ref: str, condition: str) -> Callable[[], Any]:
+        """Register now (before the response headers go out); await the result later."""
+        c = self.get(ref)
+        if condition not in ("", "not-running", "next-exit", "removed"):
+            raise InvalidParameter(f"invalid condition: \"{condition}\"")
+        condition = condition or "not-running"
+        if condition == "removed":
+            fut = asyncio.get_running_loop().create_future()
+            self._remove_waiters.setdefault(c.id, []).append(fut)
+        elif condition == "not-running" and not c.state.running:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_result(None)
+        else:
+            fut = self._exit_future(c.id)
+
+        async def result() -> dict[str, Any]:
+            await fut
+            if condition != "removed" and c.state.status == "restarting":
+                pass
+            err = {"Message": c.state.error} if c.state.error else None
+            return {"StatusCode": c.state.exit_code, "Error": err}
+
+        return result
+
+    # ------------------------------------------------------------------ remove
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        c = self.get(ref)
+        if c.state.status == "removing":
+            raise Conflict(f"removal of container {c.id} is already in progress")
+        if c.state.running and c.id not in self._restart_tasks:
+            if not force:
+                if c.state.status == "paused":
+                    raise Conflict(f"cannot remove container \"/{c.name}\": container is paused and "
+                                   f"must be unpaused first")
+                raise Conflict(
+                    f"cannot remove container \"/{c.name}\": container is running: stop the container "
+                    f"before removing or force remove")
+            waiter = self._exit_future(c.id)
+            c.state.stopped_by_user = True
+            if c.state.status == "paused":
+                await _quiet(self.runtime.resume(c.id))
+            await self._kill_hard(c)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), 30)
+            except asyncio.TimeoutError:
+                raise SystemError_(f"could not kill running container {c.id}, cannot remove") from None
+        t = self._restart_tasks.pop(c.id, None)
+        if t:
+            t.cancel()
+        async with self._lock(c.id):
+            if c.id not in self._ctrs:
+                return
+            c.state.status = "removing"
+            self._save(c)
+            await self._finish_remove(c)
+
+    async def _finish_remove(self, c: Container) -> None:
+        await self._teardown_runtime(c)
+        await asyncio.to_thread(shutil.rmtree, self.ctr_dir(c.id), True)
+        self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
+        self._ctrs.pop(c.id, None)
+        self._locks.pop(c.id, None)
+        self.events.publish("container", "destroy", c.id, image=c.image_ref, name=c.name)
+        for fut in self._remove_waiters.pop(c.id, []) + self._exit_waiters.pop(c.id, []):
+            if not fut.done():
+                fut.set_result(None)
+
+    async def prune(self, filters: Filters) -> tuple[list[str], int]:
+        filters.validate({"until", "label", "label!"})
+        until = _parse_until(filters.get("until"))
+        deleted, space = [], 0
+        for c in list(self._ctrs.values()):
+            if c.state.running or c.state.status == "removing":
+                continue
+            if until is not None and rfc3339_to_unix(c.created) >= until:
+                continue
+            if not filters.match_labels(c.config.get("Labels")):
+                continue
+            if any(_label_matches(c.config.get("Labels") or {}, s) for s in filters.get("label!")):
+                continue
+            space += await asyncio.to_thread(_dir_size, self.ctr_dir(c.id) / "upper")
+            await self.remove(c.id)
+            deleted.append(c.id)
+        self.events.publish("container", "prune", "", reclaimed=str(space))
+        return deleted, space
+
+    # --------------------------------------------------------- rename, update
+    async def rename(self, ref: str, new: str) -> None:
+        c = self.get(ref)
+        if not new:
+            raise InvalidParameter("Neither old nor new names may be empty")
+        new = names.validate(new)
+        if new == c.name:
+            raise InvalidParameter("Renaming a container with the same name as its current name")
+        if any(o.name == new for o in self._ctrs.values()):
+            other = next(o for o in self._ctrs.values() if o.name == new)
+            raise Conflict(f'Conflict. The container name "/{new}" is already in use by container '
+                           f'"{other.id}". You have to remove (or rename) that container to be able to reuse that name.')
+        old = c.name
+        c.name = new
+        self._save(c)
+        self.events.publish("container", "rename", c.id, oldName=f"/{old}", name=new, image=c.image_ref)
+
+    async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        c = self.get(ref)
+        allowed = {"BlkioWeight", "CpuShares", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod",
+                   "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "Memory", "MemorySwap",
+                   "MemoryReservation", "KernelMemory", "NanoCpus", "PidsLimit", "RestartPolicy",
+                   "OomKillDisable", "CpuCount", "CpuPercent", "IOMaximumIOps",
+                   "IOMaximumBandwidth", "Devices", "DeviceRequests", "DeviceCgroupRules",
+                   "Ulimits", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
+                   "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "MemorySwappiness"}
+        hc = dict(c.host_config)
+        for k, v in body.items():
+            if k not in allowed:
+                continue
+            if v in (None, 0, "", [], {}) and k != "RestartPolicy":
+                continue
+            hc[k] = v
+        hc = normalize_host_config(hc)
+        if hc.get("RestartPolicy", {}).get("Name") not in ("no", "") and hc.get("AutoRemove"):
+            raise InvalidParameter("Restart policy cannot be updated because AutoRemove is enabled for the container")
+        if c.state.running and self.cgroups:
+            from ...runtime import update as rupdate
+
+            res = rupdate.update_resources(body)
+            if res:
+                await self.runtime.update(c.id, res)
+        c.host_config = hc
+        self._save(c)
+        self.events.publish("container", "update", c.id, image=c.image_ref, name=c.name)
+        return []
+
+    # ------------------------------------------------------- attach and logs
+    async def attach(self, ref: str, *, stdin: bool, stdout: bool, stderr: bool,
+                     detach_keys: bytes) -> tuple[Container, AttachStream]:
+        c = self.get(ref)
+        st = AttachStream(stdin=stdin and bool(c.config.get("OpenStdin")), stdout=stdout,
+                          stderr=stderr, tty=bool(c.config.get("Tty")), detach_keys=detach_keys)
+        if c.state.status in ("running", "paused") and c.state.conmon_pid:
+            try:
+                st.connect(self.bundle_dir(c.id))
+                self._live_attach.setdefault(c.id, []).append(st)
+            except OSError:
+                st.end()
+        else:
+            self._pending_attach.setdefault(c.id, []).append(st)
+        return c, st
+
+    def detach(self, cid: str, st: AttachStream) -> None:
+        for table in (self._pending_attach, self._live_attach):
+            lst = table.get(cid)
+            if lst and st in lst:
+                lst.remove(st)
+        st.close()
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        c = self.get(ref)
+        if c.state.status not in ("running", "paused"):
+            raise Conflict(f"Container {c.id} is not running")
+        if height < 0 or width < 0 or height > 1000 or width > 1000:
+            raise InvalidParameter("invalid terminal size")
+        self.monitor.resize(self.bundle_dir(c.id), height, width)
+
+    def logs(self, ref: str, q: LogQuery) -> tuple[Container, AsyncIterator[LogRecord]]:
+        c = self.get(ref)
+        return c, follow(self.log_path(c.id), q, lambda: c.state.running and c.id in self._ctrs)
+
+    # ----------------------------------------------------------------- listing
+    def list(self, *, all: bool = False, limit: int = -1, filters: Filters | None = None) -> list[Container]:
+        f = filters or Filters()
+        f.validate({"id", "name", "label", "status", "exited", "ancestor", "before", "since",
+                    "network", "health", "is-task", "volume", "publish", "expose"})
+        for s in f.get("status"):
+            if s not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
+                raise InvalidParameter(f"invalid filter 'status={s}'")
+        ctrs = self.all()
+        if f.get("status") or f.get("exited") or limit > 0 or f.get("before") or f.get("since"):
+            pass
+        if not all and not f.get("status") and limit <= 0 and not f.get("before") and not f.get("since") \
+                and not f.get("exited"):
+            ctrs = [c for c in ctrs if c.state.status in ("running", "paused", "restarting")]
+        before = self.get(f.get("before")[0]).created if f.get("before") else None
+        since = self.get(f.get("since")[0]).created if f.get("since") else None
+        ancestors = [self._ancestor_id(a) for a in f.get("ancestor")]
+        out = []
+        for c in ctrs:
+            if f.get("id") and not any(c.id.startswith(v) for v in f.get("id")):
+                continue
+            if f.get("name") and not any(_name_match(v, c.name) for v in f.get("name")):
+                continue
+            if f.get("status") and c.state.status not in f.get("status"):
+                continue
+            if f.get("exited"):
+                if c.state.status != "exited" or str(c.state.exit_code) not in f.get("exited"):
+                    continue
+            if not f.match_labels(c.config.get("Labels")):
+                continue
+            if ancestors and c.image_id not in ancestors:
+                continue
+            if before is not None and c.created >= before:
+                continue
+            if since is not None and c.created <= since:
+                continue
+            if f.get("network") and not any(n in c.networks for n in f.get("network")):
+                continue
+            out.append(c)
+        if limit and limit > 0:
+            out = out[:limit]
+        return out
+
+    def _ancestor_id(self, ref: str) -> str | None:
+        try:
+            return self.images.resolve(ref).id
+        except NotFound:
+            return None
+
+    def size_rw(self, c: Container) -> int:
+        return _dir_size(self.ctr_dir(c.id) / "upper")
+
+    def counts(self) -> dict[str, int]:
+        out = {"running": 0, "paused": 0, "stopped": 0}
+        for c in self._ctrs.values():
+            if c.state.status == "paused":
+                out["paused"] += 1
+            elif c.state.status in ("running", "restarting"):
+                out["running"] += 1
+            else:
+                out["stopped"] += 1
+        return out
+
+    def top(self, ref: str) -> list[int]:
+        c = self.get(ref)
+        if c.state.status not in ("running", "paused"):
+            raise Conflict(f"Container {c.id} is not running")
+        return []
+
+
+def _null_endpoint(networks: Any, name: str) -> dict[str, Any]:
+    try:
+        nid = networks.inspect_network(name)["Id"]
+    except Exception:
+        nid = ""
+    return {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
+            "NetworkID": nid, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+
+
+def _exit_code_for(msg: str) -> int:
+    low = msg.lower()
+    if "executable file not found" in low or "no such file or directory" in low:
+        return 127
+    if "permission denied" in low or "exec format error" in low:
+        return 126
+    return 128
+
+
+def _name_match(pattern: str, name: str) -> bool:
+    import re
+
+    try:
+        return re.search(pattern.lstrip("/"), name) is not None
+    except re.error:
+        return pattern.lstrip("/") in name
+
+
+def _label_matches(labels: dict[str, str], spec: str) -> bool:
+    k, sep, v = spec.partition("=")
+    return k in labels and (not sep or labels[k] == v)
+
+
+def _parse_until(vals: list[str]) -> float | None:
+    if not vals:
+        return None
+    from ..timeutil import parse_timestamp
+
+    return parse_timestamp(vals[-1])
+
+
+def _dir_size(path: Path) -> int:
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _safe(fn, default):
+    try:
+        return fn()
+    except Exception:
+        return default
+
+
+async def _quiet(coro) -> None:
+    try:
+        await coro
+    except Exception as exc:
+        log.debug("ignored during teardown: %s", exc)

@@ -1,0 +1,1 @@
+"""The OCI runtime (runc) and the per-container monitor (conmon)."""

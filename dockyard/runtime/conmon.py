@@ -1,0 +1,200 @@
+"""The per-container monitor: conmon, every invocation of it lives here.
+
+Why conmon (Podman's and CRI-O's monitor) rather than a monitor of our own or
+containerd-shim: it is ~2 MiB per container, it double-forks away from the
+engine so a container survives the engine's SIGKILL, and it already does the
+four things a monitor must do without the engine: hold the container's stdio
+(and its pty), write the log file, reap the container and record its exit
+code, and serve attach clients on a socket.
+
+The protocol, learnt from libpod:
+- `_OCI_SYNCPIPE` (an inherited fd): conmon writes `{"data": <pid>}` once `runc create`
+  succeeded, or `{"data": -1, "message": "..."}` when it failed.
+- `_OCI_STARTPIPE`: conmon blocks until the engine writes a byte, so the
+  engine could move it into a cgroup first.
+- `<bundle>/attach`: a SOCK_SEQPACKET socket.  Each packet conmon sends is one
+  byte of stream type (2 stdout, 3 stderr) and the data; what a client sends
+  goes to the container's stdin; a client's shutdown(SHUT_WR) closes stdin
+  unless `--leave-stdin-open`.
+- `<bundle>/ctl`: a fifo taking `1 <rows> <cols>\\n` to resize the pty.
+- `--exit-dir`: conmon writes the exit code to `<exit-dir>/<id>` before it
+  exits; `--persist-dir` gets `exit` and, on an OOM kill, `oom`.
+- `--log-path k8s-file:PATH`: lines `<RFC3339Nano> <stdout|stderr> <F|P> <text>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SystemError_, Unavailable
+
+STREAM_STDOUT = 2
+STREAM_STDERR = 3
+ATTACH_PACKET = 8192 + 1
+
+
+@dataclass
+class MonitorHandle:
+    conmon_pid: int
+    container_pid: int
+
+
+class Monitor:
+    def __init__(self, conmon: str, runtime_path: str, runtime_root: Path, exit_dir: Path) -> None:
+        path = shutil.which(conmon)
+        if path is None:
+            raise Unavailable(f"container monitor {conmon!r} not found in PATH (apt install conmon)")
+        self.binary = path
+        self.runtime_path = runtime_path
+        self.runtime_root = runtime_root
+        self.exit_dir = exit_dir
+        exit_dir.mkdir(parents=True, exist_ok=True)
+
+    async def create(self, cid: str, name: str, bundle: Path, log_path: Path, *,
+                     terminal: bool, stdin: bool, leave_stdin_open: bool,
+                     exec_spec: Path | None = None) -> MonitorHandle:
+        """Start conmon, which runs `runc create` (or `runc exec`) and waits in the background."""
+        try:
+            (self.exit_dir / cid).unlink()
+        except FileNotFoundError:
+            pass
+        for stale in ("oom", "exit", "attach", "ctl", "winsz", "pidfile", "conmon.pid"):
+            try:
+                (bundle / stale).unlink()
+            except FileNotFoundError:
+                pass
+        args = [
+            self.binary, "--api-version", "1",
+            "-c", cid, "-u", cid, "-n", name,
+            "-r", self.runtime_path,
+            "--runtime-arg", "--root", "--runtime-arg", str(self.runtime_root),
+            "-b", str(bundle),
+            "-p", str(bundle / "pidfile"),
+            "-P", str(bundle / "conmon.pid"),
+            "-l", f"k8s-file:{log_path}",
+            "--exit-dir", str(self.exit_dir),
+            "--persist-dir", str(bundle),
+            "--socket-dir-path", str(bundle),
+            "--full-attach",
+            "--log-level", "error",
+            "--no-sync-log",
+        ]
+        if terminal:
+            args.append("-t")
+        if stdin:
+            args.append("-i")
+            if leave_stdin_open:
+                args.append("--leave-stdin-open")
+        if exec_spec is not None:
+            args += ["--exec", "--exec-process-spec", str(exec_spec)]
+
+        sync_r, sync_w = os.pipe()
+        start_r, start_w = os.pipe()
+        os.set_inheritable(sync_w, True)
+        os.set_inheritable(start_r, True)
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+               "_OCI_SYNCPIPE": str(sync_w), "_OCI_STARTPIPE": str(start_r)}
+        errlog = open(bundle / "conmon.log", "ab")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *args, cwd=str(bundle), env=env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=errlog,
+                pass_fds=(sync_w, start_r),
+                start_new_session=True,
+            )
+        finally:
+            errlog.close()
+            os.close(sync_w)
+            os.close(start_r)
+        try:
+            os.write(start_w, b"\0")
+        finally:
+            os.close(start_w)
+        try:
+            msg = await asyncio.get_running_loop().run_in_executor(None, _read_sync, sync_r)
+        finally:
+            os.close(sync_r)
+        # The first conmon process exits right after its double fork.
+        await proc.wait()
+        pid = int(msg.get("data", -1))
+        if pid <= 0:
+            detail = msg.get("message") or _tail(bundle / "conmon.log") or "container monitor failed"
+            raise SystemError_(_runtime_message(detail))
+        conmon_pid = int((bundle / "conmon.pid").read_text().strip())
+        return MonitorHandle(conmon_pid=conmon_pid, container_pid=pid)
+
+    def exit_code(self, cid: str) -> int | None:
+        try:
+            return int((self.exit_dir / cid).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def clear_exit(self, cid: str) -> None:
+        try:
+            (self.exit_dir / cid).unlink()
+        except FileNotFoundError:
+            pass
+
+    @staticmethod
+    def oom_killed(bundle: Path) -> bool:
+        return (bundle / "oom").exists()
+
+    @staticmethod
+    def resize(bundle: Path, height: int, width: int) -> None:
+        try:
+            fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            os.write(fd, f"1 {height} {width}\n".encode())
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def connect_attach(bundle: Path) -> socket.socket:
+        """Connect to conmon's attach socket, whatever the length of its path."""
+        dfd = os.open(bundle, os.O_PATH)
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.connect(f"/proc/self/fd/{dfd}/attach")
+        finally:
+            os.close(dfd)
+        s.setblocking(False)
+        return s
+
+
+def _read_sync(fd: int) -> dict:
+    buf = b""
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buf += chunk
+        if b"\n" in buf:
+            break
+    line = buf.split(b"\n", 1)[0].strip()
+    if not line:
+        return {"data": -1}
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return {"data": -1, "message": line.decode(errors="replace")}
+
+
+def _tail(path: Path, n: int = 2000) -> str:
+    try:
+        return path.read_bytes()[-n:].decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _runtime_message(detail: str) -> str:
+    from .runc import _clean_error
+
+    return "OCI runtime create failed: " + _clean_error(detail.encode())

@@ -1,0 +1,60 @@
+"""Mount syscalls (overlay rootfs, unmount) through libc: no fork per mount."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+from pathlib import Path
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+MNT_DETACH = 2
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
+    if _libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode()) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount {fstype} on {target}: {os.strerror(e)}")
+
+
+def unmount(target: str | Path, lazy: bool = True) -> None:
+    """Unmount; not mounted is not an error."""
+    rc = _libc.umount2(str(target).encode(), MNT_DETACH if lazy else 0)
+    if rc != 0:
+        e = ctypes.get_errno()
+        if e in (errno.EINVAL, errno.ENOENT):
+            return
+        raise OSError(e, f"umount {target}: {os.strerror(e)}")
+
+
+def is_mounted(target: str | Path) -> bool:
+    t = os.path.realpath(target)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if line.split()[4] == t:
+                return True
+    return False
+
+
+def mounts_under(prefix: str | Path) -> list[str]:
+    p = os.path.realpath(prefix).rstrip("/") + "/"
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            if mp.startswith(p):
+                out.append(mp)
+    return out
+
+
+def mount_overlay(lowers: list[Path], upper: Path, work: Path, target: Path) -> None:
+    opts = "lowerdir=" + ":".join(str(p) for p in lowers) + f",upperdir={upper},workdir={work}"
+    if len(opts) > 4000:
+        # The option string must fit in one page; shorten paths by chdir-relative
+        # names as Docker's overlay2 does with its l/ links: not yet needed.
+        raise OSError(errno.E2BIG, "too many layers for one overlay mount")
+    mount("overlay", str(target), "overlay", 0, opts)
