@@ -1,0 +1,214 @@
+"""Every iptables (and nft) invocation of dockyard lives here.
+
+Each bridge gets its own chains, named after it, so several engines with
+different bridges never touch each other's rules and teardown is exact:
+
+  nat    POSTROUTING -m comment --comment dockyard:<br> -j DY-POST-<br>
+         DY-POST-<br>: -s <subnet> ! -o <br> -j MASQUERADE      (outbound NAT)
+  filter FORWARD     -m comment --comment dockyard:<br> -j DY-FWD-<br>  (inserted first)
+         DY-FWD-<br>: replies to the bridge, bridge->outside, bridge<->bridge
+
+Published ports (later) go to a DY-DNAT-<br> nat chain jumped to from
+PREROUTING/OUTPUT for local destinations, plus ACCEPT rules in DY-FWD-<br>;
+both are rebuilt from the engine's state with the same one-shot restore.
+
+Setup is one `iptables-save` + one `iptables-restore --noflush`: declaring a
+chain in restore input creates it or empties it, so re-running after a crash
+converges to the same rules without duplicates.  Teardown deletes exactly the
+jump rules that target our chains, then the chains.  With the nf_tables
+backend iptables creates the `ip nat` / `ip filter` tables on first use and
+never deletes them; `prune_tables` removes such a table again when it is
+empty, so the host's ruleset ends as it began.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from ..errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+CHAIN_PREFIXES = ("DY-POST-", "DY-FWD-", "DY-DNAT-")
+
+
+def chain_names(bridge: str) -> dict[str, str]:
+    # iptables chain names are limited to 28 characters; bridge names to 15.
+    return {"post": f"DY-POST-{bridge}", "fwd": f"DY-FWD-{bridge}", "dnat": f"DY-DNAT-{bridge}"}
+
+
+def comment(bridge: str) -> str:
+    return f"dockyard:{bridge}"
+
+
+@dataclass
+class BridgePolicy:
+    bridge: str
+    subnet: IPv4Network
+    masquerade: bool = True
+    icc: bool = True  # container-to-container traffic on the bridge
+    internal: bool = False  # no traffic in or out of the bridge
+
+
+def _run(args: list[str], input: str | None = None) -> str:
+    proc = subprocess.run(args, input=input, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise Unavailable(f"{' '.join(args[:2])} failed: {proc.stderr.strip() or proc.returncode}")
+    return proc.stdout
+
+
+class Firewall:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.save = shutil.which("iptables-save")
+        self.restore = shutil.which("iptables-restore")
+        self.nft = shutil.which("nft")
+        if enabled and not (self.save and self.restore):
+            raise Unavailable("iptables-save/iptables-restore not found: install iptables or disable iptables")
+        ver = subprocess.run([self.save, "--version"], capture_output=True, text=True).stdout if enabled else ""
+        self.nf_tables = "nf_tables" in ver
+
+    # ------------------------------------------------------------ reading
+
+    def dump(self, table: str) -> list[str]:
+        """Rules of one table as iptables-save lines (empty if the table does not exist)."""
+        out = _run([self.save, "-t", table])
+        return [l for l in out.splitlines() if l and not l.startswith("#")]
+
+    def bridge_lines(self, bridge: str) -> list[str]:
+        """Every nat/filter line that belongs to `bridge` (for tests and diagnostics)."""
+        names = set(chain_names(bridge).values())
+        out = []
+        for table in ("nat", "filter"):
+            for line in self.dump(table):
+                if any(n in line.split() for n in names) or comment(bridge) in line:
+                    out.append(f"{table}: {line}")
+        return out
+
+    def other_dockyard_chains(self, bridge: str) -> bool:
+        """Does any other dockyard bridge (another engine) still have rules?"""
+        ours = set(chain_names(bridge).values())
+        for table in ("nat", "filter"):
+            for line in self.dump(table):
+                if line.startswith(":DY-") and line.split()[0][1:] not in ours:
+                    return True
+        return False
+
+    def tables_present(self) -> set[str]:
+        if not self.nf_tables or not self.nft:
+            return {"nat", "filter"}
+        out = _run([self.nft, "list", "tables", "ip"])
+        return {l.split()[-1] for l in out.splitlines() if l.startswith("table ip ")}
+
+    # ------------------------------------------------------------ writing
+
+    def ensure_bridge(self, p: BridgePolicy) -> None:
+        if not self.enabled:
+            return
+        c = chain_names(p.bridge)
+        br, sub, tag = p.bridge, str(p.subnet), comment(p.bridge)
+        nat = self.dump("nat")
+        flt = self.dump("filter")
+        jump_post = f"-A POSTROUTING -m comment --comment {tag} -j {c['post']}"
+        jump_fwd = f"-I FORWARD 1 -m comment --comment {tag} -j {c['fwd']}"
+        lines = ["*nat", f":{c['post']} - [0:0]"]
+        if p.masquerade and not p.internal:
+            lines.append(f"-A {c['post']} -s {sub} ! -o {br} -j MASQUERADE")
+        if not _has_jump(nat, "POSTROUTING", c["post"]):
+            lines.append(jump_post)
+        lines += ["COMMIT", "*filter", f":{c['fwd']} - [0:0]"]
+        if p.internal:
+            lines += [
+                f"-A {c['fwd']} -i {br} ! -o {br} -j DROP",
+                f"-A {c['fwd']} -o {br} ! -i {br} -j DROP",
+            ]
+        else:
+            lines += [
+                f"-A {c['fwd']} -o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                f"-A {c['fwd']} -i {br} ! -o {br} -j ACCEPT",
+            ]
+        lines.append(f"-A {c['fwd']} -i {br} -o {br} -j {'ACCEPT' if p.icc else 'DROP'}")
+        if not _has_jump(flt, "FORWARD", c["fwd"]):
+            lines.append(jump_fwd)
+        lines.append("COMMIT")
+        _run([self.restore, "-w", "--noflush"], "\n".join(lines) + "\n")
+
+    def remove_bridge(self, bridge: str) -> None:
+        """Delete the jumps to our chains and the chains themselves; exact and idempotent."""
+        if not self.enabled:
+            return
+        ours = set(chain_names(bridge).values())
+        script: list[str] = []
+        for table in ("nat", "filter"):
+            dump = self.dump(table)
+            if not dump:
+                continue
+            present = {l.split()[0][1:] for l in dump if l.startswith(":")} & ours
+            deletes = [
+                "-D" + l[2:]
+                for l in dump
+                if l.startswith("-A ") and l.split()[1] not in ours and _target(l) in ours
+            ]
+            if not present and not deletes:
+                continue
+            script.append(f"*{table}")
+            script += deletes
+            script += [f"-F {ch}" for ch in sorted(present)]
+            script += [f"-X {ch}" for ch in sorted(present)]
+            script.append("COMMIT")
+        if script:
+            _run([self.restore, "-w", "--noflush"], "\n".join(script) + "\n")
+
+    def prune_tables(self, tables: set[str]) -> None:
+        """Delete nf_tables `ip` tables (of `tables`) that hold no rule and no user chain.
+
+        Used for tables iptables created on our behalf; the per-chain deletes make
+        the nft transaction fail (and change nothing) if any rule appeared meanwhile.
+        """
+        if not (self.enabled and self.nf_tables and self.nft):
+            return
+        for table in sorted(tables):
+            try:
+                data = json.loads(_run([self.nft, "-j", "list", "table", "ip", table]))
+            except (Unavailable, json.JSONDecodeError):
+                continue  # already gone
+            items = data.get("nftables", [])
+            chains = [i["chain"] for i in items if "chain" in i]
+            others = [i for i in items if not ({"chain", "table", "metainfo"} & i.keys())]
+            if others or any("hook" not in ch for ch in chains):
+                continue
+            script = [f"delete chain ip {table} {ch['name']}" for ch in chains]
+            script.append(f"delete table ip {table}")
+            try:
+                _run([self.nft, "-f", "-"], "\n".join(script) + "\n")
+            except Unavailable as exc:
+                log.info("kept iptables table %s: %s", table, exc.message)
+
+    # ------------------------------------------------------------ sysctl
+
+    @staticmethod
+    def ip_forward() -> str:
+        return IP_FORWARD.read_text().strip()
+
+    @staticmethod
+    def set_ip_forward(value: str) -> None:
+        IP_FORWARD.write_text(value + "\n")
+
+
+def _target(line: str) -> str | None:
+    parts = line.split()
+    for i, p in enumerate(parts[:-1]):
+        if p in ("-j", "-g"):
+            return parts[i + 1]
+    return None
+
+
+def _has_jump(dump: list[str], chain: str, target: str) -> bool:
+    return any(l.startswith(f"-A {chain} ") and _target(l) == target for l in dump)

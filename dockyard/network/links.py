@@ -1,0 +1,175 @@
+"""Links over netlink (pyroute2): the bridge, veth pairs, addresses and routes.
+
+Every function is blocking and short (one or a few netlink round trips, no
+process spawned); callers run them in a thread.  Functions meant to run
+*inside* a sandbox are called through `NetnsDir.run_in`, which puts the
+calling thread in that namespace, so they simply use a fresh IPRoute().
+All of them are idempotent so that setup after a crash and double teardown
+just work.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+DEFAULT_MTU = 1500
+
+
+def random_mac() -> str:
+    """A locally administered unicast MAC (so the bridge's MAC does not follow its ports)."""
+    b = bytearray(secrets.token_bytes(6))
+    b[0] = (b[0] & 0xFE) | 0x02
+    return ":".join(f"{x:02x}" for x in b)
+
+
+def veth_name() -> str:
+    return "veth" + secrets.token_hex(4)[:7]
+
+
+def _index(ipr: IPRoute, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def link_exists(name: str) -> bool:
+    with IPRoute() as ipr:
+        return _index(ipr, name) is not None
+
+
+def uplink_mtu() -> int:
+    """MTU of the interface carrying the default route (containers use no more)."""
+    with IPRoute() as ipr:
+        for r in ipr.get_default_routes(family=2):
+            oif = r.get_attr("RTA_OIF")
+            if oif:
+                links = ipr.get_links(oif)
+                if links:
+                    return min(DEFAULT_MTU, links[0].get_attr("IFLA_MTU") or DEFAULT_MTU)
+    return DEFAULT_MTU
+
+
+def host_routes() -> list[IPv4Network]:
+    """IPv4 destinations routed on the host (to avoid for new subnets)."""
+    out: list[IPv4Network] = []
+    with IPRoute() as ipr:
+        for r in ipr.get_routes(family=2, table=254):
+            dst = r.get_attr("RTA_DST")
+            if dst:
+                out.append(IPv4Network(f"{dst}/{r['dst_len']}", strict=False))
+    return out
+
+
+def ensure_bridge(name: str, gateway: IPv4Interface, mtu: int) -> None:
+    """Create or adopt the bridge; its only IPv4 address becomes `gateway`."""
+    with IPRoute() as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            try:
+                ipr.link("add", ifname=name, kind="bridge", address=random_mac(), mtu=mtu)
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:  # lost a race with ourselves: adopt
+                    raise
+            idx = _index(ipr, name)
+            assert idx is not None
+        else:
+            kind = None
+            for link in ipr.get_links(idx):
+                info = link.get_attr("IFLA_LINKINFO")
+                kind = info.get_attr("IFLA_INFO_KIND") if info else None
+            if kind != "bridge":
+                raise RuntimeError(f"interface {name} exists and is not a bridge")
+            ipr.link("set", index=idx, mtu=mtu)
+        have = {
+            (a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(family=2, index=idx)
+        }
+        want = (str(gateway.ip), gateway.network.prefixlen)
+        for addr, plen in have - {want}:  # the bip changed since last run
+            ipr.addr("del", index=idx, address=addr, prefixlen=plen)
+        if want not in have:
+            ipr.addr("add", index=idx, address=want[0], prefixlen=want[1])
+        ipr.link("set", index=idx, state="up")
+
+
+def delete_link(name: str) -> bool:
+    """Delete an interface (a veth's peer goes with it); False if it was gone."""
+    with IPRoute() as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            return False
+        try:
+            ipr.link("del", index=idx)
+        except NetlinkError as exc:
+            if exc.code != errno.ENODEV:
+                raise
+            return False
+        return True
+
+
+def bridge_ports(bridge: str) -> list[str]:
+    with IPRoute() as ipr:
+        idx = _index(ipr, bridge)
+        if idx is None:
+            return []
+        return [l.get_attr("IFLA_IFNAME") for l in ipr.get_links() if l.get_attr("IFLA_MASTER") == idx]
+
+
+def add_veth(host: str, bridge: str, sandbox: Path, ifname: str, mac: str, mtu: int) -> None:
+    """A veth pair: `host` enslaved to the bridge and up, its peer created directly
+    inside the sandbox as `ifname` with `mac` (never visible in the host namespace,
+    so `eth0` cannot clash with the host's own)."""
+    fd = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with IPRoute() as ipr:
+            br = _index(ipr, bridge)
+            if br is None:
+                raise RuntimeError(f"bridge {bridge} does not exist")
+            if _index(ipr, host) is not None:  # left over by a crash mid-connect
+                ipr.link("del", ifname=host)
+            ipr.link(
+                "add",
+                ifname=host,
+                kind="veth",
+                mtu=mtu,
+                peer={"ifname": ifname, "address": mac, "mtu": mtu, "net_ns_fd": fd},
+            )
+            idx = _index(ipr, host)
+            ipr.link("set", index=idx, master=br, state="up")
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------ run inside the sandbox
+
+
+def loopback_up() -> None:
+    with IPRoute() as ipr:
+        ipr.link("set", index=_index(ipr, "lo") or 1, state="up")
+
+
+def configure_interface(ifname: str, address: IPv4Interface, gateway: IPv4Address | None) -> None:
+    """Address the interface, bring it up and, when the sandbox has none yet,
+    add the default route through `gateway`."""
+    with IPRoute() as ipr:
+        idx = _index(ipr, ifname)
+        if idx is None:
+            raise RuntimeError(f"interface {ifname} missing in sandbox")
+        try:
+            ipr.addr("add", index=idx, address=str(address.ip), prefixlen=address.network.prefixlen)
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise
+        ipr.link("set", index=idx, state="up")
+        if gateway is not None and not ipr.get_default_routes(family=2):
+            ipr.route("add", dst="0.0.0.0/0", gateway=str(gateway), oif=idx)
+
+
+def sandbox_interfaces() -> list[str]:
+    with IPRoute() as ipr:
+        return [l.get_attr("IFLA_IFNAME") for l in ipr.get_links()]

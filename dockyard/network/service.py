@@ -1,0 +1,760 @@
+"""NetworkService: networks, sandboxes and endpoints, as the container code sees them.
+
+Vocabulary (Docker's libnetwork, trimmed):
+  network   a row in net_networks; driver `bridge` (a Linux bridge + subnet +
+            firewall chains), `host` (the host's namespace) or `null` (loopback only).
+  sandbox   a persistent network namespace per container, `<exec_root>/netns/<id>`;
+            runc joins it by path, so it outlives the engine and the container's
+            processes until `release_sandbox`.
+  endpoint  a container's attachment to one network: a veth pair (host side on
+            the bridge, `ethN` inside the sandbox), an address from IPAM, a MAC.
+
+Crash safety: the endpoint row (with the veth name and address) is committed
+before any link is created, and teardown deletes links before rows, so an
+interruption at any point leaves either a row whose links may be missing
+(teardown tolerates that) or nothing.  Veths on our bridges without a row and
+sandboxes without a live container are collected by `repair`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any, Callable
+
+from ..config import EngineConfig
+from ..engine.events import EventBus
+from ..engine.filters import Filters
+from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemError_
+from ..store.metadata import Database
+from . import links
+from .firewall import BridgePolicy, Firewall
+from .ipam import Ipam, mac_for, parse_gateway_cidr, parse_subnet, pick_subnet
+from .netns import NetnsDir
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS net_networks (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    driver      TEXT NOT NULL,           -- bridge | host | null
+    bridge      TEXT,                    -- Linux bridge name (driver bridge)
+    subnet      TEXT,
+    gateway     TEXT,
+    created     TEXT NOT NULL,
+    internal    INTEGER NOT NULL DEFAULT 0,
+    attachable  INTEGER NOT NULL DEFAULT 0,
+    enable_ipv6 INTEGER NOT NULL DEFAULT 0,
+    icc         INTEGER NOT NULL DEFAULT 1,
+    masquerade  INTEGER NOT NULL DEFAULT 1,
+    builtin     INTEGER NOT NULL DEFAULT 0,  -- bridge/host/none: cannot be removed
+    options     TEXT NOT NULL DEFAULT '{}',
+    labels      TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS net_endpoints (
+    container_id TEXT NOT NULL,
+    network_id   TEXT NOT NULL REFERENCES net_networks(id),
+    endpoint_id  TEXT NOT NULL UNIQUE,
+    name         TEXT NOT NULL DEFAULT '',
+    sandbox      TEXT,
+    ifname       TEXT,
+    host_veth    TEXT,
+    ip           TEXT,
+    prefix_len   INTEGER NOT NULL DEFAULT 0,
+    gateway      TEXT,
+    mac          TEXT,
+    aliases      TEXT NOT NULL DEFAULT '[]',
+    requested_ip TEXT,
+    created      REAL NOT NULL,
+    PRIMARY KEY (container_id, network_id)
+);
+CREATE TABLE IF NOT EXISTS net_state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+DEFAULT_BRIDGE = "bridge"
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _new_id() -> str:
+    return secrets.token_hex(32)
+
+
+@dataclass
+class Network:
+    id: str
+    name: str
+    driver: str
+    bridge: str | None
+    subnet: IPv4Network | None
+    gateway: IPv4Address | None
+    created: str
+    internal: bool = False
+    attachable: bool = False
+    enable_ipv6: bool = False
+    icc: bool = True
+    masquerade: bool = True
+    builtin: bool = False
+    options: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, r) -> "Network":
+        return cls(
+            id=r["id"], name=r["name"], driver=r["driver"], bridge=r["bridge"],
+            subnet=IPv4Network(r["subnet"]) if r["subnet"] else None,
+            gateway=IPv4Address(r["gateway"]) if r["gateway"] else None,
+            created=r["created"], internal=bool(r["internal"]), attachable=bool(r["attachable"]),
+            enable_ipv6=bool(r["enable_ipv6"]), icc=bool(r["icc"]), masquerade=bool(r["masquerade"]),
+            builtin=bool(r["builtin"]), options=json.loads(r["options"]), labels=json.loads(r["labels"]),
+        )
+
+    @property
+    def is_default_bridge(self) -> bool:
+        return self.builtin and self.driver == "bridge"
+
+
+@dataclass
+class Endpoint:
+    container_id: str
+    network_id: str
+    endpoint_id: str
+    ip_address: str = ""
+    prefix_len: int = 0
+    gateway: str = ""
+    mac_address: str = ""
+    host_veth: str | None = None
+    ifname: str | None = None
+    sandbox: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    name: str = ""
+    requested_ip: str | None = None
+    dns_names: list[str] | None = None
+
+    @classmethod
+    def from_row(cls, r) -> "Endpoint":
+        return cls(
+            container_id=r["container_id"], network_id=r["network_id"], endpoint_id=r["endpoint_id"],
+            ip_address=r["ip"] or "", prefix_len=r["prefix_len"] or 0, gateway=r["gateway"] or "",
+            mac_address=r["mac"] or "", host_veth=r["host_veth"], ifname=r["ifname"],
+            sandbox=r["sandbox"], aliases=json.loads(r["aliases"]), name=r["name"],
+            requested_ip=r["requested_ip"],
+        )
+
+    def to_docker(self, network_name: str) -> dict[str, Any]:
+        """Docker's NetworkSettings.Networks[network_name] entry."""
+        return {
+            "IPAMConfig": {"IPv4Address": self.requested_ip} if self.requested_ip else None,
+            "Links": None,
+            "Aliases": list(self.aliases) or None,
+            "MacAddress": self.mac_address,
+            "DriverOpts": None,
+            "GwPriority": 0,
+            "NetworkID": self.network_id,
+            "EndpointID": self.endpoint_id,
+            "Gateway": self.gateway,
+            "IPAddress": self.ip_address,
+            "IPPrefixLen": self.prefix_len,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": self.dns_names,
+        }
+
+
+class NetworkService:
+    def __init__(self, config: EngineConfig, db: Database, events: EventBus) -> None:
+        self.config = config
+        self.db = db
+        self.events = events
+        db.ensure_schema(SCHEMA)
+        self.ipam = Ipam(db)
+        self.netns = NetnsDir(config.exec_root / "netns")
+        self.firewall = Firewall(config.iptables)
+        self.mtu = links.DEFAULT_MTU
+        # Set by the engine so `network inspect` shows current container names.
+        self.container_name: Callable[[str], str | None] | None = None
+
+    # ================================================================ lifecycle
+
+    async def start(self) -> None:
+        gw = parse_gateway_cidr(self.config.bip)
+        self.mtu = await asyncio.to_thread(links.uplink_mtu)
+        self._ensure_builtin(gw)
+        await self._record_host_state()
+        for net in self._networks(driver="bridge"):
+            await self._setup_bridge(net)
+
+    async def shutdown(self, keep: bool) -> None:
+        """Tear down what no container needs any more; everything when keep is False."""
+        if not keep:
+            for cid in {e.container_id for e in self._all_endpoints()}:
+                await self.release_sandbox(cid)
+        remaining = False
+        for net in self._networks(driver="bridge"):
+            if keep and self._endpoint_rows(network_id=net.id):
+                remaining = True
+                continue
+            await self._teardown_bridge(net)
+        if not remaining:
+            await self._restore_host_state()
+            await asyncio.to_thread(self.netns.release_root)
+
+    async def repair(self, live_ids: set[str]) -> None:
+        """Collect what containers that no longer exist left behind (after a crash)."""
+        for cid in {e.container_id for e in self._all_endpoints()} - live_ids:
+            log.info("releasing network resources of vanished container %s", cid[:12])
+            await self.release_sandbox(cid)
+        for name in set(self.netns.names()) - live_ids:
+            await asyncio.to_thread(self.netns.remove, name)
+        known = {e.host_veth for e in self._all_endpoints() if e.host_veth}
+        for net in self._networks(driver="bridge"):
+            for port in await asyncio.to_thread(links.bridge_ports, net.bridge):
+                if port not in known:
+                    log.info("deleting stray interface %s on %s", port, net.bridge)
+                    await asyncio.to_thread(links.delete_link, port)
+            owners = {e.endpoint_id for e in self._all_endpoints()}
+            for addr, owner in self.ipam.allocated(net.id).items():
+                if owner not in owners:
+                    self.ipam.release(net.id, addr)
+
+    # ================================================================ sandboxes
+
+    async def create_sandbox(self, container_id: str, mode: str) -> str | None:
+        net = self.resolve("bridge" if mode == "default" else mode)
+        if net.driver == "host":
+            return None
+        path, _ = await asyncio.to_thread(self.netns.create, container_id, links.loopback_up)
+        return str(path)
+
+    async def release_sandbox(self, container_id: str) -> None:
+        for ep in self.endpoints(container_id):
+            await self._disconnect(ep)
+        await asyncio.to_thread(self.netns.remove, container_id)
+
+    def sandbox_path(self, container_id: str) -> str | None:
+        p = self.netns.path(container_id)
+        return str(p) if p.exists() else None
+
+    # ================================================================ endpoints
+
+    async def connect(
+        self,
+        container_id: str,
+        network: str,
+        sandbox_path: str | None,
+        *,
+        mac: str | None = None,
+        ip: str | None = None,
+        aliases: list[str] = [],
+        name: str = "",
+    ) -> Endpoint:
+        net = self.resolve("bridge" if network == "default" else network)
+        if self.db.query_one(
+            "SELECT 1 FROM net_endpoints WHERE container_id=? AND network_id=?", (container_id, net.id)
+        ):
+            raise Forbidden(f"endpoint with name {name or container_id[:12]} already exists in network {net.name}")
+        if net.driver == "host" and sandbox_path:
+            raise InvalidParameter("a container with its own network namespace cannot join the host network")
+        if net.driver != "host" and not sandbox_path:
+            raise InvalidParameter(f"network {net.name} needs a network sandbox")
+        ep = Endpoint(
+            container_id=container_id, network_id=net.id, endpoint_id=_new_id(),
+            sandbox=sandbox_path, aliases=list(aliases), name=name, requested_ip=ip or None,
+        )
+        if net.driver != "bridge":
+            self._insert_endpoint(ep)
+            self._publish("connect", net, container_id)
+            return self._decorate(ep, net)
+
+        assert net.subnet is not None and net.gateway is not None and net.bridge
+        if mac is not None and not re.fullmatch(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}", mac):
+            raise InvalidParameter(f"invalid MAC address {mac!r}")
+        taken_ifnames = {e.ifname for e in self.endpoints(container_id)}
+        ep.ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in taken_ifnames)
+        ep.host_veth = self._unused_veth_name()
+        ep.prefix_len = net.subnet.prefixlen
+        ep.gateway = str(net.gateway)
+        with self.db.transaction():
+            addr = self.ipam.allocate(net.id, ep.endpoint_id, ip or None)
+            ep.ip_address = str(addr)
+            ep.mac_address = (mac or mac_for(addr)).lower()
+            self._insert_endpoint(ep)
+        try:
+            await asyncio.to_thread(self._plumb, ep, net)
+        except Exception as exc:
+            await self._disconnect(ep)
+            raise SystemError_(f"failed to set up network for container {container_id[:12]}: {exc}") from exc
+        self._publish("connect", net, container_id)
+        return self._decorate(ep, net)
+
+    def _plumb(self, ep: Endpoint, net: Network) -> None:
+        assert ep.sandbox and ep.host_veth and ep.ifname and net.bridge
+        links.add_veth(ep.host_veth, net.bridge, ep.sandbox, ep.ifname, ep.mac_address, self.mtu)
+        iface = IPv4Interface(f"{ep.ip_address}/{ep.prefix_len}")
+        gw = None if net.internal else net.gateway
+        self.netns.run_in(ep.sandbox, lambda: links.configure_interface(ep.ifname, iface, gw))
+
+    async def disconnect(self, container_id: str, network: str) -> None:
+        """Idempotent: disconnecting what is not connected does nothing."""
+        row = self.db.query_one(
+            "SELECT e.* FROM net_endpoints e JOIN net_networks n ON n.id = e.network_id"
+            " WHERE e.container_id=? AND (n.name=? OR n.id=?)",
+            (container_id, network, network),
+        )
+        if row is not None:
+            await self._disconnect(Endpoint.from_row(row))
+
+    async def _disconnect(self, ep: Endpoint) -> None:
+        if ep.host_veth:
+            await asyncio.to_thread(links.delete_link, ep.host_veth)
+        with self.db.transaction() as c:
+            self.ipam.release_owner(ep.endpoint_id)
+            c.execute("DELETE FROM net_endpoints WHERE endpoint_id=?", (ep.endpoint_id,))
+        net = self._network_by_id(ep.network_id)
+        if net is not None:
+            self._publish("disconnect", net, ep.container_id)
+
+    def endpoints(self, container_id: str) -> list[Endpoint]:
+        out = []
+        for r in self._endpoint_rows(container_id=container_id):
+            ep = Endpoint.from_row(r)
+            net = self._network_by_id(ep.network_id)
+            out.append(self._decorate(ep, net) if net else ep)
+        return out
+
+    def network_settings(self, container_id: str, sandbox_key: str | None = None) -> dict[str, Any]:
+        """Docker's whole NetworkSettings block for a container (Ports left to the caller)."""
+        nets: dict[str, Any] = {}
+        primary: Endpoint | None = None
+        for ep in self.endpoints(container_id):
+            net = self._network_by_id(ep.network_id)
+            if net is None:
+                continue
+            nets[net.name] = ep.to_docker(net.name)
+            if net.is_default_bridge:
+                primary = ep
+        key = sandbox_key if sandbox_key is not None else (self.sandbox_path(container_id) or "")
+        return {
+            "Bridge": "",
+            "SandboxID": hashlib.sha256(f"sandbox:{container_id}".encode()).hexdigest() if nets else "",
+            "SandboxKey": key,
+            "Ports": {},
+            "HairpinMode": False,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": None,
+            "SecondaryIPv6Addresses": None,
+            "EndpointID": primary.endpoint_id if primary else "",
+            "Gateway": primary.gateway if primary else "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": primary.ip_address if primary else "",
+            "IPPrefixLen": primary.prefix_len if primary else 0,
+            "IPv6Gateway": "",
+            "MacAddress": primary.mac_address if primary else "",
+            "Networks": nets,
+        }
+
+    # ================================================================ networks
+
+    def resolve(self, name_or_id: str) -> Network:
+        """By exact name, then full id, then unique id prefix (Docker's order)."""
+        if not name_or_id:
+            raise NotFound("network  not found")
+        row = self.db.query_one("SELECT * FROM net_networks WHERE name=?", (name_or_id,))
+        if row is None:
+            row = self.db.query_one("SELECT * FROM net_networks WHERE id=?", (name_or_id,))
+        if row is None and re.fullmatch(r"[0-9a-f]{1,63}", name_or_id):
+            rows = self.db.query("SELECT * FROM net_networks WHERE id LIKE ?", (name_or_id + "%",))
+            if len(rows) > 1:
+                raise InvalidParameter(f"network {name_or_id} is ambiguous ({len(rows)} matches found based on ID prefix)")
+            row = rows[0] if rows else None
+        if row is None:
+            raise NotFound(f"network {name_or_id} not found")
+        return Network.from_row(row)
+
+    def list_networks(self, filters: Filters | None = None) -> list[dict[str, Any]]:
+        filters = filters or Filters()
+        filters.validate({"driver", "id", "label", "name", "scope", "type", "dangling"})
+        out = []
+        for net in self._networks():
+            if not self._match(net, filters):
+                continue
+            out.append(self._render(net, containers=False))
+        return out
+
+    def inspect_network(self, name_or_id: str, verbose: bool = False) -> dict[str, Any]:
+        return self._render(self.resolve(name_or_id), containers=True)
+
+    async def create_network(
+        self,
+        name: str,
+        *,
+        driver: str = "bridge",
+        internal: bool = False,
+        attachable: bool = False,
+        enable_ipv6: bool = False,
+        ipam: dict[str, Any] | None = None,
+        options: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> Network:
+        """A user-defined bridge network with its own Linux bridge and subnet."""
+        if not name or not NAME_RE.match(name):
+            raise InvalidParameter(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        driver = driver or "bridge"
+        if driver in ("host", "null"):
+            raise Forbidden(f'only one instance of "{driver}" network is allowed')
+        if driver != "bridge":
+            raise NotFound(f'plugin "{driver}" not found')
+        if enable_ipv6:
+            raise InvalidParameter("IPv6 networks are not supported")
+        if self.db.query_one("SELECT 1 FROM net_networks WHERE name=?", (name,)):
+            raise Conflict(f"network with name {name} already exists")
+        options = {str(k): str(v) for k, v in (options or {}).items()}
+        labels = {str(k): str(v) for k, v in (labels or {}).items()}
+        net_id = _new_id()
+        bridge = options.get("com.docker.network.bridge.name") or f"dy-{net_id[:12]}"
+        if len(bridge) > 15 or not re.fullmatch(r"[A-Za-z0-9_.-]+", bridge):
+            raise InvalidParameter(f"invalid bridge name {bridge!r}")
+        if self.db.query_one("SELECT 1 FROM net_networks WHERE bridge=?", (bridge,)):
+            raise Conflict(f"bridge name {bridge} is used by another network")
+        subnet, gateway = await self._choose_subnet(ipam or {})
+        net = Network(
+            id=net_id, name=name, driver="bridge", bridge=bridge, subnet=subnet, gateway=gateway,
+            created=_now_rfc3339(), internal=internal, attachable=attachable,
+            icc=options.get("com.docker.network.bridge.enable_icc", "true") != "false",
+            masquerade=options.get("com.docker.network.bridge.enable_ip_masquerade", "true") != "false",
+            options=options, labels=labels,
+        )
+        with self.db.transaction():
+            self._insert_network(net)
+            self.ipam.add_pool(net.id, subnet, gateway)
+        try:
+            await self._setup_bridge(net)
+        except Exception as exc:
+            await self._teardown_bridge(net)
+            self._delete_network_rows(net)
+            raise SystemError_(f"failed to create network {name}: {exc}") from exc
+        self._publish("create", net)
+        return net
+
+    async def remove_network(self, name_or_id: str) -> None:
+        net = self.resolve(name_or_id)
+        if net.builtin:
+            raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
+        if self._endpoint_rows(network_id=net.id):
+            raise Forbidden(f"error while removing network: network {net.name} id {net.id} has active endpoints")
+        await self._teardown_bridge(net)
+        self._delete_network_rows(net)
+        self._publish("destroy", net)
+
+    async def prune_networks(self, filters: Filters | None = None) -> list[str]:
+        filters = filters or Filters()
+        filters.validate({"until", "label", "label!"})
+        until = None
+        if filters.get("until"):
+            until = _parse_until(filters.get("until")[-1])
+        deleted = []
+        for net in self._networks():
+            if net.builtin or self._endpoint_rows(network_id=net.id):
+                continue
+            if not filters.match_labels(net.labels):
+                continue
+            if any(_label_matches(net.labels, spec) for spec in filters.get("label!")):
+                continue
+            if until is not None and _created_ts(net.created) >= until:
+                continue
+            await self.remove_network(net.id)
+            deleted.append(net.name)
+        return deleted
+
+    # ================================================================ internals
+
+    def _ensure_builtin(self, gw: IPv4Interface) -> None:
+        bridge_opts = {
+            "com.docker.network.bridge.default_bridge": "true",
+            "com.docker.network.bridge.enable_icc": "true",
+            "com.docker.network.bridge.enable_ip_masquerade": "true",
+            "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+            "com.docker.network.bridge.name": self.config.bridge,
+            "com.docker.network.driver.mtu": str(self.mtu),
+        }
+        wanted = [
+            ("bridge", "bridge", self.config.bridge, gw.network, gw.ip, bridge_opts),
+            ("host", "host", None, None, None, {}),
+            ("none", "null", None, None, None, {}),
+        ]
+        with self.db.transaction() as c:
+            for name, driver, bridge, subnet, gateway, opts in wanted:
+                row = c.execute("SELECT * FROM net_networks WHERE name=?", (name,)).fetchone()
+                if row is None:
+                    self._insert_network(Network(
+                        id=_new_id(), name=name, driver=driver, bridge=bridge, subnet=subnet,
+                        gateway=gateway, created=_now_rfc3339(), builtin=True, options=opts,
+                    ))
+                    net_id = c.execute("SELECT id FROM net_networks WHERE name=?", (name,)).fetchone()[0]
+                else:
+                    net_id = row["id"]
+                    # --bridge/--bip may differ from the last run.
+                    c.execute(
+                        "UPDATE net_networks SET bridge=?, subnet=?, gateway=?, options=? WHERE id=?",
+                        (bridge, str(subnet) if subnet else None, str(gateway) if gateway else None,
+                         json.dumps(opts), net_id),
+                    )
+                if subnet is not None and gateway is not None:
+                    self.ipam.add_pool(net_id, subnet, gateway)
+
+    async def _setup_bridge(self, net: Network) -> None:
+        assert net.bridge and net.subnet and net.gateway
+        iface = IPv4Interface(f"{net.gateway}/{net.subnet.prefixlen}")
+        await asyncio.to_thread(links.ensure_bridge, net.bridge, iface, self.mtu)
+        policy = BridgePolicy(net.bridge, net.subnet, masquerade=net.masquerade, icc=net.icc, internal=net.internal)
+        await asyncio.to_thread(self.firewall.ensure_bridge, policy)
+
+    async def _teardown_bridge(self, net: Network) -> None:
+        assert net.bridge
+        for port in await asyncio.to_thread(links.bridge_ports, net.bridge):
+            await asyncio.to_thread(links.delete_link, port)
+        await asyncio.to_thread(links.delete_link, net.bridge)
+        await asyncio.to_thread(self.firewall.remove_bridge, net.bridge)
+
+    async def _record_host_state(self) -> None:
+        """Remember what we change on the host (once, so a crash-restart keeps the original)."""
+        if not self.config.iptables:
+            return
+        if self._state("fw_tables_created") is None:
+            present = await asyncio.to_thread(self.firewall.tables_present)
+            self._set_state("fw_tables_created", json.dumps(sorted({"nat", "filter"} - present)))
+        cur = await asyncio.to_thread(self.firewall.ip_forward)
+        if cur != "1":
+            if self._state("ip_forward_prev") is None:
+                self._set_state("ip_forward_prev", cur)
+            await asyncio.to_thread(self.firewall.set_ip_forward, "1")
+
+    async def _restore_host_state(self) -> None:
+        if not self.config.iptables:
+            return
+        bridge = self.config.bridge
+        others = await asyncio.to_thread(self.firewall.other_dockyard_chains, bridge)
+        created = self._state("fw_tables_created")
+        if created is not None and not others:
+            await asyncio.to_thread(self.firewall.prune_tables, set(json.loads(created)))
+        prev = self._state("ip_forward_prev")
+        # Another engine still routing for its containers keeps forwarding on.
+        if prev is not None and not others:
+            await asyncio.to_thread(self.firewall.set_ip_forward, prev)
+        self.db.execute("DELETE FROM net_state WHERE key IN ('fw_tables_created', 'ip_forward_prev')")
+
+    async def _choose_subnet(self, ipam: dict[str, Any]) -> tuple[IPv4Network, IPv4Address]:
+        if ipam.get("Driver") not in (None, "", "default"):
+            raise NotFound(f'plugin "{ipam["Driver"]}" not found')
+        configs = ipam.get("Config") or []
+        if not isinstance(configs, list) or len(configs) > 1:
+            raise InvalidParameter("only one IPAM Config entry (one IPv4 subnet) is supported")
+        taken = self.ipam.subnets()
+        if configs:
+            cfg = configs[0] if isinstance(configs[0], dict) else {}
+            if not cfg.get("Subnet"):
+                raise InvalidParameter("IPAM Config needs a Subnet")
+            subnet = parse_subnet(cfg["Subnet"])
+            if str(subnet) != cfg["Subnet"].strip():
+                raise InvalidParameter(f"invalid subnet {cfg['Subnet']}: it should be {subnet}")
+            if any(subnet.overlaps(t) for t in taken):
+                raise Forbidden("Pool overlaps with other one on this address space")
+            if cfg.get("Gateway"):
+                try:
+                    gateway = IPv4Address(cfg["Gateway"])
+                except ValueError:
+                    raise InvalidParameter(f"invalid gateway {cfg['Gateway']!r}") from None
+                if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+                    raise InvalidParameter(f"gateway {gateway} is not a host address of subnet {subnet}")
+            else:
+                gateway = subnet.network_address + 1
+            return subnet, gateway
+        routes = await asyncio.to_thread(links.host_routes)
+        subnet = pick_subnet(taken + routes)
+        return subnet, subnet.network_address + 1
+
+    def _unused_veth_name(self) -> str:
+        for _ in range(16):
+            name = links.veth_name()
+            if not self.db.query_one("SELECT 1 FROM net_endpoints WHERE host_veth=?", (name,)):
+                return name
+        raise SystemError_("could not pick a free veth name")
+
+    def _insert_network(self, n: Network) -> None:
+        self.db.execute(
+            "INSERT INTO net_networks(id, name, driver, bridge, subnet, gateway, created, internal,"
+            " attachable, enable_ipv6, icc, masquerade, builtin, options, labels)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (n.id, n.name, n.driver, n.bridge, str(n.subnet) if n.subnet else None,
+             str(n.gateway) if n.gateway else None, n.created, int(n.internal), int(n.attachable),
+             int(n.enable_ipv6), int(n.icc), int(n.masquerade), int(n.builtin),
+             json.dumps(n.options), json.dumps(n.labels)),
+        )
+
+    def _delete_network_rows(self, net: Network) -> None:
+        with self.db.transaction() as c:
+            self.ipam.remove_pool(net.id)
+            c.execute("DELETE FROM net_networks WHERE id=?", (net.id,))
+
+    def _insert_endpoint(self, ep: Endpoint) -> None:
+        self.db.execute(
+            "INSERT INTO net_endpoints(container_id, network_id, endpoint_id, name, sandbox, ifname,"
+            " host_veth, ip, prefix_len, gateway, mac, aliases, requested_ip, created)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (ep.container_id, ep.network_id, ep.endpoint_id, ep.name, ep.sandbox, ep.ifname,
+             ep.host_veth, ep.ip_address or None, ep.prefix_len, ep.gateway or None,
+             ep.mac_address or None, json.dumps(ep.aliases), ep.requested_ip, time.time()),
+        )
+
+    def _endpoint_rows(self, *, container_id: str | None = None, network_id: str | None = None):
+        if container_id is not None:
+            return self.db.query(
+                "SELECT * FROM net_endpoints WHERE container_id=? ORDER BY created", (container_id,)
+            )
+        return self.db.query("SELECT * FROM net_endpoints WHERE network_id=? ORDER BY created", (network_id,))
+
+    def _all_endpoints(self) -> list[Endpoint]:
+        return [Endpoint.from_row(r) for r in self.db.query("SELECT * FROM net_endpoints")]
+
+    def _networks(self, driver: str | None = None) -> list[Network]:
+        rows = self.db.query("SELECT * FROM net_networks ORDER BY builtin DESC, created")
+        nets = [Network.from_row(r) for r in rows]
+        return [n for n in nets if driver is None or n.driver == driver]
+
+    def _network_by_id(self, network_id: str) -> Network | None:
+        row = self.db.query_one("SELECT * FROM net_networks WHERE id=?", (network_id,))
+        return Network.from_row(row) if row else None
+
+    def _decorate(self, ep: Endpoint, net: Network) -> Endpoint:
+        if net.driver == "bridge" and not net.is_default_bridge:
+            ep.dns_names = [n for n in [ep.name, ep.container_id[:12], *ep.aliases] if n]
+        return ep
+
+    def _container_name(self, ep: Endpoint) -> str:
+        if self.container_name is not None:
+            try:
+                current = self.container_name(ep.container_id)
+            except Exception:  # a vanished container: keep what we stored
+                current = None
+            if current:
+                return current.lstrip("/")
+        return ep.name.lstrip("/")
+
+    def _render(self, net: Network, *, containers: bool) -> dict[str, Any]:
+        ipam_config = []
+        if net.subnet is not None:
+            ipam_config = [{"Subnet": str(net.subnet), "Gateway": str(net.gateway)}]
+        conts: dict[str, Any] = {}
+        if containers:
+            for r in self._endpoint_rows(network_id=net.id):
+                ep = Endpoint.from_row(r)
+                conts[ep.container_id] = {
+                    "Name": self._container_name(ep),
+                    "EndpointID": ep.endpoint_id,
+                    "MacAddress": ep.mac_address,
+                    "IPv4Address": f"{ep.ip_address}/{ep.prefix_len}" if ep.ip_address else "",
+                    "IPv6Address": "",
+                }
+        opts = dict(net.options)
+        if net.driver == "bridge" and not net.builtin:
+            opts.setdefault("com.docker.network.bridge.name", net.bridge or "")
+        return {
+            "Name": net.name,
+            "Id": net.id,
+            "Created": net.created,
+            "Scope": "local",
+            "Driver": net.driver,
+            "EnableIPv4": True,
+            "EnableIPv6": net.enable_ipv6,
+            "IPAM": {"Driver": "default", "Options": None if net.builtin else {}, "Config": ipam_config},
+            "Internal": net.internal,
+            "Attachable": net.attachable,
+            "Ingress": False,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": False,
+            "Containers": conts,
+            "Options": opts,
+            "Labels": dict(net.labels),
+        }
+
+    def _match(self, net: Network, f: Filters) -> bool:
+        if f.get("driver") and net.driver not in f.get("driver"):
+            return False
+        if f.get("id") and not any(net.id.startswith(v) for v in f.get("id")):
+            return False
+        if f.get("name") and not any(v in net.name for v in f.get("name")):
+            return False
+        if f.get("scope") and "local" not in f.get("scope"):
+            return False
+        for t in f.get("type"):
+            if t not in ("custom", "builtin"):
+                raise InvalidParameter(f"invalid filter: 'type'='{t}'")
+        if f.get("type") and ("builtin" if net.builtin else "custom") not in f.get("type"):
+            return False
+        dangling = f.bool_value("dangling")
+        if dangling is not None:
+            unused = not net.builtin and not self._endpoint_rows(network_id=net.id)
+            if dangling != unused:
+                return False
+        return f.match_labels(net.labels)
+
+    def _publish(self, action: str, net: Network, container_id: str | None = None) -> None:
+        attrs = {"name": net.name}
+        if container_id:
+            attrs["container"] = container_id
+        ev = self.events.publish("network", action, net.id, **attrs)
+        # EventBus.publish's own first parameter is called `type`, so Docker's
+        # `type` attribute is added afterwards (before any subscriber runs).
+        ev.attributes["type"] = net.driver
+
+    def _state(self, key: str) -> str | None:
+        return self.db.scalar("SELECT value FROM net_state WHERE key=?", (key,))
+
+    def _set_state(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO net_state(key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+
+def _label_matches(labels: dict[str, str], spec: str) -> bool:
+    k, sep, v = spec.partition("=")
+    return k in labels and (not sep or labels[k] == v)
+
+
+def _parse_until(value: str) -> float:
+    """`until`: a unix timestamp, an RFC 3339 date or a Go-style duration ago (10m, 2h)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", value)
+    if m:
+        mult = {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+        return time.time() - float(m.group(1)) * mult
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise InvalidParameter(f"invalid filter 'until={value}'") from None
+
+
+def _created_ts(created: str) -> float:
+    return datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
