@@ -1,0 +1,496 @@
+"""Layer snapshots for overlayfs: data_root/layers/<chain-hex>/diff.
+
+Lifecycle of a layer (compare containerd's snapshotter Prepare/Apply/Commit):
+
+1. `import_layer(src)` decompresses the (gzip, bzip2, xz, zstd or plain) tar
+   into a temp blob while hashing it: the hash is the layer's DiffID, and with
+   the parent's ChainID it gives this layer's ChainID.
+2. If no layer with that ChainID exists yet, the tar is unpacked into
+   layers/tmp/<random>/diff, converting OCI/Docker whiteouts to overlayfs
+   ones (`.wh.x` -> character device 0:0 named x; `.wh..wh..opq` -> xattr
+   trusted.overlay.opaque=y on the directory), then the whole directory is
+   renamed to layers/<chain-hex>.  A crash mid-unpack leaves only layers/tmp
+   debris, never a half layer under its final name.
+3. The row goes into SQLite, and the uncompressed tar is kept in the content
+   store under its DiffID so that `docker save` can reproduce it byte for byte.
+
+Layers are shared: each is stored once per ChainID, and images hold
+references to it (`add_refs(owner, chain_ids)` in the same transaction that
+records the image).  A layer with no reference is garbage: `gc()` removes it.
+Between step 1 and the image's commit a fresh layer has no reference yet, so
+importers "pin" it; gc skips pinned layers.  `repair()` at engine start
+removes temp debris, directories with no row and rows with no reference.
+
+Everything here blocks; services call it through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import bz2
+import errno
+import gzip
+import logging
+import lzma
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import tempfile
+import threading
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from ..errors import InvalidParameter, NotFound
+from ..oci import digest as dg
+from .content import CHUNK, ContentStore
+from .metadata import Database
+
+log = logging.getLogger(__name__)
+
+WHITEOUT_PREFIX = ".wh."
+WHITEOUT_META_PREFIX = ".wh..wh."
+WHITEOUT_OPAQUE = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS layers (
+    chain_id TEXT PRIMARY KEY,
+    diff_id  TEXT NOT NULL,
+    parent   TEXT,
+    size     INTEGER NOT NULL,
+    created  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS layers_diff ON layers(diff_id);
+CREATE TABLE IF NOT EXISTS layer_refs (
+    owner    TEXT NOT NULL,
+    chain_id TEXT NOT NULL REFERENCES layers(chain_id),
+    PRIMARY KEY (owner, chain_id)
+);
+CREATE INDEX IF NOT EXISTS layer_refs_chain ON layer_refs(chain_id);
+"""
+
+
+@dataclass(frozen=True)
+class Layer:
+    chain_id: str
+    diff_id: str
+    parent: str | None
+    size: int  # bytes of regular files in this layer (Docker's layer size)
+
+
+# ------------------------------------------------------------ pure helpers
+
+
+def clean_member_name(name: str) -> str:
+    """A tar member name relative to the layer root; refuses escapes.
+
+    Leading "/" and "./" are dropped as tar does; "." is the root itself.
+    Any ".." that would climb above the root is an InvalidParameter.
+    """
+    if "\x00" in name:
+        raise InvalidParameter(f"invalid tar member name {name!r}")
+    parts: list[str] = []
+    for comp in name.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if not parts:
+                raise InvalidParameter(f"invalid tar: path {name!r} escapes the layer root")
+            parts.pop()
+            continue
+        parts.append(comp)
+    return "/".join(parts) or "."
+
+
+def classify_whiteout(rel: str) -> tuple[str, str] | None:
+    """("opaque", dir) | ("whiteout", path) | ("meta", path) for whiteout names, else None."""
+    parent, _, base = rel.rpartition("/")
+    if not base.startswith(WHITEOUT_PREFIX):
+        return None
+    if base == WHITEOUT_OPAQUE:
+        return "opaque", parent or "."
+    if base.startswith(WHITEOUT_META_PREFIX):
+        return "meta", rel
+    target = base[len(WHITEOUT_PREFIX):]
+    if not target or target in (".", ".."):
+        raise InvalidParameter(f"invalid whiteout {rel!r}")
+    return "whiteout", (parent + "/" + target) if parent else target
+
+
+def _magic_kind(head: bytes) -> str:
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"BZh"):
+        return "bzip2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    return "tar"
+
+
+@contextmanager
+def decompressed(f: BinaryIO) -> Iterator[BinaryIO]:
+    """Wrap a seekable stream so that reads return the uncompressed tar."""
+    head = f.read(6)
+    f.seek(0)
+    kind = _magic_kind(head)
+    if kind == "tar":
+        yield f
+    elif kind == "gzip":
+        with gzip.GzipFile(fileobj=f, mode="rb") as g:
+            yield g  # type: ignore[misc]
+    elif kind == "bzip2":
+        with bz2.BZ2File(f, "rb") as b:
+            yield b  # type: ignore[misc]
+    elif kind == "xz":
+        with lzma.LZMAFile(f, "rb") as x:
+            yield x  # type: ignore[misc]
+    else:  # zstd: no module in the stdlib, Debian's zstd binary does it
+        zstd = shutil.which("zstd")
+        if zstd is None:
+            raise InvalidParameter("zstd-compressed layers need the zstd program, which is not installed")
+        proc = subprocess.Popen([zstd, "-dcq"], stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            yield proc.stdout  # type: ignore[misc]
+        finally:
+            proc.stdout.close()  # type: ignore[union-attr]
+            err = proc.stderr.read()  # type: ignore[union-attr]
+            proc.stderr.close()  # type: ignore[union-attr]
+            if proc.wait() != 0:
+                raise InvalidParameter(f"zstd: {err.decode(errors='replace').strip()}")
+
+
+# ------------------------------------------------------------ unpacking
+
+
+def _remove(path: str) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def _ensure_parent(root: str, rel: str) -> str:
+    """Create missing parent directories of `rel`; refuse to go through a symlink or file."""
+    parts = rel.split("/")[:-1]
+    cur = root
+    for comp in parts:
+        cur = os.path.join(cur, comp)
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            os.mkdir(cur, 0o755)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            raise InvalidParameter(f"invalid tar: {rel!r} goes through non-directory {comp!r}")
+    return os.path.join(root, rel)
+
+
+def _apply_xattrs(path: str, member: tarfile.TarInfo) -> None:
+    for key, value in member.pax_headers.items():
+        if not key.startswith("SCHILY.xattr."):
+            continue
+        name = key[len("SCHILY.xattr."):]
+        try:
+            os.setxattr(path, name, value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
+        except OSError as exc:
+            # Filesystems without user/security xattrs: keep going, as Docker does
+            # for ENOTSUP; anything else is a real failure.
+            if exc.errno not in (errno.ENOTSUP, errno.EPERM):
+                raise
+            log.debug("xattr %s on %s not applied: %s", name, path, exc)
+
+
+def unpack_tar(tar_path: Path, dest: Path) -> int:
+    """Unpack an uncompressed layer tar into `dest` with overlayfs whiteouts.
+
+    Returns the layer size (bytes of regular files).  `dest` must exist.
+    """
+    root = str(dest)
+    size = 0
+    dir_times: list[tuple[str, int]] = []
+    try:
+        tf = tarfile.open(tar_path, "r:", errorlevel=2)
+    except tarfile.ReadError as exc:
+        raise InvalidParameter(f"invalid tar archive: {exc}") from None
+    with tf:
+        try:
+            members = iter(tf)
+            for m in members:
+                size += _unpack_member(tf, m, root, dir_times)
+        except tarfile.TarError as exc:
+            raise InvalidParameter(f"invalid tar archive: {exc}") from None
+    # Directory mtimes last: creating children would change them.
+    for path, mtime in reversed(dir_times):
+        os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
+    return size
+
+
+def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times: list) -> int:
+    rel = clean_member_name(m.name)
+    wh = classify_whiteout(rel) if rel != "." else None
+    if wh is not None:
+        kind, target = wh
+        if kind == "opaque":
+            d = root if target == "." else _ensure_parent(root, target + "/x")[:-2]
+            if not os.path.isdir(d) or os.path.islink(d):
+                os.mkdir(d, 0o755)
+            os.setxattr(d, OPAQUE_XATTR, b"y", follow_symlinks=False)
+        elif kind == "whiteout":
+            path = _ensure_parent(root, target)
+            _remove(path)
+            os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+            os.chown(path, m.uid, m.gid, follow_symlinks=False)
+        # "meta" (.wh..wh.plnk and friends, aufs bookkeeping): skipped.
+        return 0
+
+    path = root if rel == "." else _ensure_parent(root, rel)
+    mode = m.mode & 0o7777
+    size = 0
+    if m.isdir():
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode):
+                os.unlink(path)
+                os.mkdir(path, 0o700)
+        except FileNotFoundError:
+            os.mkdir(path, 0o700)
+    elif rel == ".":
+        raise InvalidParameter("invalid tar: the root must be a directory")
+    elif m.isreg():
+        _remove(path)
+        src = tf.extractfile(m)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            if src is not None:
+                shutil.copyfileobj(src, out, CHUNK)
+        size = m.size
+    elif m.issym():
+        _remove(path)
+        os.symlink(m.linkname, path)
+    elif m.islnk():
+        target_rel = clean_member_name(m.linkname)
+        if target_rel == ".":
+            raise InvalidParameter(f"invalid tar: hardlink {m.name!r} to the root")
+        target = _ensure_parent(root, target_rel)
+        if not os.path.lexists(target):
+            raise InvalidParameter(f"invalid tar: hardlink {m.name!r} to missing {m.linkname!r}")
+        _remove(path)
+        os.link(target, path, follow_symlinks=False)
+        return 0  # metadata is the target's; size counted once
+    elif m.ischr() or m.isblk() or m.isfifo():
+        _remove(path)
+        kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
+        os.mknod(path, kind | mode, os.makedev(m.devmajor, m.devminor) if not m.isfifo() else 0)
+    else:
+        log.warning("skipping tar member %r of unsupported type %r", m.name, m.type)
+        return 0
+
+    os.chown(path, m.uid, m.gid, follow_symlinks=False)
+    if not m.issym():
+        os.chmod(path, mode)  # after chown, which clears setuid/setgid
+    _apply_xattrs(path, m)
+    mtime = int(m.mtime * 1_000_000_000)
+    if m.isdir():
+        dir_times.append((path, mtime))
+    else:
+        os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
+    return size
+
+
+def dir_size(path: Path) -> int:
+    """Bytes of regular files under `path` (hardlinks counted once)."""
+    seen: set[int] = set()
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            st = os.lstat(os.path.join(dirpath, f))
+            if stat.S_ISREG(st.st_mode) and st.st_ino not in seen:
+                seen.add(st.st_ino)
+                total += st.st_size
+    return total
+
+
+# ------------------------------------------------------------ the store
+
+
+class LayerStore:
+    def __init__(self, root: Path, db: Database, content: ContentStore) -> None:
+        self.root = Path(root)
+        self.tmp_dir = self.root / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o711)
+        self.db = db
+        self.content = content
+        db.ensure_schema(SCHEMA)
+        self._lock = threading.Lock()
+        self._pins: Counter[str] = Counter()
+
+    # -- queries
+
+    def dir(self, chain_id: str) -> Path:
+        return self.root / dg.hex_of(chain_id)
+
+    def diff_dir(self, chain_id: str) -> Path:
+        return self.dir(chain_id) / "diff"
+
+    def get(self, chain_id: str) -> Layer | None:
+        row = self.db.query_one("SELECT * FROM layers WHERE chain_id=?", (chain_id,))
+        if row is None:
+            return None
+        return Layer(row["chain_id"], row["diff_id"], row["parent"], row["size"])
+
+    def require(self, chain_id: str) -> Layer:
+        layer = self.get(chain_id)
+        if layer is None:
+            raise NotFound(f"layer {chain_id} does not exist")
+        return layer
+
+    def all(self) -> list[Layer]:
+        return [Layer(r["chain_id"], r["diff_id"], r["parent"], r["size"])
+                for r in self.db.query("SELECT * FROM layers")]
+
+    def refcount(self, chain_id: str) -> int:
+        return int(self.db.scalar("SELECT COUNT(*) FROM layer_refs WHERE chain_id=?", (chain_id,)))
+
+    def tar_path(self, diff_id: str) -> Path:
+        """The layer's uncompressed tar, byte-identical to what was imported."""
+        p = self.content.path(diff_id)
+        if not p.exists():
+            raise NotFound(f"layer tar {diff_id} is missing from the content store")
+        return p
+
+    # -- pins
+
+    def unpin(self, chain_ids: list[str]) -> None:
+        with self._lock:
+            for c in chain_ids:
+                self._pins[c] -= 1
+                if self._pins[c] <= 0:
+                    del self._pins[c]
+
+    @contextmanager
+    def pinning(self) -> Iterator[list[str]]:
+        """Layers imported inside this block are safe from gc() until it ends."""
+        pinned: list[str] = []
+        try:
+            yield pinned
+        finally:
+            self.unpin(pinned)
+
+    # -- import
+
+    def import_layer(self, src: Path, parent: str | None, pinned: list[str],
+                     expected_diff_id: str | None = None) -> Layer:
+        """Import one layer from a (possibly compressed) tar file; pins it into `pinned`."""
+        with open(src, "rb") as f, self.content.writer() as blob:
+            try:
+                with decompressed(f) as plain:
+                    shutil.copyfileobj(plain, blob, CHUNK)
+            except (OSError, EOFError, lzma.LZMAError, gzip.BadGzipFile) as exc:
+                raise InvalidParameter(f"invalid layer archive: {exc}") from None
+            diff_id = blob.digest
+            if expected_diff_id is not None and expected_diff_id != diff_id:
+                raise InvalidParameter(f"layer digest mismatch: config says {expected_diff_id}, tar is {diff_id}")
+            chain_id = diff_id if parent is None else dg.sha256_bytes(f"{parent} {diff_id}".encode())
+            with self._lock:
+                self._pins[chain_id] += 1
+            pinned.append(chain_id)
+            existing = self.get(chain_id)
+            if existing is not None and self.diff_dir(chain_id).is_dir():
+                blob.commit(diff_id)
+                return existing
+            blob.flush()
+            work = Path(tempfile.mkdtemp(dir=self.tmp_dir, prefix="unpack-"))
+            try:
+                (work / "diff").mkdir()
+                os.chmod(work / "diff", 0o755)
+                size = unpack_tar(blob.tmp_path, work / "diff")
+                blob.commit(diff_id)
+                try:
+                    os.rename(work, self.dir(chain_id))
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise
+                    # Someone unpacked the same layer concurrently: theirs wins.
+                    shutil.rmtree(work, ignore_errors=True)
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
+        self.db.execute(
+            "INSERT OR IGNORE INTO layers(chain_id, diff_id, parent, size, created) "
+            "VALUES (?,?,?,?,strftime('%s','now'))",
+            (chain_id, diff_id, parent, size),
+        )
+        return self.require(chain_id)
+
+    # -- references (call inside the owner's db transaction)
+
+    def add_refs(self, owner: str, chain_ids: list[str]) -> None:
+        for c in chain_ids:
+            self.db.execute("INSERT OR IGNORE INTO layer_refs(owner, chain_id) VALUES (?,?)", (owner, c))
+
+    def drop_refs(self, owner: str) -> None:
+        self.db.execute("DELETE FROM layer_refs WHERE owner=?", (owner,))
+
+    # -- garbage
+
+    def gc(self) -> list[str]:
+        """Remove layers nobody references or pins; returns their chain IDs."""
+        with self._lock:
+            rows = self.db.query(
+                "SELECT chain_id, diff_id FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM layer_refs)"
+            )
+            victims = [(r["chain_id"], r["diff_id"]) for r in rows if r["chain_id"] not in self._pins]
+            with self.db.transaction():
+                for chain_id, _ in victims:
+                    self.db.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
+        for chain_id, diff_id in victims:
+            self._remove_dir(self.dir(chain_id))
+            if self.db.scalar("SELECT COUNT(*) FROM layers WHERE diff_id=?", (diff_id,)) == 0:
+                self.content.delete(diff_id)
+        return [c for c, _ in victims]
+
+    def _remove_dir(self, d: Path) -> None:
+        # Rename first so a crash mid-delete leaves debris in tmp, not a half layer.
+        if not d.exists():
+            return
+        trash = Path(tempfile.mkdtemp(dir=self.tmp_dir, prefix="del-"))
+        try:
+            os.rename(d, trash / "x")
+        except FileNotFoundError:
+            pass
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def repair(self) -> dict[str, int]:
+        """Engine start: drop temp debris, orphan directories and unreferenced layers."""
+        stats = {"tmp": 0, "orphan_dirs": 0, "missing_dirs": 0, "unreferenced": 0}
+        for p in self.tmp_dir.iterdir():
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
+            stats["tmp"] += 1
+        known = {dg.hex_of(r["chain_id"]): r["chain_id"] for r in self.db.query("SELECT chain_id FROM layers")}
+        for p in self.root.iterdir():
+            if p.name == "tmp":
+                continue
+            if p.name not in known:
+                log.info("removing orphan layer directory %s", p)
+                self._remove_dir(p)
+                stats["orphan_dirs"] += 1
+        for hexid, chain_id in known.items():
+            if not (self.root / hexid / "diff").is_dir():
+                log.warning("layer %s has no directory; forgetting it", chain_id)
+                with self.db.transaction():
+                    self.db.execute("DELETE FROM layer_refs WHERE chain_id=?", (chain_id,))
+                    self.db.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
+                stats["missing_dirs"] += 1
+        stats["unreferenced"] = len(self.gc())
+        return stats

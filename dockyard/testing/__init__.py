@@ -1,0 +1,1 @@
+"""Helpers for tests, benchmarks and the demo (no test framework imports here)."""
