@@ -37,6 +37,7 @@ def engine_main(argv: list[str]) -> int:
     a = _engine_parser().parse_args(argv)
     level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(a.log_level, a.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
     cfg = EngineConfig(
         data_root=Path(a.data_root),
         exec_root=Path(a.exec_root),

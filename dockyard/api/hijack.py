@@ -116,5 +116,7 @@ async def hijack(request: web.Request, content_type: str = RAW_STREAM) -> Hijack
     except Exception:
         pass
     transport.write(head.encode())
-    protocol.force_close()  # aiohttp must not reuse this connection afterwards
+    # aiohttp must not reuse this connection once the handler returns
+    protocol.keep_alive(False)
+    protocol.close()
     return Hijacked(request, transport, raw)

@@ -1,0 +1,60 @@
+"""Session fixtures: one real engine for the session, a busybox image in it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from engine_harness import EngineProcess  # noqa: E402
+
+from dockyard.testing.busybox import make_busybox_rootfs_tar  # noqa: E402
+
+BUSYBOX = "busybox:latest"
+
+
+@pytest.fixture(scope="session")
+def engine():
+    eng = EngineProcess()
+    try:
+        eng.start()
+        with tempfile.TemporaryDirectory() as td:
+            tar = make_busybox_rootfs_tar(Path(td) / "rootfs.tar")
+            r = eng.cli("import", str(tar), BUSYBOX, timeout=120)
+            assert r.returncode == 0, r.stderr.decode() + eng.log_tail()
+        yield eng
+    finally:
+        eng.cleanup()
+
+
+@pytest.fixture
+def client(engine):
+    c = engine.client()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def api(engine):
+    a = engine.api()
+    yield a
+    a.close()
+
+
+@pytest.fixture
+def cleanup_containers(engine):
+    """Remove, after the test, every container it created."""
+    before = {c["Id"] for c in engine.api().containers(all=True)}
+    yield
+    api = engine.api()
+    for c in api.containers(all=True):
+        if c["Id"] not in before:
+            try:
+                api.remove_container(c["Id"], force=True)
+            except Exception:
+                pass

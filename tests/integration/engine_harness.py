@@ -1,0 +1,178 @@
+"""A real dockyard engine on a private socket, data root, exec root, bridge and subnet.
+
+Used by the session fixture in conftest.py and by tests that need an engine of
+their own (restarts, crashes).  Cleanup is thorough and runs even when a test
+fails: containers, monitor processes, mounts, the bridge and its iptables rules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+
+
+def _free_subnet() -> str:
+    return f"10.{random.randint(100, 250)}.{random.randint(0, 255)}.1/24"
+
+
+class EngineProcess:
+    def __init__(self, root: Path | None = None, bridge: str | None = None, bip: str | None = None,
+                 extra_args: list[str] | None = None) -> None:
+        self.root = root or Path(tempfile.mkdtemp(prefix="dyk-", dir="/tmp"))
+        self.data_root = self.root / "data"
+        self.exec_root = self.root / "run"
+        self.socket = str(self.root / "engine.sock")
+        self.bridge = bridge or f"dyt{secrets.token_hex(3)}"
+        self.bip = bip or _free_subnet()
+        self.extra_args = extra_args or []
+        self.log_path = self.root / "engine.log"
+        self.proc: subprocess.Popen | None = None
+        self.docker_config = self.root / "docker-config"
+        self.docker_config.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def docker_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["DOCKER_HOST"] = f"unix://{self.socket}"
+        env["DOCKER_CONFIG"] = str(self.docker_config)
+        env.pop("DOCKER_CONTEXT", None)
+        env.pop("DOCKER_TLS_VERIFY", None)
+        return env
+
+    def start(self, timeout: float = 20) -> None:
+        args = [sys.executable, "-m", "dockyard.cli", "engine", "-H", f"unix://{self.socket}",
+                "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
+                "--bridge", self.bridge, "--bip", self.bip, "--log-level", "debug", *self.extra_args]
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"engine exited early:\n{self.log_tail()}")
+            try:
+                if self.client(timeout=2).ping():
+                    return
+            except Exception:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"engine did not answer in {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_bytes()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def client(self, timeout: int = 60) -> docker.DockerClient:
+        return docker.DockerClient(base_url=f"unix://{self.socket}", timeout=timeout)
+
+    def api(self, timeout: int = 60) -> docker.APIClient:
+        return docker.APIClient(base_url=f"unix://{self.socket}", timeout=timeout)
+
+    def cli(self, *args: str, input: bytes | None = None, timeout: float = 60,
+            check: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", *args], env=self.docker_env, input=input,
+                              capture_output=True, timeout=timeout, check=check)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        self.logf.close()
+        return rc
+
+    def kill9(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    # ------------------------------------------------------------ cleanup
+    def remove_all_containers(self) -> None:
+        try:
+            api = self.api(timeout=30)
+            for c in api.containers(all=True):
+                try:
+                    api.remove_container(c["Id"], force=True)
+                except Exception:
+                    pass
+        except Exception:
+            pass
+
+    def monitor_pids(self) -> list[int]:
+        """conmon processes serving this engine (their command lines name our exec root)."""
+        out = []
+        marker = str(self.exec_root).encode()
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"conmon") and any(marker in a for a in argv):
+                out.append(int(d))
+        return out
+
+    def mounts(self) -> list[str]:
+        prefix = str(self.root) + "/"
+        with open("/proc/self/mountinfo") as f:
+            return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+
+    def cleanup(self) -> None:
+        """Leave the host as it was, whatever state the engine and tests left."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.remove_all_containers()
+            self.stop()
+        # runc containers and their monitors that outlived a crashed engine
+        runc_root = self.exec_root / "runc"
+        if runc_root.exists():
+            for d in runc_root.iterdir():
+                subprocess.run(["runc", "--root", str(runc_root), "kill", "--all", d.name, "KILL"],
+                               capture_output=True)
+                subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", d.name],
+                               capture_output=True)
+        for pid in self.monitor_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for mp in sorted(self.mounts(), key=len, reverse=True):
+            subprocess.run(["umount", "-l", mp], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        _remove_iptables_rules(self.bridge)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _remove_iptables_rules(bridge: str) -> None:
+    """Delete any rule or chain that names our bridge (a safety net for crashed engines)."""
+    for table in ("nat", "filter"):
+        out = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout
+        chains = set()
+        for line in out.splitlines():
+            if bridge in line and line.startswith("-A "):
+                parts = line.split()
+                subprocess.run(["iptables", "-t", table, "-D", *parts[1:]], capture_output=True)
+            if line.startswith(":") and bridge.upper() in line.upper():
+                chains.add(line[1:].split()[0])
+        for ch in chains:
+            subprocess.run(["iptables", "-t", table, "-F", ch], capture_output=True)
+            subprocess.run(["iptables", "-t", table, "-X", ch], capture_output=True)
