@@ -1,0 +1,1 @@
+"""Distribution: the OCI registry server (registry/) and, later, the registry client."""

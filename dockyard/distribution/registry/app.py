@@ -1,0 +1,482 @@
+"""The HTTP layer: parse the request, call one service, render the reply.
+
+One catch-all route dispatches on regular expressions because repository names
+contain slashes.  Errors are RegistryError, rendered by `_errors` middleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from typing import Any, Awaitable, Callable
+from urllib.parse import urlencode
+
+from aiohttp import web
+from aiohttp.client_exceptions import ClientError
+
+from . import locking
+from .auth import Scope
+from .errors import RegistryError
+from .mediatypes import OCI_INDEX, acceptable
+from .names import parse_digest, validate_name
+from .service import Registry
+from .tags import parse_n
+from .uploads import UploadSession
+
+log = logging.getLogger("dockyard.registry")
+
+API_VERSION = "registry/2.0"
+_BUFFER = 4 << 20  # bytes handed to the writer thread at a time
+REGISTRY_KEY = web.AppKey("registry", Registry)
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+Handler = Callable[[web.Request, "Match"], Awaitable[web.StreamResponse]]
+
+
+class Match:
+    def __init__(self, groups: dict[str, str]) -> None:
+        self.name = groups.get("name", "")
+        self.ref = groups.get("ref", "")
+        self.digest = groups.get("digest", "")
+        self.uuid = groups.get("uuid", "")
+
+
+def _reg(request: web.Request) -> Registry:
+    return request.app[REGISTRY_KEY]
+
+
+def _base_url(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+async def _authorize(request: web.Request, scope: Scope | None) -> str | None:
+    reg = _reg(request)
+    if not reg.auth.enabled:
+        return None
+    return await asyncio.to_thread(reg.auth.authorize, request.headers.get("Authorization"), scope,
+                                   _base_url(request))
+
+
+def _repo_scope(name: str, *actions: str) -> Scope:
+    return Scope("repository", name, tuple(actions))
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None,
+          content_type: str = "application/json") -> web.Response:
+    return web.Response(body=json.dumps(data).encode(), status=status, headers=headers,
+                        content_type=content_type)
+
+
+def _link(path: str, n: int | None, last: str) -> str:
+    q = {"last": last}
+    if n is not None:
+        q["n"] = str(n)
+    return f'<{path}?{urlencode(q)}>; rel="next"'
+
+
+# --- body streaming -------------------------------------------------------------
+
+async def _pump(request: web.Request, session: UploadSession) -> None:
+    """Stream the request body into the session: the loop reads the socket while a
+    thread hashes and writes the previous buffer (double buffering)."""
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[None] | None = None
+    buf: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.content.iter_any():
+            buf.append(chunk)
+            size += len(chunk)
+            if size >= _BUFFER:
+                if pending is not None:
+                    await pending
+                pending = loop.run_in_executor(None, session.write_chunks, buf)
+                buf, size = [], 0
+    except (ClientError, ConnectionError, asyncio.IncompleteReadError, web.HTTPException) as e:
+        # Keep what arrived so the client can resume from the upload's Range.
+        await _flush(loop, pending, session, buf)
+        raise RegistryError("BLOB_UPLOAD_INVALID", f"upload interrupted: {e}") from None
+    await _flush(loop, pending, session, buf)
+
+
+async def _flush(loop: asyncio.AbstractEventLoop, pending: "asyncio.Future[None] | None",
+                 session: UploadSession, buf: list[bytes]) -> None:
+    if pending is not None:
+        await pending
+    if buf:
+        await loop.run_in_executor(None, session.write_chunks, buf)
+
+
+def _content_length(request: web.Request) -> int | None:
+    v = request.headers.get("Content-Length")
+    if v is None:
+        return None
+    try:
+        n = int(v)
+    except ValueError:
+        raise RegistryError("SIZE_INVALID", "malformed Content-Length") from None
+    return n
+
+
+# --- handlers -------------------------------------------------------------------
+
+async def base(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, None)
+    return _json({})
+
+
+async def catalog(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, Scope("registry", "catalog", ("*",)))
+    n = parse_n(request.query.get("n"))
+    last = request.query.get("last")
+    repos, more = await asyncio.to_thread(_reg(request).repos.catalog, n, last)
+    headers = {"Link": _link("/v2/_catalog", n, repos[-1])} if more and repos else None
+    return _json({"repositories": repos}, headers=headers)
+
+
+async def search(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, Scope("registry", "catalog", ("search",)))
+    q = request.query.get("q", "")
+    try:
+        n = int(request.query.get("n", "25"))
+        page = int(request.query.get("page", "1"))
+    except ValueError:
+        raise RegistryError("PAGINATION_NUMBER_INVALID", "n and page must be integers") from None
+    return _json(await asyncio.to_thread(_reg(request).repos.search, q, n, page))
+
+
+async def tags_list(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, _repo_scope(m.name, "pull"))
+    n = parse_n(request.query.get("n"))
+    last = request.query.get("last")
+    tags, more = await asyncio.to_thread(_reg(request).tags.list, m.name, n, last)
+    headers = {"Link": _link(f"/v2/{m.name}/tags/list", n, tags[-1])} if more and tags else None
+    return _json({"name": m.name, "tags": tags}, headers=headers)
+
+
+async def manifest_get(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, _repo_scope(m.name, "pull"))
+    man = await asyncio.to_thread(_reg(request).manifests.get, m.name, m.ref)
+    if not acceptable(man.media_type, request.headers.getall("Accept", [])):
+        raise RegistryError("MANIFEST_UNKNOWN",
+                            f"manifest is a {man.media_type}, which the Accept header does not allow",
+                            {"mediaType": man.media_type})
+    return web.Response(body=man.body, headers={
+        "Content-Type": man.media_type, "Docker-Content-Digest": str(man.digest),
+        "ETag": f'"{man.digest}"'})
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise RegistryError("SIZE_INVALID", f"manifest is larger than {limit} bytes", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def manifest_put(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    reg = _reg(request)
+    body = await _read_limited(request, reg.cfg.manifest_size)
+    extra = request.query.getall("tag", [])
+
+    def put() -> Any:
+        with locking.root_lock(reg.lock_dir, exclusive=False):
+            return reg.manifests.put(m.name, m.ref, body, request.headers.get("Content-Type"), extra)
+
+    res = await asyncio.to_thread(put)
+    headers = {"Location": f"/v2/{m.name}/manifests/{res.digest}", "Docker-Content-Digest": str(res.digest)}
+    if res.subject is not None:
+        headers["OCI-Subject"] = str(res.subject)
+    resp = web.Response(status=201, headers=headers)
+    if extra:
+        resp.headers["OCI-Tag"] = ", ".join(extra)
+    return resp
+
+
+async def manifest_delete(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, _repo_scope(m.name, "delete"))
+    await asyncio.to_thread(_reg(request).manifests.delete, m.name, m.ref)
+    return web.Response(status=202)
+
+
+async def blob_get(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, _repo_scope(m.name, "pull"))
+    reg = _reg(request)
+    d = parse_digest(m.digest)
+    touch = request.method == "HEAD"  # a client checking before it references the blob: shield it from GC
+
+    def stat() -> Any:
+        info = reg.blobs.stat(m.name, d)
+        if touch:
+            reg.blobs.touch(d)
+        return info
+
+    info = await asyncio.to_thread(stat)
+    headers = {"Docker-Content-Digest": str(d), "Content-Type": "application/octet-stream",
+               "ETag": f'"{d}"', "Accept-Ranges": "bytes", "Cache-Control": "max-age=31536000"}
+    rng = request.headers.get("Range")
+    span = _parse_range(rng, info.size) if rng else None
+    if span == "unsatisfiable":
+        return _json({"errors": [{"code": "BLOB_UNKNOWN", "message": f"range {rng[:100]!r} not satisfiable",
+                                  "detail": {"size": info.size}}]},
+                     status=416, headers={"Content-Range": f"bytes */{info.size}", "Docker-Content-Digest": str(d)})
+    local = reg.blobs.local_path(d)
+    if local is not None:
+        # sendfile(2), with aiohttp's own Range handling for the ranges we accepted;
+        # a Range we ignore (malformed, multi-range) is stripped so the reply is a plain 200.
+        resp = web.FileResponse(local, headers=headers)
+        if rng and span is None:
+            h = request.headers.copy()
+            del h["Range"]
+            await resp.prepare(request.clone(headers=h))
+        return resp
+    return await _stream_blob(request, reg, d, info.size, headers, span)
+
+
+def _parse_range(value: str, size: int) -> "tuple[int, int] | str | None":
+    """One `bytes=a-b` range -> (start, end) inclusive; "unsatisfiable"; or None to ignore it."""
+    mr = _RANGE_RE.match(value.strip())
+    if not mr or not (mr.group(1) or mr.group(2)):
+        return None
+    a, b = mr.groups()
+    if a:
+        start = int(a)
+        end = min(int(b), size - 1) if b else size - 1
+        if b and int(b) < start:
+            return None  # syntactically invalid: ignored (RFC 9110 14.1.1)
+    else:
+        if int(b) == 0:
+            return "unsatisfiable"
+        start, end = max(0, size - int(b)), size - 1
+    if start >= size:
+        return "unsatisfiable"
+    return start, end
+
+
+async def _stream_blob(request: web.Request, reg: Registry, d: Any, size: int,
+                       headers: dict[str, str], span: "tuple[int, int] | str | None") -> web.StreamResponse:
+    start, end, status = 0, size - 1, 200
+    if isinstance(span, tuple):
+        start, end = span
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    length = max(0, end - start + 1)
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = length
+    await resp.prepare(request)
+    if request.method == "HEAD" or length == 0:
+        await resp.write_eof()
+        return resp
+    f = await asyncio.to_thread(reg.blobs.reader, d, start)
+    try:
+        left = length
+        while left > 0:
+            chunk = await asyncio.to_thread(f.read, min(left, 1 << 20))
+            if not chunk:
+                break
+            left -= len(chunk)
+            await resp.write(chunk)
+    finally:
+        await asyncio.to_thread(f.close)
+    await resp.write_eof()
+    return resp
+
+
+async def blob_delete(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, _repo_scope(m.name, "delete"))
+    await asyncio.to_thread(_reg(request).blobs.delete, m.name, m.digest)
+    return web.Response(status=202)
+
+
+async def _upload_into(request: web.Request, session: UploadSession, check_range: bool) -> None:
+    if check_range:
+        session.check_range(request.headers.get("Content-Range"), _content_length(request))
+    await _pump(request, session)
+
+
+async def upload_start(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    reg = _reg(request)
+    q = request.query
+    mount = q.get("mount")
+    if mount is not None:
+        d = parse_digest(mount)
+        source = q.get("from")
+        allowed = True
+        if source is not None:
+            validate_name(source)
+            try:
+                await _authorize(request, _repo_scope(source, "pull"))
+            except RegistryError:
+                allowed = False  # no right to read the source: fall back to a plain upload
+        def do_mount() -> bool:
+            with locking.root_lock(reg.lock_dir, exclusive=False):
+                return reg.blobs.mount(m.name, d, source)
+
+        if allowed and await asyncio.to_thread(do_mount):
+            return web.Response(status=201, headers={
+                "Location": f"/v2/{m.name}/blobs/{d}", "Docker-Content-Digest": str(d)})
+    digest = q.get("digest")
+    if digest is not None:
+        d = parse_digest(digest)
+        upload_id = await asyncio.to_thread(reg.uploads.start, m.name, d.algorithm)
+        return await _finish(request, m.name, upload_id, str(d), check_range=False)
+    upload_id = await asyncio.to_thread(reg.uploads.start, m.name, q.get("digest-algorithm"))
+    headers = reg.uploads.status_headers(m.name, upload_id, 0)
+    return web.Response(status=202, headers=headers)
+
+
+async def _open(request: web.Request, name: str, upload_id: str) -> UploadSession:
+    return await asyncio.to_thread(_reg(request).uploads.open, name, upload_id)
+
+
+async def upload_patch(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    reg = _reg(request)
+    session = await _open(request, m.name, m.uuid)
+    try:
+        await _upload_into(request, session, check_range=True)
+        size = session.size
+    finally:
+        await asyncio.to_thread(session.close)
+    return web.Response(status=202, headers=reg.uploads.status_headers(m.name, m.uuid, size))
+
+
+async def _finish(request: web.Request, name: str, upload_id: str, digest: str,
+                  check_range: bool) -> web.StreamResponse:
+    reg = _reg(request)
+    session = await _open(request, name, upload_id)
+    try:
+        await _upload_into(request, session, check_range)
+
+        def finish() -> Any:
+            with locking.root_lock(reg.lock_dir, exclusive=False):
+                return session.finish(digest)
+
+        d = await asyncio.to_thread(finish)
+    finally:
+        if not session.closed:
+            await asyncio.to_thread(session.close)
+    return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{d}",
+                                             "Docker-Content-Digest": str(d)})
+
+
+async def upload_put(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    digest = request.query.get("digest")
+    if not digest:
+        raise RegistryError("DIGEST_INVALID", "the digest query parameter is required to finish an upload")
+    parse_digest(digest)
+    return await _finish(request, m.name, m.uuid, digest, check_range=True)
+
+
+async def upload_status(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    reg = _reg(request)
+    size = await asyncio.to_thread(reg.uploads.size, m.name, m.uuid)
+    return web.Response(status=204, headers=reg.uploads.status_headers(m.name, m.uuid, size))
+
+
+async def upload_cancel(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await asyncio.to_thread(_reg(request).uploads.cancel, m.name, m.uuid)
+    return web.Response(status=204)
+
+
+async def referrers(request: web.Request, m: Match) -> web.StreamResponse:
+    await _authorize(request, _repo_scope(m.name, "pull"))
+    parse_digest(m.digest)
+    artifact_type = request.query.get("artifactType")
+    index = await asyncio.to_thread(_reg(request).referrers.list, m.name, m.digest, artifact_type)
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else None
+    return _json(index, headers=headers, content_type=OCI_INDEX)
+
+
+# --- dispatch -------------------------------------------------------------------
+
+_N = r"(?P<name>.+?)"
+ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+    (re.compile(r"^/v2/?$"), {"GET": base, "HEAD": base}),
+    (re.compile(r"^/v2/_catalog$"), {"GET": catalog}),
+    (re.compile(rf"^/v2/{_N}/tags/list$"), {"GET": tags_list}),
+    (re.compile(rf"^/v2/{_N}/manifests/(?P<ref>[^/]+)$"),
+     {"GET": manifest_get, "HEAD": manifest_get, "PUT": manifest_put, "DELETE": manifest_delete}),
+    (re.compile(rf"^/v2/{_N}/blobs/uploads/?$"), {"POST": upload_start}),
+    (re.compile(rf"^/v2/{_N}/blobs/uploads/(?P<uuid>[^/]+)$"),
+     {"GET": upload_status, "PATCH": upload_patch, "PUT": upload_put, "DELETE": upload_cancel}),
+    (re.compile(rf"^/v2/{_N}/blobs/(?P<digest>[^/]+)$"),
+     {"GET": blob_get, "HEAD": blob_get, "DELETE": blob_delete}),
+    (re.compile(rf"^/v2/{_N}/referrers/(?P<digest>[^/]+)$"), {"GET": referrers}),
+]
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    path = request.path
+    for pattern, methods in ROUTES:
+        mt = pattern.match(path)
+        if mt is None:
+            continue
+        groups = mt.groupdict()
+        if "name" in groups:
+            validate_name(groups["name"])
+        handler = methods.get(request.method)
+        if handler is None:
+            raise RegistryError("UNSUPPORTED", f"{request.method} is not supported on {path[:200]}",
+                                headers={"Allow": ", ".join(methods)})
+        return await handler(request, Match(groups))
+    raise RegistryError("NAME_UNKNOWN", f"no such endpoint: {path[:200]}", status=404)
+
+
+async def search_route(request: web.Request) -> web.StreamResponse:
+    return await search(request, Match({}))
+
+
+async def token_route(request: web.Request) -> web.StreamResponse:
+    reg = _reg(request)
+    if request.method == "POST":
+        form = await request.post()
+        params: dict[str, Any] = {k: form.get(k) for k in form}
+        scopes = [str(s) for s in form.getall("scope", [])]
+    else:
+        params = dict(request.query)
+        scopes = request.query.getall("scope", [])
+    out = await asyncio.to_thread(reg.auth.issue_token, request.headers.get("Authorization"),
+                                  params, scopes, _base_url(request))
+    return _json(out)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                  ) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RegistryError as e:
+        return _json(e.body(), status=e.status, headers=e.headers)
+    except web.HTTPException:
+        raise
+    except (ConnectionError, ClientError) as e:
+        log.info("client went away: %s %s: %s", request.method, request.path, e)
+        return _json({"errors": [{"code": "BLOB_UPLOAD_INVALID", "message": str(e)}]}, status=400)
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        return _json({"errors": [{"code": "UNKNOWN", "message": "internal server error"}]}, status=500)
+
+
+async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Docker-Distribution-API-Version"] = API_VERSION
+
+
+def make_app(registry: Registry) -> web.Application:
+    app = web.Application(middlewares=[_errors], client_max_size=64 << 20)
+    app[REGISTRY_KEY] = registry
+    app.on_response_prepare.append(_add_headers)
+    app.router.add_route("*", "/auth/token", token_route)
+    app.router.add_route("GET", "/v1/search", search_route)
+    app.router.add_route("*", "/v2", dispatch)
+    app.router.add_route("*", "/v2/{tail:.*}", dispatch)
+    return app

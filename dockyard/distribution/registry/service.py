@@ -1,0 +1,35 @@
+"""The Registry object: one place that builds the driver and wires the services together."""
+
+from __future__ import annotations
+
+import os
+
+from .auth import Authenticator
+from .blobs import BlobService
+from .config import RegistryConfig
+from .manifests import ManifestService
+from .referrers import ReferrerService
+from .repos import RepositoryService
+from .storage import StorageDriver, make_driver
+from .tags import TagService
+from .uploads import UploadService
+
+
+class Registry:
+    def __init__(self, cfg: RegistryConfig, driver: StorageDriver | None = None) -> None:
+        self.cfg = cfg
+        self.driver = driver or make_driver(cfg.driver, cfg.root, cfg.driver_options)
+        self.blobs = BlobService(self.driver, cfg.delete_enabled)
+        self.uploads = UploadService(self.driver, self.blobs)
+        self.tags = TagService(self.driver, cfg.delete_enabled)
+        self.referrers = ReferrerService(self.driver)
+        self.manifests = ManifestService(self.driver, self.blobs, self.tags, self.referrers,
+                                         cfg.manifest_size, cfg.delete_enabled)
+        self.repos = RepositoryService(self.driver)
+        self.auth = Authenticator(cfg.auth)
+        # The GC lock lives on local disk even when blobs live in S3.
+        self.lock_dir = cfg.root
+        os.makedirs(self.lock_dir, exist_ok=True)
+
+    def close(self) -> None:
+        self.driver.close()

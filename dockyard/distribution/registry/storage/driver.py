@@ -1,0 +1,137 @@
+"""The storage driver interface, in the spirit of CNCF Distribution's.
+
+A driver stores opaque byte strings under slash-separated paths ("/a/b/c").
+The registry builds everything on top of these few calls:
+
+    get_content / put_content   small whole files (links, metadata); put is atomic
+    reader(path, offset)        a file object positioned at `offset`, for big blobs
+    writer(path, append)        a resumable writer: write(), then either
+                                  commit()  -> the content becomes visible at `path`
+                                  close()   -> kept for later; writer(path, append=True)
+                                               resumes at .size
+                                  cancel()  -> discarded
+    stat / list / walk          metadata, direct children, recursive files
+    move(src, dst)              atomic from the reader's point of view (rename)
+    delete(path)                a file or a whole subtree
+
+Every method is blocking: the server calls them through asyncio.to_thread.
+Errors: a missing path raises PathNotFound; nothing else is part of the contract.
+All implementations pass tests/unit/registry/test_storage_drivers.py.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+_PATH_RE = re.compile(r"^(/[A-Za-z0-9._=+-]+)+$")
+
+
+class PathNotFound(FileNotFoundError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"path not found: {path}")
+        self.path = path
+
+
+class InvalidPath(ValueError):
+    pass
+
+
+def check_path(path: str) -> str:
+    """Reject anything but absolute, normalised paths: no '..', no '//', no trailing '/'."""
+    if path == "/":
+        return path
+    if not _PATH_RE.match(path) or "/../" in path + "/" or "/./" in path + "/":
+        raise InvalidPath(f"invalid storage path {path!r}")
+    return path
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    size: int
+    mtime: float
+    is_dir: bool
+
+
+class FileWriter(abc.ABC):
+    """An append-only writer; see the module docstring for the commit/close protocol."""
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Bytes written so far, including what a resumed writer found."""
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> int: ...
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        for c in chunks:
+            self.write(c)
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def cancel(self) -> None: ...
+
+    def __enter__(self) -> "FileWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StorageDriver(abc.ABC):
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    def get_content(self, path: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def put_content(self, path: str, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def reader(self, path: str, offset: int = 0) -> BinaryIO: ...
+
+    @abc.abstractmethod
+    def writer(self, path: str, append: bool = False) -> FileWriter: ...
+
+    @abc.abstractmethod
+    def stat(self, path: str) -> FileInfo: ...
+
+    @abc.abstractmethod
+    def list(self, path: str) -> list[str]:
+        """Full paths of the direct children of directory `path`, sorted; PathNotFound if none."""
+
+    @abc.abstractmethod
+    def move(self, src: str, dst: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete(self, path: str) -> None: ...
+
+    @abc.abstractmethod
+    def walk(self, path: str) -> Iterator[FileInfo]:
+        """Every file (not directory) below `path`, recursively."""
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+            return True
+        except PathNotFound:
+            return False
+
+    def local_path(self, path: str) -> str | None:
+        """A local filesystem path for `path` when the driver has one (lets the server use sendfile)."""
+        return None
+
+    def touch(self, path: str) -> None:
+        """Refresh a file's mtime (GC grace period); drivers without mtimes may do nothing."""
+
+    def close(self) -> None:
+        """Release clients and temporary files."""
