@@ -22,6 +22,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--access-log", action="store_true", help="log every request")
     return p
 
 
@@ -36,7 +37,7 @@ def _gc_parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _serve(cfg: RegistryConfig) -> None:
+async def _serve(cfg: RegistryConfig, access_log: bool = False) -> None:
     from aiohttp import web
 
     from .app import make_app
@@ -47,7 +48,8 @@ async def _serve(cfg: RegistryConfig) -> None:
                                                                     thread_name_prefix="registry"))
     registry = Registry(cfg)
     app = make_app(registry)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=logging.getLogger("dockyard.registry.access") if access_log else None,
+                           handle_signals=False)
     await runner.setup()
     host, _, port = cfg.addr.rpartition(":")
     ssl_ctx = None
@@ -79,7 +81,7 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as e:
         print(f"dockyard registry: {e}", file=sys.stderr)
         return 2
-    asyncio.run(_serve(cfg))
+    asyncio.run(_serve(cfg, a.access_log))
     return 0
 
 

@@ -81,7 +81,7 @@ def registry_factory() -> Iterator[Callable[..., RegistryServer]]:
         port = free_port()
         cfg_path = None
         args = [sys.executable, "-m", "dockyard.cli", "registry", "--addr", f"127.0.0.1:{port}",
-                "--root", str(root)]
+                "--root", str(root), "--access-log"]
         if config is not None:
             cfg_path = d / "config.yaml"
             cfg_path.write_text(yaml.safe_dump(config))

@@ -56,12 +56,9 @@ class _S3Writer(FileWriter):
         return n
 
     def commit(self) -> None:
-        self._f.flush()
-        self._f.seek(0)
-        self._d._client.upload_fileobj(self._f, self._d.bucket, self._d._key(self._path),
-                                       Config=self._d._transfer)
-        self._f.close()
-        self._closed = True
+        self.close()
+        self._d._client.upload_file(self._spool, self._d.bucket, self._d._key(self._path),
+                                    Config=self._d._transfer)
         os.unlink(self._spool)
 
     def close(self) -> None:
