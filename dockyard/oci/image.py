@@ -145,7 +145,12 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
         elif cmd == "env":
             env = list(cfg.get("Env") or [])
             for k, v in _key_values(rest, "ENV"):
-                env = [e for e in env if e.partition("=")[0] != k] + [f"{k}={v}"]
+                # As Docker: a variable already set is replaced where it stands.
+                keys = [e.partition("=")[0] for e in env]
+                if k in keys:
+                    env[keys.index(k)] = f"{k}={v}"
+                else:
+                    env.append(f"{k}={v}")
             cfg["Env"] = env
         elif cmd == "label":
             labels = dict(cfg.get("Labels") or {})

@@ -154,6 +154,8 @@ def decompressed(f: BinaryIO) -> Iterator[BinaryIO]:
         zstd = shutil.which("zstd")
         if zstd is None:
             raise InvalidParameter("zstd-compressed layers need the zstd program, which is not installed")
+        # The child reads the fd itself: rewind it (buffered seeks may not move the fd).
+        os.lseek(f.fileno(), 0, os.SEEK_SET)
         proc = subprocess.Popen([zstd, "-dcq"], stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             yield proc.stdout  # type: ignore[misc]
