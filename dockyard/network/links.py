@@ -148,9 +148,20 @@ def add_veth(host: str, bridge: str, sandbox: Path, ifname: str, mac: str, mtu: 
 # ------------------------------------------------ run inside the sandbox
 
 
-def loopback_up() -> None:
+def reset_sandbox(keep: set[str]) -> None:
+    """Loopback up; interfaces other than lo and `keep` deleted (stale after a crash)."""
     with IPRoute() as ipr:
-        ipr.link("set", index=_index(ipr, "lo") or 1, state="up")
+        for link in ipr.get_links():
+            name = link.get_attr("IFLA_IFNAME")
+            if name == "lo":
+                if not link["flags"] & 1:  # IFF_UP
+                    ipr.link("set", index=link["index"], state="up")
+            elif name not in keep:
+                try:
+                    ipr.link("del", index=link["index"])
+                except NetlinkError as exc:
+                    if exc.code != errno.ENODEV:
+                        raise
 
 
 def configure_interface(ifname: str, address: IPv4Interface, gateway: IPv4Address | None) -> None:

@@ -187,6 +187,7 @@ class NetworkService:
         self.netns = NetnsDir(config.exec_root / "netns")
         self.firewall = Firewall(config.iptables)
         self.mtu = links.DEFAULT_MTU
+        self._pending: set[asyncio.Task] = set()  # background veth deletions
         # Set by the engine so `network inspect` shows current container names.
         self.container_name: Callable[[str], str | None] | None = None
 
@@ -205,6 +206,7 @@ class NetworkService:
         if not keep:
             for cid in {e.container_id for e in self._all_endpoints()}:
                 await self.release_sandbox(cid)
+        await self.drain()
         remaining = False
         for net in self._networks(driver="bridge"):
             if keep and self._endpoint_rows(network_id=net.id):
@@ -222,6 +224,7 @@ class NetworkService:
             await self.release_sandbox(cid)
         for name in set(self.netns.names()) - live_ids:
             await asyncio.to_thread(self.netns.remove, name)
+        await self.drain()
         known = {e.host_veth for e in self._all_endpoints() if e.host_veth}
         for net in self._networks(driver="bridge"):
             for port in await asyncio.to_thread(links.bridge_ports, net.bridge):
@@ -239,13 +242,25 @@ class NetworkService:
         net = self.resolve("bridge" if mode == "default" else mode)
         if net.driver == "host":
             return None
-        path, _ = await asyncio.to_thread(self.netns.create, container_id, links.loopback_up)
+        # Adopting a sandbox left by a crash: drop interfaces no endpoint row knows.
+        keep = {e.ifname for e in self.endpoints(container_id) if e.ifname}
+        path, _ = await asyncio.to_thread(
+            self.netns.create, container_id, lambda: links.reset_sandbox(keep)
+        )
         return str(path)
 
     async def release_sandbox(self, container_id: str) -> None:
+        # Deleting a veth costs the kernel an RCU grace period (~30 ms here);
+        # the container is gone, so nobody needs to wait for it: the rows and
+        # addresses go now, the links in the background (`drain` waits).
         for ep in self.endpoints(container_id):
-            await self._disconnect(ep)
+            await self._disconnect(ep, wait=False)
         await asyncio.to_thread(self.netns.remove, container_id)
+
+    async def drain(self) -> None:
+        """Wait for background link deletions."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     def sandbox_path(self, container_id: str) -> str | None:
         p = self.netns.path(container_id)
@@ -320,15 +335,26 @@ class NetworkService:
         if row is not None:
             await self._disconnect(Endpoint.from_row(row))
 
-    async def _disconnect(self, ep: Endpoint) -> None:
-        if ep.host_veth:
+    async def _disconnect(self, ep: Endpoint, wait: bool = True) -> None:
+        if ep.host_veth and wait:
             await asyncio.to_thread(links.delete_link, ep.host_veth)
+        elif ep.host_veth:
+            # The row goes first: a crash now leaves a stray port on our
+            # bridge, which `repair` collects.
+            task = asyncio.create_task(asyncio.to_thread(links.delete_link, ep.host_veth))
+            self._pending.add(task)
+            task.add_done_callback(self._link_deleted)
         with self.db.transaction() as c:
             self.ipam.release_owner(ep.endpoint_id)
             c.execute("DELETE FROM net_endpoints WHERE endpoint_id=?", (ep.endpoint_id,))
         net = self._network_by_id(ep.network_id)
         if net is not None:
             self._publish("disconnect", net, ep.container_id)
+
+    def _link_deleted(self, task: asyncio.Task) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("deleting a veth failed: %s", task.exception())
 
     def endpoints(self, container_id: str) -> list[Endpoint]:
         out = []

@@ -169,6 +169,7 @@ def cid() -> str:
 
 def test_bridge_lifecycle_restores_host(env):
     before_ipt, before_links = iptables_snapshot(), links_snapshot()
+    before_forward = Firewall.ip_forward()
     svc = env.svc
     c1, c2 = cid(), cid()
 
@@ -257,6 +258,35 @@ def test_bridge_lifecycle_restores_host(env):
     run(svc.shutdown(keep=False))
     assert not links.link_exists(env.bridge)
     assert_host_restored(before_ipt, before_links, env.bridge, env.created_links)
+    if not Firewall(True).other_dockyard_chains(env.bridge):  # no other engine running
+        assert Firewall.ip_forward() == before_forward
+
+
+def test_connect_failure_rolls_back_and_crashed_sandbox_is_adopted(env):
+    run(env.svc.start())
+    net_id = env.svc.resolve("bridge").id
+    c = cid()
+    bogus = str(env.config.exec_root / "no-such-netns")
+    with pytest.raises(Exception):
+        run(env.svc.connect(c, "bridge", bogus))
+    assert env.svc.endpoints(c) == [] and env.svc.ipam.allocated(net_id) == {}
+    assert links.bridge_ports(env.bridge) == []
+
+    # A sandbox left by a crash, holding an eth0 no endpoint row knows about.
+    path = run(env.svc.create_sandbox(c, "bridge"))
+
+    def stale_eth0():
+        with IPRoute() as ipr:
+            ipr.link("add", ifname="eth0", kind="veth", peer={"ifname": "stale0"})
+
+    env.svc.netns.run_in(path, stale_eth0)
+    assert run(env.svc.create_sandbox(c, "bridge")) == path
+    ep = run(env.svc.connect(c, "bridge", path))
+    env.created_links.add(ep.host_veth)
+    assert ep.ifname == "eth0" and ping(path, str(env.gateway))
+    run(env.svc.release_sandbox(c))
+    assert env.svc.ipam.allocated(net_id) == {}
+    assert not links.link_exists(ep.host_veth)
 
 
 def test_endpoints_survive_restart_and_start_is_idempotent(env):
