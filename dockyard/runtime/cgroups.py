@@ -469,8 +469,8 @@ class CgroupV1Driver(CgroupDriver):
     def pids(self, container_id: str) -> list[int]:
         for ctrl in ("pids", "memory", "cpu", "freezer", "systemd"):
             p = self._cg(ctrl, container_id)
-            if p and os.path.isdir(p):
-                text = _read(os.path.join(p, "cgroup.procs")) or ""
+            text = _read(os.path.join(p, "cgroup.procs")) if p else None
+            if text is not None:
                 return [int(x) for x in text.split()]
         return []
 
