@@ -30,6 +30,8 @@ def _basic(header: str | None) -> tuple[str, str] | None:
         raise RegistryError("UNAUTHORIZED", "malformed Basic credentials") from None
     if not sep:
         raise RegistryError("UNAUTHORIZED", "malformed Basic credentials")
+    if not user and not pw:
+        return None  # what some clients send when they have no credentials: anonymous
     return user, pw
 
 

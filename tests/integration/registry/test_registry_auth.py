@@ -1,0 +1,182 @@
+"""Auth: htpasswd Basic and the Docker token flow, with raw HTTP and skopeo."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import jwt
+import pytest
+import requests
+
+from conftest import skopeo
+from regclient import error_codes, push_blob, sha256
+
+
+def _htpasswd(path: Path, users: dict[str, str]) -> str:
+    lines = []
+    for u, p in users.items():
+        out = subprocess.run(["htpasswd", "-Bbn", u, p], capture_output=True, text=True, check=True).stdout
+        lines.append(out.strip())
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def basic_registry(registry_factory, tmp_path_factory):
+    pw = _htpasswd(tmp_path_factory.mktemp("basic") / "htpasswd", {"alice": "wonderland"})
+    return registry_factory({"auth": {"htpasswd": {"path": pw, "realm": "test-realm"}, "anonymous_pull": True}},
+                            "basic")
+
+
+@pytest.fixture(scope="module")
+def token_registry(registry_factory, tmp_path_factory):
+    pw = _htpasswd(tmp_path_factory.mktemp("token") / "htpasswd", {"alice": "wonderland", "bob": "builder"})
+    return registry_factory({"auth": {
+        "token": {"htpasswd": pw, "service": "dockyard-test", "issuer": "dockyard-test-issuer"},
+        "anonymous_pull": True,
+        "access": [{"account": "alice", "repository": "*", "actions": ["pull", "push", "delete"]},
+                   {"account": "bob", "repository": "*", "actions": ["pull"]}],
+    }}, "token")
+
+
+ALICE = ("alice", "wonderland")
+
+
+def _challenge(r: requests.Response) -> dict[str, str]:
+    scheme, _, rest = r.headers["WWW-Authenticate"].partition(" ")
+    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+    params["scheme"] = scheme
+    return params
+
+
+# --- Basic ---------------------------------------------------------------------------
+
+def test_basic_ping_requires_credentials(basic_registry):
+    r = requests.get(f"{basic_registry.url}/v2/")
+    assert r.status_code == 401 and error_codes(r) == ["UNAUTHORIZED"]
+    assert _challenge(r) == {"scheme": "Basic", "realm": "test-realm"}
+    assert requests.get(f"{basic_registry.url}/v2/", auth=ALICE).status_code == 200
+    assert requests.get(f"{basic_registry.url}/v2/", auth=("alice", "wrong")).status_code == 401
+    assert requests.get(f"{basic_registry.url}/v2/", headers={"Authorization": "Basic !!!"}).status_code == 401
+
+
+def test_basic_anonymous_pull_but_push_needs_auth(basic_registry):
+    r = requests.post(f"{basic_registry.url}/v2/basic/repo/blobs/uploads/")
+    assert r.status_code == 401 and error_codes(r) == ["UNAUTHORIZED"]
+    s = requests.Session()
+    s.auth = ALICE
+    d = push_blob(basic_registry.url, "basic/repo", b"secret-free data", session=s)
+    r = requests.get(f"{basic_registry.url}/v2/basic/repo/blobs/{d}")  # anonymous
+    assert r.status_code == 200 and r.content == b"secret-free data"
+    r = requests.delete(f"{basic_registry.url}/v2/basic/repo/blobs/{d}")
+    assert r.status_code == 401
+
+
+def test_basic_skopeo(basic_registry, busybox_layout, tmp_path):
+    layout, info = busybox_layout
+    ref = f"docker://{basic_registry.host}/basic/busybox:1"
+    r = skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:latest", ref)
+    assert r.returncode != 0  # no credentials
+    r = skopeo("copy", "--dest-tls-verify=false", "--dest-creds", "alice:wonderland", f"oci:{layout}:latest", ref)
+    assert r.returncode == 0, r.stderr + basic_registry.log_tail()
+    r = skopeo("copy", "--src-tls-verify=false", ref, f"oci:{tmp_path / 'out'}:x")  # anonymous pull
+    assert r.returncode == 0, r.stderr
+
+
+# --- token flow ------------------------------------------------------------------------
+
+def _token(reg, scope: str | None, auth=None) -> str:
+    params = {"service": "dockyard-test"}
+    if scope:
+        params["scope"] = scope
+    r = requests.get(f"{reg.url}/auth/token", params=params, auth=auth)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token"] == body["access_token"] and body["expires_in"] > 0 and "issued_at" in body
+    return body["token"]
+
+
+def test_token_challenge_and_claims(token_registry):
+    r = requests.get(f"{token_registry.url}/v2/")
+    assert r.status_code == 401
+    ch = _challenge(r)
+    assert ch["scheme"] == "Bearer" and ch["realm"] == f"{token_registry.url}/auth/token"
+    assert ch["service"] == "dockyard-test"
+    tok = _token(token_registry, "repository:tok/repo:pull,push", ALICE)
+    claims = jwt.decode(tok, options={"verify_signature": False})
+    assert claims["sub"] == "alice" and claims["aud"] == "dockyard-test" and claims["iss"] == "dockyard-test-issuer"
+    assert claims["access"] == [{"type": "repository", "name": "tok/repo", "actions": ["pull", "push"]}]
+    assert jwt.get_unverified_header(tok)["alg"] == "ES256"
+    r = requests.get(f"{token_registry.url}/v2/", headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 200
+
+
+def test_token_scopes_are_enforced(token_registry):
+    url = token_registry.url
+    r = requests.post(f"{url}/v2/tok/scoped/blobs/uploads/")
+    ch = _challenge(r)
+    assert r.status_code == 401 and ch["scope"] == "repository:tok/scoped:pull,push"
+    tok = _token(token_registry, ch["scope"], ALICE)
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {tok}"
+    d = push_blob(url, "tok/scoped", b"with a token", session=s)
+    # The token is for tok/scoped only.
+    r = s.post(f"{url}/v2/tok/other/blobs/uploads/")
+    assert r.status_code == 401 and _challenge(r)["error"] == "insufficient_scope"
+    # bob may pull but the token server does not grant him push.
+    bob = _token(token_registry, "repository:tok/scoped:pull,push", ("bob", "builder"))
+    claims = jwt.decode(bob, options={"verify_signature": False})
+    assert claims["access"] == [{"type": "repository", "name": "tok/scoped", "actions": ["pull"]}]
+    hb = {"Authorization": f"Bearer {bob}"}
+    assert requests.get(f"{url}/v2/tok/scoped/blobs/{d}", headers=hb).status_code == 200
+    assert requests.post(f"{url}/v2/tok/scoped/blobs/uploads/", headers=hb).status_code == 401
+    # Anonymous tokens pull only; forged or garbage tokens are refused.
+    anon = _token(token_registry, "repository:tok/scoped:pull,push")
+    claims = jwt.decode(anon, options={"verify_signature": False})
+    assert claims["sub"] == "" and claims["access"][0]["actions"] == ["pull"]
+    forged = jwt.encode({**claims, "access": [{"type": "repository", "name": "tok/scoped",
+                                               "actions": ["pull", "push"]}]}, "k" * 32, algorithm="HS256")
+    r = requests.post(f"{url}/v2/tok/scoped/blobs/uploads/", headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401 and _challenge(r)["error"] == "invalid_token"
+    assert requests.get(f"{url}/v2/", headers={"Authorization": "Bearer garbage"}).status_code == 401
+    # Wrong password at the token endpoint.
+    r = requests.get(f"{url}/auth/token", params={"scope": "repository:x:pull"}, auth=("alice", "nope"))
+    assert r.status_code == 401
+
+
+def test_token_oauth_post_and_refresh(token_registry):
+    url = token_registry.url
+    r = requests.post(f"{url}/auth/token", data={"grant_type": "password", "username": "alice",
+                                                 "password": "wonderland", "service": "dockyard-test",
+                                                 "scope": "repository:tok/oauth:pull", "client_id": "test"})
+    assert r.status_code == 200, r.text
+    refresh = r.json()["refresh_token"]
+    r = requests.post(f"{url}/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh,
+                                                 "service": "dockyard-test",
+                                                 "scope": "repository:tok/oauth:pull,push", "client_id": "test"})
+    assert r.status_code == 200
+    claims = jwt.decode(r.json()["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == "alice" and claims["access"][0]["actions"] == ["pull", "push"]
+    # A refresh token is not an access token, and vice versa.
+    assert requests.get(f"{url}/v2/", headers={"Authorization": f"Bearer {refresh}"}).status_code == 401
+
+
+def test_token_flow_with_skopeo(token_registry, busybox_layout, tmp_path):
+    layout, info = busybox_layout
+    ref = f"docker://{token_registry.host}/tok/busybox:1"
+    r = skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:latest", ref)
+    assert r.returncode != 0
+    r = skopeo("copy", "--dest-tls-verify=false", "--dest-creds", "alice:wonderland", f"oci:{layout}:latest", ref)
+    assert r.returncode == 0, r.stderr + token_registry.log_tail()
+    r = skopeo("copy", "--src-tls-verify=false", ref, f"oci:{tmp_path / 'out'}:x")  # anonymous token
+    assert r.returncode == 0, r.stderr
+    r = skopeo("login", "--tls-verify=false", "--authfile", str(tmp_path / "auth.json"), "-u", "alice",
+               "-p", "wonderland", token_registry.host)
+    assert r.returncode == 0, r.stderr
+    r = skopeo("login", "--tls-verify=false", "--authfile", str(tmp_path / "auth2.json"), "-u", "alice",
+               "-p", "bad", token_registry.host)
+    assert r.returncode != 0
