@@ -196,7 +196,11 @@ class NetworkService:
     async def start(self) -> None:
         gw = parse_gateway_cidr(self.config.bip)
         self.mtu = await asyncio.to_thread(links.uplink_mtu)
+        stale = self._stale_default_bridge()
         self._ensure_builtin(gw)
+        if stale is not None:
+            # --bridge changed after a crash: the old bridge and its chains go.
+            await self._teardown_bridge(stale)
         await self._record_host_state()
         for net in self._networks(driver="bridge"):
             await self._setup_bridge(net)
@@ -545,6 +549,14 @@ class NetworkService:
                     )
                 if subnet is not None and gateway is not None:
                     self.ipam.add_pool(net_id, subnet, gateway)
+
+    def _stale_default_bridge(self) -> Network | None:
+        row = self.db.query_one("SELECT * FROM net_networks WHERE name='bridge' AND builtin=1")
+        if row is None or row["bridge"] in (None, self.config.bridge):
+            return None
+        if self._endpoint_rows(network_id=row["id"]):
+            return None  # its containers still run: leave it to repair/shutdown
+        return Network.from_row(row)
 
     async def _setup_bridge(self, net: Network) -> None:
         assert net.bridge and net.subnet and net.gateway

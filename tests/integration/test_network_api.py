@@ -52,6 +52,7 @@ def test_container_to_container_by_ip_and_release(engine, client, cleanup_contai
     net = client.networks.get("bridge")
     assert server.id in net.attrs["Containers"]
     assert net.attrs["Containers"][server.id]["IPv4Address"] == f"{ip}/24"
+    assert net.attrs["Containers"][server.id]["Name"] == server.name
     out = _run(engine, "run", "--rm", BUSYBOX, "ping", "-c", "1", "-W", "2", ip)
     assert "1 packets received" in out
     server.remove(force=True)

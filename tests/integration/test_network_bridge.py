@@ -434,3 +434,18 @@ def test_user_defined_network(env):
         env.svc.inspect_network("dyt-net")
     run(env.svc.shutdown(keep=False))
     assert_host_restored(before_ipt, before_links, env.bridge, env.created_links)
+
+
+def test_changed_bridge_name_after_crash_removes_the_old_bridge(env):
+    run(env.svc.start())  # then "crash": no shutdown
+    old = env.bridge
+    assert links.link_exists(old) and Firewall(True).bridge_lines(old)
+    env.bridge = "dyt" + secrets.token_hex(4)
+    env.created_links.add(env.bridge)
+    env.config.bridge = env.bridge
+    svc = env.new_service()
+    env.svc = svc
+    run(svc.start())
+    assert not links.link_exists(old) and Firewall(True).bridge_lines(old) == []
+    assert links.link_exists(env.bridge)
+    assert svc.inspect_network("bridge")["Options"]["com.docker.network.bridge.name"] == env.bridge
