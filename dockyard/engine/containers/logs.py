@@ -106,13 +106,10 @@ class LogQuery:
         return True
 
 
-def read_existing(path: Path, q: LogQuery) -> tuple[list[LogRecord], int]:
-    """All matching records now in the file, and the offset where they end."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return [], 0
+def _read_records(f, q: LogQuery) -> tuple[list[LogRecord], int]:
+    """All matching records now in the open file, and the offset where they end."""
+    f.seek(0)
+    data = f.read()
     end = data.rfind(b"\n") + 1  # a half-written last line is read on the next pass
     recs = [r for r in parse_lines(iter(data[:end].splitlines(keepends=True))) if q.wants(r)]
     if q.tail is not None and q.tail >= 0:
@@ -122,31 +119,40 @@ def read_existing(path: Path, q: LogQuery) -> tuple[list[LogRecord], int]:
 
 async def follow(path: Path, q: LogQuery, still_running: Callable[[], bool],
                  poll: float = 0.05) -> AsyncIterator[LogRecord]:
-    """Yield the matching records, then new ones while the container runs."""
-    recs, offset = await asyncio.to_thread(read_existing, path, q)
-    for r in recs:
-        yield r
-    if not q.follow:
-        return
-    while True:
-        running = still_running()
+    """Yield the matching records, then new ones while the container runs.
+
+    The file stays open throughout, so an auto-removed container's last
+    lines are still read after its directory is gone.
+    """
+    f = None
+    while f is None:
         try:
-            size = os.stat(path).st_size
+            f = open(path, "rb")
         except FileNotFoundError:
-            size = 0
-        if size < offset:  # truncated or replaced: start over
-            offset = 0
-        if size > offset:
-            with open(path, "rb") as f:
+            if not (q.follow and still_running()):
+                return
+            await asyncio.sleep(poll)
+    with f:
+        recs, offset = await asyncio.to_thread(_read_records, f, q)
+        for r in recs:
+            yield r
+        if not q.follow:
+            return
+        while True:
+            running = still_running()
+            size = os.fstat(f.fileno()).st_size
+            if size < offset:  # truncated: start over
+                offset = 0
+            if size > offset:
                 f.seek(offset)
                 chunk = f.read(size - offset)
-            end = chunk.rfind(b"\n") + 1
-            offset += end
-            for r in parse_lines(iter(chunk[:end].splitlines(keepends=True))):
-                if q.wants(r):
-                    yield r
-                if q.until_ns and r.time_ns > q.until_ns:
-                    return
-        elif not running:
-            return
-        await asyncio.sleep(poll)
+                end = chunk.rfind(b"\n") + 1
+                offset += end
+                for r in parse_lines(iter(chunk[:end].splitlines(keepends=True))):
+                    if q.until_ns and r.time_ns > q.until_ns:
+                        return
+                    if q.wants(r):
+                        yield r
+            elif not running:
+                return
+            await asyncio.sleep(poll)

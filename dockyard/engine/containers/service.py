@@ -364,6 +364,9 @@ class ContainerService:
         self._save(c)
         self.events.publish("container", "die", c.id, exitCode=str(c.state.exit_code),
                             image=c.image_ref, name=c.name)
+        if c.host_config.get("AutoRemove"):
+            # `docker run --rm` waits for the removal even when start failed
+            self._spawn(self._remove_quietly(c.id))
         if isinstance(exc, DockyardError) and "OCI runtime" in msg:
             # the user's command is at fault: Docker answers 400 for it
             raise InvalidParameter(msg) from exc
@@ -535,10 +538,7 @@ class ContainerService:
 
     async def _after_exit(self, c: Container) -> None:
         if c.host_config.get("AutoRemove"):
-            try:
-                await self.remove(c.id, force=True)
-            except NotFound:
-                pass
+            await self._remove_quietly(c.id)
             return
         if self._should_restart(c):
             self._schedule_restart(c)
@@ -743,6 +743,12 @@ class ContainerService:
             self._save(c)
             await self._finish_remove(c)
 
+    async def _remove_quietly(self, cid: str) -> None:
+        try:
+            await self.remove(cid, force=True)
+        except DockyardError as exc:
+            log.warning("auto-remove of %s: %s", cid[:12], exc.message)
+
     async def _finish_remove(self, c: Container) -> None:
         await self._teardown_runtime(c)
         await asyncio.to_thread(shutil.rmtree, self.ctr_dir(c.id), True)
@@ -791,28 +797,20 @@ class ContainerService:
         self.events.publish("container", "rename", c.id, oldName=f"/{old}", name=new, image=c.image_ref)
 
     async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
-        c = self.get(ref)
-        allowed = {"BlkioWeight", "CpuShares", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod",
-                   "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "Memory", "MemorySwap",
-                   "MemoryReservation", "KernelMemory", "NanoCpus", "PidsLimit", "RestartPolicy",
-                   "OomKillDisable", "CpuCount", "CpuPercent", "IOMaximumIOps",
-                   "IOMaximumBandwidth", "Devices", "DeviceRequests", "DeviceCgroupRules",
-                   "Ulimits", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
-                   "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "MemorySwappiness"}
-        hc = dict(c.host_config)
-        for k, v in body.items():
-            if k not in allowed:
-                continue
-            if v in (None, 0, "", [], {}) and k != "RestartPolicy":
-                continue
-            hc[k] = v
-        hc = normalize_host_config(hc)
-        if hc.get("RestartPolicy", {}).get("Name") not in ("no", "") and hc.get("AutoRemove"):
-            raise InvalidParameter("Restart policy cannot be updated because AutoRemove is enabled for the container")
-        if c.state.running and self.cgroups:
-            from ...runtime import update as rupdate
+        from ...runtime import update as rupdate
 
-            res = rupdate.update_resources(body)
+        c = self.get(ref)
+        cg = self.cgroups
+        swap = cg.swap_accounting() if cg else True
+        merged = rupdate.merge_update(c.host_config, body, swap_accounting=swap)
+        hc = normalize_host_config({**c.host_config, **merged})
+        if hc["RestartPolicy"]["Name"] not in ("no", "") and hc.get("AutoRemove"):
+            raise InvalidParameter(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container")
+        if c.state.status in ("running", "paused"):
+            res = rupdate.runc_update_resources(
+                hc, body, version=int(getattr(cg, "version", 1)) if cg else 1,
+                blkio_weight=cg.blkio_weight_supported() if cg else False, swap_accounting=swap)
             if res:
                 await self.runtime.update(c.id, res)
         c.host_config = hc
