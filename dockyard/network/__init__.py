@@ -22,8 +22,10 @@ Python) and keeps firewalling in one small module:
 * `service.py`  NetworkService, what the container code and the API call.
 
 Nothing is spawned on the container start path: create_sandbox + connect is
-a handful of netlink messages and two short-lived threads (about 5 ms).
-iptables runs only when a bridge network is set up or torn down.
+a handful of netlink messages and two short-lived threads (7 ms median on
+this machine; 20 in parallel take 135 ms).  release_sandbox returns in ~1.5 ms:
+the kernel's ~30 ms veth deletion runs in the background.  iptables runs only
+when a bridge network is set up or torn down.
 
 Later work fits into the same shape: user-defined networks are more rows in
 net_networks, each with its own bridge, subnet and chains (already served by
