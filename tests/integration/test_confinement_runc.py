@@ -547,3 +547,40 @@ def test_remove_cleans_cgroups(rt):
     rt.driver.remove(cid)
     assert not any(os.path.isdir(d) for d in rt.driver.directories(cid))
     assert cid not in rt.driver.leftovers(set())
+
+
+# ------------------------------------------------------------ namespaces
+
+def _host_ifaces() -> int:
+    with open("/proc/net/dev") as f:
+        return len(f.read().splitlines()) - 2
+
+
+def test_network_namespace_modes(rt):
+    private = rt.sh("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '")
+    assert private.split() == ["lo"]
+    host = rt.sh("tail -n +3 /proc/net/dev | wc -l", netns_path=None)
+    assert int(host) == _host_ifaces()
+
+
+def test_pid_mode_host_and_cgroupns(rt):
+    mine = str(os.getpid())
+    out = rt.sh(f"test -d /proc/{mine} && echo seen || echo hidden", {"PidMode": "host"})
+    assert out.strip() == "seen"
+    assert rt.sh(f"test -d /proc/{mine} && echo seen || echo hidden").strip() == "hidden"
+    assert rt.sh("echo $$").strip() == "1"
+    out = rt.sh("grep memory /proc/self/cgroup", {"CgroupnsMode": "private"})
+    assert out.strip().endswith(":/")
+
+
+def test_privileged_can_mount(rt, base_rootfs):
+    out = rt.sh("mount -t tmpfs none /mnt && echo mounted", {"Privileged": True})
+    assert out.strip() == "mounted"
+
+
+def test_readonly_rootfs_with_etc_files(rt, tmp_path):
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 10.0.0.1\n")
+    out = rt.sh("cat /etc/resolv.conf; touch /etc/x 2>/dev/null && echo w || echo ro",
+                {"ReadonlyRootfs": True}, etc_files={"/etc/resolv.conf": str(resolv)})
+    assert out.split("\n")[:2] == ["nameserver 10.0.0.1", "ro"]
