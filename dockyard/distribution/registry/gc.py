@@ -133,8 +133,32 @@ def collect(driver: StorageDriver, lock_dir: str, grace: float = 3600.0, dry_run
         doomed[repo] = [d for d in revisions if d not in marked]
 
     def sweep() -> None:
+        # Blobs to delete: unreached and not touched within the grace period.  Decided
+        # under the lock, so a blob HEADed or re-uploaded just before is spared.
+        doomed_blobs: set[Digest] = set()
+        try:
+            blob_files = list(driver.walk(paths.BLOBS))
+        except PathNotFound:
+            blob_files = []
+        for f in blob_files:
+            parts = f.path.split("/")
+            if parts[-1] != "data":
+                continue
+            try:
+                d = parse_digest(f"{parts[-4]}:{parts[-2]}")
+            except (RegistryError, IndexError):
+                continue
+            if d in live_blobs or now - f.mtime < grace:
+                res.blobs_kept += 1
+            else:
+                doomed_blobs.add(d)
         for repo, ds in doomed.items():
             for d in ds:
+                try:  # re-pushed since the mark phase? then it is not ours to delete
+                    if now - driver.stat(paths.revision_link(repo, d)).mtime < grace:
+                        continue
+                except PathNotFound:
+                    continue
                 res.manifests_deleted.append(f"{repo}@{d}")
                 if dry_run:
                     continue
@@ -157,7 +181,8 @@ def collect(driver: StorageDriver, lock_dir: str, grace: float = 3600.0, dry_run
                     d = parse_digest(f"{parts[-3]}:{parts[-2]}")
                 except (RegistryError, IndexError):
                     continue
-                if d not in live_blobs and now - f.mtime >= grace:
+                if d in doomed_blobs or (d not in live_blobs and now - f.mtime >= grace
+                                         and driver_missing(d)):
                     res.links_deleted += 1
                     if not dry_run:
                         try:
@@ -181,34 +206,16 @@ def collect(driver: StorageDriver, lock_dir: str, grace: float = 3600.0, dry_run
                             driver.delete(u)
                         except PathNotFound:
                             pass
-        try:
-            blob_files = list(driver.walk(paths.BLOBS))
-        except PathNotFound:
-            blob_files = []
-        for f in blob_files:
-            parts = f.path.split("/")
-            if parts[-1] != "data":
-                continue
-            try:
-                d = parse_digest(f"{parts[-4]}:{parts[-2]}")
-            except (RegistryError, IndexError):
-                continue
-            if d in live_blobs:
-                res.blobs_kept += 1
-                continue
-            try:
-                fresh = driver.stat(f.path)  # re-check: a push may have touched it since the walk
-            except PathNotFound:
-                continue
-            if now - fresh.mtime < grace:
-                res.blobs_kept += 1
-                continue
+        for d in doomed_blobs:
             res.blobs_deleted.append(str(d))
             if not dry_run:
                 try:
                     driver.delete(paths.blob_dir(d))
                 except PathNotFound:
                     pass
+
+    def driver_missing(d: Digest) -> bool:
+        return not driver.exists(paths.blob_data(d))
 
     if dry_run:
         sweep()

@@ -181,6 +181,8 @@ class ManifestService:
             cfg = _descriptor(doc.get("config"), "config")
             if not self.blobs.is_linked(repo, cfg) or self.blobs.global_stat(cfg) is None:
                 missing.append({"digest": str(cfg)})
+            else:
+                self.blobs.touch(cfg)
             layers = doc.get("layers", [])
             if not isinstance(layers, list):
                 raise _invalid("layers must be a list")
