@@ -241,11 +241,16 @@ def parse_security_opt(opts: list[str] | None) -> dict:
                 result["seccomp"] = None
             else:
                 result["seccomp"] = seccomp.load_profile(value)
-        elif key in ("apparmor", "label", "systempaths", "writable-cgroups", "mask", "unmask"):
-            # No AppArmor/SELinux on this host; path/cgroup tweaks not supported yet.
-            if key == "systempaths" and value != "unconfined":
+        elif key in ("apparmor", "label"):
+            pass  # no AppArmor/SELinux on this host: accepted and ignored, like a host without them
+        elif key == "systempaths":
+            if value != "unconfined":
                 raise InvalidParameter(f"invalid --security-opt: {opt!r}")
-            result.setdefault("extra", {})[key] = value
+            result["systempaths_unconfined"] = True
+        elif key == "writable-cgroups":
+            if value.lower() not in ("true", "false"):
+                raise InvalidParameter(f"invalid --security-opt: {opt!r}")
+            result["writable_cgroups"] = value.lower() == "true"
         else:
             raise InvalidParameter(f"Invalid --security-opt: {opt!r}")
     return result
@@ -391,9 +396,14 @@ def build_spec(config: dict, host_config: dict, *, rootfs: str, hostname: str,
         "sysctl": _validate_sysctls(hc.get("Sysctls") or {}, host_net=netns_path is None,
                                     host_ipc=ipc_mode == "host", host_uts=uts_mode == "host"),
     }
-    if not privileged:
+    if sec.get("writable_cgroups"):
+        for m in mounts:
+            if m["destination"] == "/sys/fs/cgroup":
+                m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+    if not privileged and not sec.get("systempaths_unconfined"):
         linux["maskedPaths"] = list(linux_defaults.MASKED_PATHS)
         linux["readonlyPaths"] = list(linux_defaults.READONLY_PATHS)
+    if not privileged:
         if sec["seccomp"] is None:
             linux["seccomp"] = seccomp.default_profile(caps)
         elif sec["seccomp"] != "unconfined":

@@ -260,3 +260,13 @@ def test_misc_validation():
     s = spec(user=(1000, 1000, [10, 20]), cgroup_resources={"memory": {"limit": 1 << 25}})
     assert s["process"]["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [10, 20]}
     assert s["linux"]["resources"]["memory"] == {"limit": 1 << 25}
+
+
+def test_systempaths_and_writable_cgroups():
+    s = spec(host_config={"SecurityOpt": ["systempaths=unconfined", "writable-cgroups=true"]})
+    assert "maskedPaths" not in s["linux"] and "readonlyPaths" not in s["linux"]
+    assert "seccomp" in s["linux"]
+    cg = next(m for m in s["mounts"] if m["destination"] == "/sys/fs/cgroup")
+    assert "rw" in cg["options"] and "ro" not in cg["options"]
+    with pytest.raises(InvalidParameter):
+        parse_security_opt(["systempaths=confined"])
