@@ -193,9 +193,51 @@ class ImageService:
         return self.resolve(image_id).config
 
     def layer_dirs(self, image_id: str) -> list[Path]:
-        """Overlay lowerdirs of the image, top-most first (for lowerdir=a:b:c)."""
-        img = self.resolve(image_id)
-        return [self.layers.diff_dir(c) for c in reversed(img.layer_chain_ids)]
+        """Overlay lowerdirs of the image, top-most first (for lowerdir=a:b:c).
+
+        Also answers for an image force-deleted while stopped containers used it:
+        their layers are held for them (see `_delete_image`).
+        """
+        try:
+            chain = self.resolve(image_id).layer_chain_ids
+        except NotFound:
+            chain = self._held_chain(image_id)
+            if chain is None:
+                raise
+        return [self.layers.diff_dir(c) for c in reversed(chain)]
+
+    # Layers of a deleted image that containers still use are referenced by
+    # owners named "container:<container id>:<image id>".
+    def _held_chain(self, image_id: str) -> list[str] | None:
+        rows = self.db.query("SELECT DISTINCT chain_id FROM layer_refs WHERE owner LIKE ?",
+                             (f"container:%:{image_id}",))
+        if not rows:
+            return None
+        layers = {r["chain_id"]: self.layers.get(r["chain_id"]) for r in rows}
+        parents = {l.parent for l in layers.values() if l is not None}
+        tops = [c for c in layers if c not in parents]
+        chain: list[str] = []
+        cur: str | None = tops[0] if tops else None
+        while cur is not None and cur in layers:
+            chain.append(cur)
+            layer = layers[cur]
+            cur = layer.parent if layer is not None else None
+        return list(reversed(chain))
+
+    def release_container(self, container_id: str) -> None:
+        """A container is gone: drop the layers it held of a deleted image (idempotent)."""
+        with self.db.transaction():
+            self.db.execute("DELETE FROM layer_refs WHERE owner LIKE ?", (f"container:{container_id}:%",))
+
+    def _sweep_holds(self) -> None:
+        """Drop holds of containers that no longer use the image (in case release_container was missed)."""
+        if self._usage is None:
+            return
+        for r in self.db.query("SELECT DISTINCT owner FROM layer_refs WHERE owner LIKE 'container:%'"):
+            _, cid, image_id = r["owner"].split(":", 2)
+            if cid not in {u for u, _ in self._users(image_id)}:
+                with self.db.transaction():
+                    self.layers.drop_refs(r["owner"])
 
     def all_images(self) -> list[Image]:
         return [self._row_to_image(r) for r in self.db.query("SELECT * FROM images ORDER BY created DESC, id")]
@@ -654,8 +696,18 @@ class ImageService:
         return not self.db.scalar("SELECT COUNT(*) FROM image_refs WHERE image_id=?", (image_id,))
 
     async def _delete_image(self, image_id: str) -> list[str]:
-        """Forget the image and collect the layers nobody uses any more."""
+        """Forget the image and collect the layers nobody uses any more.
+
+        Stopped containers of a force-deleted image keep its layers: the image's
+        layer references pass to them, as dockerd's RW layers hold theirs.
+        """
+        img = self._get(image_id)
+        users = self._users(image_id)
+        self._sweep_holds()
         with self.db.transaction():
+            if img is not None:
+                for cid, _ in users:
+                    self.layers.add_refs(f"container:{cid}:{image_id}", img.layer_chain_ids)
             self.db.execute("DELETE FROM image_refs WHERE image_id=?", (image_id,))
             self.layers.drop_refs(image_id)
             self.db.execute("DELETE FROM images WHERE id=?", (image_id,))
@@ -671,6 +723,9 @@ class ImageService:
         until = min(parse_timestamp(u) for u in f.get("until")) if f.get("until") else None
         deleted: list[dict[str, str]] = []
         reclaimed = 0
+        self._sweep_holds()  # layers held by containers since removed
+        sizes = {l.chain_id: l.size for l in self.layers.all()}
+        reclaimed += sum(sizes.get(c, 0) for c in await asyncio.to_thread(self.layers.gc))
         for img in self.all_images():
             if dangling_only and (img.repo_tags or img.repo_digests):
                 continue
