@@ -106,10 +106,22 @@ async def load(request: web.Request) -> web.StreamResponse:
     finally:
         src.unlink(missing_ok=True)
     msgs: list[dict[str, Any]] = []
-    if not quiet:
-        msgs.append({"status": "Loading layers", "progressDetail": {}, "id": "load"})
+    if not quiet:  # what dockerd's progress bars show once each layer is in
+        for diff_id, size in result.layers:
+            msgs.append({"status": "Loading layer", "id": diff_id[7:19],
+                         "progressDetail": {"current": size, "total": size},
+                         "progress": f"[{'=' * 49}>] {_human(size)}/{_human(size)}"})
     msgs += [{"stream": m + "\n"} for m in result.messages]
     return await _json_stream(request, msgs)
+
+
+def _human(n: float) -> str:
+    """Sizes as Docker's progress bars print them (decimal units)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.4g}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1000
+    return f"{n}B"
 
 
 async def _send_tar(request: web.Request, names: list[str]) -> web.StreamResponse:

@@ -96,6 +96,7 @@ class Image:
 class LoadResult:
     messages: list[str]
     image_ids: list[str]
+    layers: list[tuple[str, int]] = field(default_factory=list)  # (diff_id, tar size) loaded
 
 
 class ImageService:
@@ -330,17 +331,17 @@ class ImageService:
                 raise InvalidParameter(
                     "invalid archive: neither a Docker image archive (manifest.json) "
                     "nor an OCI image layout (index.json)")
-            messages: list[str] = []
-            ids: list[str] = []
+            result = LoadResult([], [])
             for entry in entries:
-                msgs, image_id = await self._load_entry(work, entry)
-                messages += msgs
-                ids.append(image_id)
-            return LoadResult(messages, ids)
+                msgs, image_id = await self._load_entry(work, entry, result.layers)
+                result.messages += msgs
+                result.image_ids.append(image_id)
+            return result
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
 
-    async def _load_entry(self, work: Path, entry: "_Entry") -> tuple[list[str], str]:
+    async def _load_entry(self, work: Path, entry: "_Entry",
+                          loaded: list[tuple[str, int]]) -> tuple[list[str], str]:
         raw = entry.config_bytes
         cfg = oimg.validate_config(raw)
         diff_ids = oimg.diff_ids_of(cfg)
@@ -352,6 +353,8 @@ class ImageService:
             for path, diff_id in zip(entry.layers, diff_ids):
                 layer = await asyncio.to_thread(self.layers.import_layer, path, parent, pinned, diff_id)
                 parent = layer.chain_id
+                if all(d != diff_id for d, _ in loaded):
+                    loaded.append((diff_id, self.layers.tar_path(diff_id).stat().st_size))
             image_id, moved = self._commit(raw, cfg, entry.tags)
         messages = []
         for ref, prev in moved:

@@ -432,3 +432,17 @@ def test_events_for_image_actions(engine, own_images, rootfs):
     assert ("import", image_id) in actions
     assert ("tag", "imgtest/ev:latest") in actions and ("tag", "imgtest/ev:2") in actions
     assert ("untag", image_id) in actions
+
+
+def test_load_progress_in_a_terminal(engine, own_images, tmp_path):
+    """With a TTY the CLI asks for progress (quiet=0) and draws dockerd-style layer bars."""
+    tar = make_busybox_rootfs_tar(tmp_path / "r.tar", extra_files={"tty": b"bars"})
+    cli_ok(engine, "import", str(tar), "imgtest/tty")
+    saved = tmp_path / "s.tar"
+    cli_ok(engine, "save", "-o", str(saved), "imgtest/tty")
+    cli_ok(engine, "rmi", "imgtest/tty")
+    r = subprocess.run(["script", "-qec", f"docker load -i {saved}", "/dev/null"], env=engine.docker_env,
+                       capture_output=True, timeout=120)
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode == 0, out + r.stderr.decode()
+    assert "Loading layer" in out and "Loaded image: imgtest/tty:latest" in out
