@@ -79,7 +79,7 @@ def network_settings(engine, c: Container) -> dict[str, Any]:
         k: {**v, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
             "MacAddress": "", "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
         for k, v in c.networks.items()}
-    br = nets.get("bridge", {})
+    br = nets.get("bridge") or (next(iter(nets.values())) if len(nets) == 1 else {}) or {}
     return {
         "Bridge": "",
         "SandboxID": c.id if c.sandbox_path else "",

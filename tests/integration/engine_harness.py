@@ -163,16 +163,10 @@ class EngineProcess:
 
 
 def _remove_iptables_rules(bridge: str) -> None:
-    """Delete any rule or chain that names our bridge (a safety net for crashed engines)."""
-    for table in ("nat", "filter"):
-        out = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout
-        chains = set()
-        for line in out.splitlines():
-            if bridge in line and line.startswith("-A "):
-                parts = line.split()
-                subprocess.run(["iptables", "-t", table, "-D", *parts[1:]], capture_output=True)
-            if line.startswith(":") and bridge.upper() in line.upper():
-                chains.add(line[1:].split()[0])
-        for ch in chains:
-            subprocess.run(["iptables", "-t", table, "-F", ch], capture_output=True)
-            subprocess.run(["iptables", "-t", table, "-X", ch], capture_output=True)
+    """Delete the chains and rules an engine made for our bridge (a safety net after crashes)."""
+    from dockyard.network.firewall import Firewall
+
+    try:
+        Firewall(True).remove_bridge(bridge)
+    except Exception:
+        pass

@@ -80,6 +80,7 @@ class ContainerService:
         self._bg: set[asyncio.Task] = set()
         self._closing = False
         images.set_usage_checker(self._image_users)
+        networks.container_name = self._name_of
 
     # ------------------------------------------------------------------ store
     def _save(self, c: Container) -> None:
@@ -121,6 +122,10 @@ class ContainerService:
 
     def all(self) -> list[Container]:
         return sorted(self._ctrs.values(), key=lambda c: c.created, reverse=True)
+
+    def _name_of(self, cid: str) -> str | None:
+        c = self._ctrs.get(cid)
+        return c.name if c else None
 
     def _image_users(self, image_id: str) -> list[tuple[str, bool]]:
         return [(c.id, c.state.running) for c in self._ctrs.values() if c.image_id == image_id]
@@ -217,11 +222,15 @@ class ContainerService:
             target = self.get(mode.split(":", 1)[1])
             mode = f"container:{target.id}"
         elif mode not in ("bridge", "host", "none"):
-            self.networks.inspect_network(mode)  # 404 for an unknown network
-            raise InvalidParameter(f"network {mode}: user-defined networks are not supported yet")
+            mode = self.networks.resolve(mode).name  # 404 for an unknown network
         if mode == "host" and config.get("Hostname"):
             pass  # Docker allows it and keeps the host's UTS namespace
         self._validate_mounts(host_config)
+        if self.cgroups:
+            from ...runtime.cgroups import normalize_resources
+
+            # Docker checks resources at create and shows the normalised values
+            host_config = normalize_resources(host_config, swap_accounting=self.cgroups.swap_accounting())
         cid = secrets.token_hex(32)
         while cid[:12].isdigit() or cid in self._ctrs:
             cid = secrets.token_hex(32)
@@ -380,20 +389,14 @@ class ContainerService:
             return f"/proc/{other.state.pid}/ns/net", None, None
         netns = await self.networks.create_sandbox(c.id, mode)
         c.sandbox_path = netns
-        c.networks = {}
-        ip = gateway = None
-        if mode == "bridge":
-            mac = c.config.get("MacAddress") or None
-            ep_cfg = (c.networking_config.get("EndpointsConfig") or {}).get("bridge") or {}
-            ep = await self.networks.connect(c.id, "bridge", netns, mac=mac,
-                                             aliases=list(ep_cfg.get("Aliases") or []))
-            c.networks["bridge"] = ep.to_docker("bridge")
-            ip, gateway = ep.ip_address, ep.gateway
-        elif mode == "host":
-            c.networks["host"] = _null_endpoint(self.networks, "host")
-        elif mode == "none":
-            c.networks["none"] = _null_endpoint(self.networks, "none")
-        return netns, ip, gateway
+        ep_cfg = (c.networking_config.get("EndpointsConfig") or {}).get(mode) or {}
+        ipam = ep_cfg.get("IPAMConfig") or {}
+        ep = await self.networks.connect(
+            c.id, mode, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
+            ip=ipam.get("IPv4Address") or None, aliases=list(ep_cfg.get("Aliases") or []),
+            name=c.name)
+        c.networks = {mode: ep.to_docker(mode)}
+        return netns, ep.ip_address or None, ep.gateway or None
 
     def _write_etc_and_spec(self, c: Container, rootfs: Path, netns: str | None,
                             ip: str | None, gateway: str | None) -> dict[str, Any]:
@@ -433,7 +436,8 @@ class ContainerService:
         from ...oci import runtime_spec, users
 
         cfg, hc = c.config, c.host_config
-        user = users.resolve_user(str(rootfs), cfg.get("User") or "", hc.get("GroupAdd") or []).as_tuple()
+        resolved = users.resolve_user(str(rootfs), cfg.get("User") or "", hc.get("GroupAdd") or [])
+        user = resolved.as_tuple()
         cwd = cfg.get("WorkingDir") or "/"
         init_path = None
         if hc.get("Init"):
@@ -447,6 +451,8 @@ class ContainerService:
             env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         if not any(e.startswith("HOSTNAME=") for e in env):
             env.insert(1, f"HOSTNAME={cfg['Hostname']}")
+        if not any(e.startswith("HOME=") for e in env):
+            env.append(f"HOME={getattr(resolved, 'home', '') or '/'}")
         if cfg.get("Tty") and not any(e.startswith("TERM=") for e in env):
             env.append("TERM=xterm")
         return runtime_spec.build_spec(
@@ -525,9 +531,8 @@ class ContainerService:
             await self.runtime.delete(c.id, force=True)
         except Exception as exc:
             log.warning("runc delete %s: %s", c.short_id, exc)
-        if c.network_mode in ("bridge",):
-            await _quiet(self.networks.disconnect(c.id, "bridge"))
         if not c.network_mode.startswith("container:"):
+            # disconnects every endpoint; veths are deleted in the background
             await _quiet(self.networks.release_sandbox(c.id))
         c.sandbox_path = None
         if self.cgroups:
@@ -921,16 +926,6 @@ class ContainerService:
         if c.state.status not in ("running", "paused"):
             raise Conflict(f"Container {c.id} is not running")
         return []
-
-
-def _null_endpoint(networks: Any, name: str) -> dict[str, Any]:
-    try:
-        nid = networks.inspect_network(name)["Id"]
-    except Exception:
-        nid = ""
-    return {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
-            "NetworkID": nid, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
-            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
 
 
 def _exit_code_for(msg: str) -> int:
