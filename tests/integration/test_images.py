@@ -446,3 +446,43 @@ def test_load_progress_in_a_terminal(engine, own_images, tmp_path):
     out = r.stdout.decode(errors="replace")
     assert r.returncode == 0, out + r.stderr.decode()
     assert "Loading layer" in out and "Loaded image: imgtest/tty:latest" in out
+
+
+def test_engine_killed_mid_import_leaves_no_half_layer(tmp_path):
+    """SIGKILL while a layer is being unpacked: after restart no debris and no half image."""
+    import time
+
+    from engine_harness import EngineProcess
+
+    big = tmp_path / "big.tar"
+    with tarfile.open(big, "w") as tf:
+        chunk = b"\0" * (1 << 20)
+        for i in range(400):
+            ti = tarfile.TarInfo(f"data/f{i:04d}")
+            ti.size = len(chunk)
+            tf.addfile(ti, io.BytesIO(chunk))
+    eng = EngineProcess()
+    try:
+        eng.start()
+        layers_tmp = eng.data_root / "layers" / "tmp"
+        proc = subprocess.Popen(["docker", "import", str(big), "imgtest/crash"], env=eng.docker_env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while not any(p.name.startswith("unpack-") for p in layers_tmp.iterdir()):
+            assert proc.poll() is None, "the import finished before it could be interrupted"
+            assert time.time() < deadline
+            time.sleep(0.002)
+        eng.kill9()
+        proc.wait(60)
+        assert any(layers_tmp.iterdir())  # the interrupted unpack is still there
+        eng.start()
+        assert list(layers_tmp.iterdir()) == []
+        assert list((eng.data_root / "content" / "tmp").iterdir()) == []
+        assert [p.name for p in (eng.data_root / "layers").iterdir()] == ["tmp"]
+        assert eng.cli("image", "inspect", "imgtest/crash").returncode != 0
+        # and the engine imports the same tar fine afterwards
+        r = eng.cli("import", str(big), "imgtest/crash", timeout=300)
+        assert r.returncode == 0, r.stderr.decode()
+        assert len([p for p in (eng.data_root / "layers").iterdir() if p.name != "tmp"]) == 1
+    finally:
+        eng.cleanup()
