@@ -22,6 +22,7 @@ from .errors import RegistryError
 from .mediatypes import OCI_INDEX, acceptable
 from .names import parse_digest, validate_name
 from .service import Registry
+from .storage.driver import InvalidPath
 from .tags import parse_n
 from .uploads import UploadSession
 
@@ -30,7 +31,7 @@ log = logging.getLogger("dockyard.registry")
 API_VERSION = "registry/2.0"
 _BUFFER = 4 << 20  # bytes handed to the writer thread at a time
 REGISTRY_KEY = web.AppKey("registry", Registry)
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)\Z")
 
 Handler = Callable[[web.Request, "Match"], Awaitable[web.StreamResponse]]
 
@@ -401,17 +402,17 @@ async def referrers(request: web.Request, m: Match) -> web.StreamResponse:
 
 _N = r"(?P<name>.+?)"
 ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (re.compile(r"^/v2/?$"), {"GET": base, "HEAD": base}),
-    (re.compile(r"^/v2/_catalog$"), {"GET": catalog}),
-    (re.compile(rf"^/v2/{_N}/tags/list$"), {"GET": tags_list}),
-    (re.compile(rf"^/v2/{_N}/manifests/(?P<ref>[^/]+)$"),
+    (re.compile(r"^/v2/?\Z"), {"GET": base, "HEAD": base}),
+    (re.compile(r"^/v2/_catalog\Z"), {"GET": catalog}),
+    (re.compile(rf"^/v2/{_N}/tags/list\Z"), {"GET": tags_list}),
+    (re.compile(rf"^/v2/{_N}/manifests/(?P<ref>[^/]+)\Z"),
      {"GET": manifest_get, "HEAD": manifest_get, "PUT": manifest_put, "DELETE": manifest_delete}),
-    (re.compile(rf"^/v2/{_N}/blobs/uploads/?$"), {"POST": upload_start}),
-    (re.compile(rf"^/v2/{_N}/blobs/uploads/(?P<uuid>[^/]+)$"),
+    (re.compile(rf"^/v2/{_N}/blobs/uploads/?\Z"), {"POST": upload_start}),
+    (re.compile(rf"^/v2/{_N}/blobs/uploads/(?P<uuid>[^/]+)\Z"),
      {"GET": upload_status, "PATCH": upload_patch, "PUT": upload_put, "DELETE": upload_cancel}),
-    (re.compile(rf"^/v2/{_N}/blobs/(?P<digest>[^/]+)$"),
+    (re.compile(rf"^/v2/{_N}/blobs/(?P<digest>[^/]+)\Z"),
      {"GET": blob_get, "HEAD": blob_get, "DELETE": blob_delete}),
-    (re.compile(rf"^/v2/{_N}/referrers/(?P<digest>[^/]+)$"), {"GET": referrers}),
+    (re.compile(rf"^/v2/{_N}/referrers/(?P<digest>[^/]+)\Z"), {"GET": referrers}),
 ]
 
 
@@ -430,6 +431,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
                                 headers={"Allow": ", ".join(methods)})
         return await handler(request, Match(groups))
     raise RegistryError("NAME_UNKNOWN", f"no such endpoint: {path[:200]}", status=404)
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    raise RegistryError("NAME_UNKNOWN", f"no such endpoint: {request.path[:200]}", status=404)
 
 
 async def search_route(request: web.Request) -> web.StreamResponse:
@@ -459,6 +464,8 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
         return _json(e.body(), status=e.status, headers=e.headers)
     except web.HTTPException:
         raise
+    except InvalidPath as e:  # a name or tag the validators let through but storage refuses
+        return _json({"errors": [{"code": "NAME_INVALID", "message": str(e)}]}, status=400)
     except (ConnectionError, ClientError) as e:
         log.info("client went away: %s %s: %s", request.method, request.path, e)
         return _json({"errors": [{"code": "BLOB_UPLOAD_INVALID", "message": str(e)}]}, status=400)
@@ -472,11 +479,14 @@ async def _add_headers(request: web.Request, response: web.StreamResponse) -> No
 
 
 def make_app(registry: Registry) -> web.Application:
-    app = web.Application(middlewares=[_errors], client_max_size=64 << 20)
+    # A 1 MiB read buffer lets the socket run ahead of the hashing thread (64 KiB pauses it often).
+    app = web.Application(middlewares=[_errors], client_max_size=64 << 20,
+                          handler_args={"read_bufsize": 1 << 20})
     app[REGISTRY_KEY] = registry
     app.on_response_prepare.append(_add_headers)
     app.router.add_route("*", "/auth/token", token_route)
     app.router.add_route("GET", "/v1/search", search_route)
     app.router.add_route("*", "/v2", dispatch)
-    app.router.add_route("*", "/v2/{tail:.*}", dispatch)
+    app.router.add_route("*", r"/v2/{tail:[\s\S]*}", dispatch)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", not_found)
     return app

@@ -24,8 +24,8 @@ from .errors import RangeNotSatisfiable, RegistryError
 from .names import Digest, parse_algorithm, parse_digest
 from .storage import FileWriter, PathNotFound, StorageDriver
 
-_UUID_RE = re.compile(r"^[0-9a-f]{32}$")
-_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(\d+|\*))?$")
+_UUID_RE = re.compile(r"^[0-9a-f]{32}\Z")
+_RANGE_RE = re.compile(r"^(?:bytes[ =])?([0-9]+)-([0-9]+)(?:/([0-9]+|\*))?\Z")
 
 
 @dataclass
