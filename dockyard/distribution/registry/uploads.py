@@ -171,8 +171,16 @@ class UploadService:
         self._info(repo, upload_id)
         with self._states_lock:
             state = self._states.get(upload_id)
-        if state is not None and state.offset >= 0 and not state.lock.locked():
-            return state.offset
+        if state is not None:
+            # Wait for a request still writing (e.g. one whose client just vanished),
+            # so the Range we report is where the next chunk must start.
+            if not state.lock.acquire(timeout=30):
+                raise RegistryError("BLOB_UPLOAD_INVALID", "upload is busy with another request")
+            try:
+                if state.offset >= 0:
+                    return state.offset
+            finally:
+                state.lock.release()
         w = self.driver.writer(paths.upload_data(repo, upload_id), append=True)
         try:
             return w.size

@@ -180,3 +180,29 @@ def test_token_flow_with_skopeo(token_registry, busybox_layout, tmp_path):
     r = skopeo("login", "--tls-verify=false", "--authfile", str(tmp_path / "auth2.json"), "-u", "alice",
                "-p", "bad", token_registry.host)
     assert r.returncode != 0
+
+
+# --- the docker CLI ----------------------------------------------------------------------
+
+def _docker_login(reg, tmp_path, user: str, password: str) -> subprocess.CompletedProcess:
+    env = {"DOCKER_CONFIG": str(tmp_path / "docker-config"), "PATH": "/usr/local/bin:/usr/bin:/bin",
+           # No daemon: the CLI then logs in client-side, talking to the registry itself.
+           "DOCKER_HOST": f"unix://{tmp_path / 'no-daemon.sock'}", "HOME": str(tmp_path)}
+    return subprocess.run(["/usr/local/bin/docker", "login", reg.host, "-u", user, "--password-stdin"],
+                          input=password, capture_output=True, text=True, timeout=60, env=env)
+
+
+@pytest.mark.parametrize("which", ["token", "basic"])
+def test_docker_login(which, token_registry, basic_registry, tmp_path):
+    reg = token_registry if which == "token" else basic_registry
+    r = _docker_login(reg, tmp_path, "alice", "wonderland")
+    assert r.returncode == 0 and "Login Succeeded" in r.stdout, r.stderr
+    saved = json.loads((tmp_path / "docker-config" / "config.json").read_text())["auths"][reg.host]
+    if which == "token":
+        # The CLI used the OAuth2 password grant and kept our refresh token.
+        claims = jwt.decode(saved["identitytoken"], options={"verify_signature": False})
+        assert claims["sub"] == "alice"
+    else:
+        assert base64.b64decode(saved["auth"]).decode() == "alice:wonderland"
+    bad = _docker_login(reg, tmp_path / "bad", "alice", "not-the-password")
+    assert bad.returncode != 0 and "unauthorized" in bad.stderr.lower()
