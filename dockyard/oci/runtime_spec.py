@@ -401,8 +401,15 @@ def build_spec(config: dict, host_config: dict, *, rootfs: str, hostname: str,
             if m["destination"] == "/sys/fs/cgroup":
                 m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
     if not privileged and not sec.get("systempaths_unconfined"):
-        linux["maskedPaths"] = list(linux_defaults.MASKED_PATHS)
-        linux["readonlyPaths"] = list(linux_defaults.READONLY_PATHS)
+        # The docker CLI turns `--security-opt systempaths=unconfined` into
+        # MaskedPaths/ReadonlyPaths = [] itself; a list given (even empty) wins.
+        masked, readonly = hc.get("MaskedPaths"), hc.get("ReadonlyPaths")
+        for key, value in (("MaskedPaths", masked), ("ReadonlyPaths", readonly)):
+            if value is not None and (not isinstance(value, list) or not all(
+                    isinstance(p, str) and p.startswith("/") for p in value)):
+                raise InvalidParameter(f"invalid {key}: expected a list of absolute paths")
+        linux["maskedPaths"] = list(linux_defaults.MASKED_PATHS if masked is None else masked)
+        linux["readonlyPaths"] = list(linux_defaults.READONLY_PATHS if readonly is None else readonly)
     if not privileged:
         if sec["seccomp"] is None:
             linux["seccomp"] = seccomp.default_profile(caps)
