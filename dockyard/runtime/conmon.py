@@ -135,6 +135,17 @@ class Monitor:
         except (FileNotFoundError, ValueError):
             return None
 
+    def exit_time(self, cid: str) -> str | None:
+        """When conmon recorded the exit, as Docker's RFC3339Nano."""
+        try:
+            ns = os.stat(self.exit_dir / cid).st_mtime_ns
+        except FileNotFoundError:
+            return None
+        from datetime import datetime, timezone
+
+        dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
+        return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}Z"
+
     def clear_exit(self, cid: str) -> None:
         try:
             (self.exit_dir / cid).unlink()

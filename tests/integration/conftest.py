@@ -58,3 +58,23 @@ def cleanup_containers(engine):
                 api.remove_container(c["Id"], force=True)
             except Exception:
                 pass
+
+
+@pytest.fixture
+def private_engine():
+    """An engine of the test's own, for crashing and restarting; cleaned up whatever happens."""
+    made: list[EngineProcess] = []
+
+    def make(extra_args: list[str] | None = None) -> EngineProcess:
+        eng = EngineProcess(extra_args=extra_args)
+        made.append(eng)
+        eng.start()
+        with tempfile.TemporaryDirectory() as td:
+            tar = make_busybox_rootfs_tar(Path(td) / "rootfs.tar")
+            r = eng.cli("import", str(tar), BUSYBOX, timeout=120)
+            assert r.returncode == 0, r.stderr.decode() + eng.log_tail()
+        return eng
+
+    yield make
+    for eng in made:
+        eng.cleanup()

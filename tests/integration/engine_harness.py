@@ -133,6 +133,14 @@ class EngineProcess:
         return out
 
     def mounts(self) -> list[str]:
+        """Mounts under our root, but the engine's own private netns directory mount."""
+        prefix = str(self.root) + "/"
+        own = str(self.exec_root / "netns")
+        with open("/proc/self/mountinfo") as f:
+            return [mp for mp in (line.split()[4] for line in f)
+                    if mp.startswith(prefix) and mp != own]
+
+    def all_mounts(self) -> list[str]:
         prefix = str(self.root) + "/"
         with open("/proc/self/mountinfo") as f:
             return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
@@ -155,7 +163,7 @@ class EngineProcess:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for mp in sorted(self.mounts(), key=len, reverse=True):
+        for mp in sorted(self.all_mounts(), key=len, reverse=True):
             subprocess.run(["umount", "-l", mp], capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
         _remove_iptables_rules(self.bridge)

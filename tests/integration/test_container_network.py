@@ -120,7 +120,7 @@ def test_host_left_as_it_was_after_engine_stops():
         for c in cli.containers.list(all=True):
             c.remove(force=True)
         assert eng.stop() == 0
-        assert eng.mounts() == []
+        assert eng.all_mounts() == []
         assert snapshot() == before
     finally:
         eng.cleanup()

@@ -77,6 +77,7 @@ class ContainerService:
         self._live_attach: dict[str, list[AttachStream]] = {}
         self._watch_fds: dict[str, int] = {}
         self._restart_tasks: dict[str, asyncio.Task] = {}
+        self._backoff: dict[str, float] = {}
         self._bg: set[asyncio.Task] = set()
         self._closing = False
         images.set_usage_checker(self._image_users)
@@ -141,6 +142,7 @@ class ContainerService:
                 continue
             self._ctrs[c.id] = c
         live: set[str] = set()
+        exited_while_away: list[Container] = []
         for c in list(self._ctrs.values()):
             if c.state.status == "removing":
                 await self._finish_remove(c)
@@ -149,15 +151,26 @@ class ContainerService:
                 self._watch(c)
                 live.add(c.id)
                 continue
-            if c.state.status in ("running", "paused", "restarting"):
+            if c.state.status in ("running", "paused"):
                 # exited while we were away: record how, tidy up
                 await self._handle_exit(c, engine_restart=True)
+                exited_while_away.append(c)
+            elif c.state.status == "restarting":
+                c.state.status = "exited"
+                self._save(c)
         await self._repair_leftovers(live)
-        for c in self._ctrs.values():
+        for c in list(self._ctrs.values()):
+            if c.id in live or c.id not in self._ctrs:
+                continue
+            if c in exited_while_away:
+                await self._after_exit(c)
+                continue
+            # Docker's rule at daemon start: `always` comes back even after a
+            # manual stop, `unless-stopped` only if it was not stopped by hand.
             pol = c.host_config.get("RestartPolicy", {}).get("Name")
-            if c.state.status == "exited" and pol in ("always", "unless-stopped") \
-                    and not c.state.stopped_by_user and c.has_been_started:
-                self._spawn(self._restart_after(c, 0))
+            if c.has_been_started and c.state.status == "exited" and (
+                    pol == "always" or (pol == "unless-stopped" and not c.state.stopped_by_user)):
+                self._schedule_restart(c, delay=0)
 
     async def _repair_leftovers(self, live: set[str]) -> None:
         """Remove what a crash left: runc state, mounts and bundles of dead containers."""
@@ -174,8 +187,16 @@ class ContainerService:
         for d in list(self.data_dir.iterdir()):
             if d.name not in self._ctrs:
                 shutil.rmtree(d, ignore_errors=True)
-        if hasattr(self.networks, "repair"):
-            await self.networks.repair(live)
+        for pid, cid in _monitors_under(self.run_dir):
+            if cid not in live:
+                try:
+                    os.kill(pid, _signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if self.cgroups:
+            for cid in _safe(lambda: self.cgroups.leftovers(live), []):
+                _safe(lambda: self.cgroups.remove(cid), None)
+        await self.networks.repair(live)
 
     async def shutdown(self) -> None:
         self._closing = True
@@ -294,6 +315,8 @@ class ContainerService:
             if t:
                 t.cancel()
             c.state.stopped_by_user = False
+            c.restart_count = 0
+            self._backoff.pop(c.id, None)
             await self._start_locked(c)
 
     async def _start_locked(self, c: Container) -> None:
@@ -514,7 +537,8 @@ class ContainerService:
         c.state.status = "exited"
         c.state.pid = 0
         c.state.conmon_pid = 0
-        c.state.finished_at = now_rfc3339()
+        # the monitor stamped the exit: right even when we were down at the time
+        c.state.finished_at = self.monitor.exit_time(c.id) or now_rfc3339()
         self._save(c)
         for st in self._live_attach.pop(c.id, []):
             st.ended.set()
@@ -561,13 +585,12 @@ class ContainerService:
             return mx == 0 or c.restart_count < mx
         return False
 
-    def _schedule_restart(self, c: Container) -> None:
-        ran = time.time() - rfc3339_to_unix(c.state.started_at)
-        # Docker's back-off: 100 ms doubling, reset after 10 s of running
-        if ran >= 10:
-            c.backoff = 0.1  # type: ignore[attr-defined]
-        delay = getattr(c, "backoff", 0.1)
-        c.backoff = min(delay * 2, 60.0)  # type: ignore[attr-defined]
+    def _schedule_restart(self, c: Container, delay: float | None = None) -> None:
+        if delay is None:
+            ran = time.time() - rfc3339_to_unix(c.state.started_at)
+            # Docker's back-off: 100 ms doubling up to a minute, reset after 10 s of running
+            delay = 0.1 if ran >= 10 else self._backoff.get(c.id, 0.1)
+            self._backoff[c.id] = min(delay * 2, 60.0)
         c.state.status = "restarting"
         self._save(c)
         self._restart_tasks[c.id] = self._spawn(self._restart_after(c, delay))
@@ -576,7 +599,7 @@ class ContainerService:
         try:
             await asyncio.sleep(delay)
             async with self._lock(c.id):
-                if self._restart_tasks.get(c.id) is not asyncio.current_task() and delay:
+                if self._restart_tasks.get(c.id) is not asyncio.current_task():
                     return
                 self._restart_tasks.pop(c.id, None)
                 if c.id not in self._ctrs or c.state.status not in ("restarting", "exited"):
@@ -759,6 +782,8 @@ class ContainerService:
         await asyncio.to_thread(shutil.rmtree, self.ctr_dir(c.id), True)
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
         self._ctrs.pop(c.id, None)
+        self._backoff.pop(c.id, None)
+        self.images.release_container(c.id)
         self._locks.pop(c.id, None)
         self.events.publish("container", "destroy", c.id, image=c.image_ref, name=c.name)
         for fut in self._remove_waiters.pop(c.id, []) + self._exit_waiters.pop(c.id, []):
@@ -926,6 +951,26 @@ class ContainerService:
         if c.state.status not in ("running", "paused"):
             raise Conflict(f"Container {c.id} is not running")
         return []
+
+
+def _monitors_under(run_dir: Path) -> list[tuple[int, str]]:
+    """(pid, container id) of every conmon whose bundle lies in our run dir."""
+    marker = str(run_dir).encode() + b"/"
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if not argv or not argv[0].endswith(b"conmon"):
+            continue
+        for i, a in enumerate(argv[:-1]):
+            if a == b"-b" and argv[i + 1].startswith(marker):
+                out.append((int(d), argv[i + 1][len(marker):].decode().split("/")[0]))
+    return out
 
 
 def _exit_code_for(msg: str) -> int:
