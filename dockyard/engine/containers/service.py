@@ -203,8 +203,9 @@ class ContainerService:
         for t in list(self._restart_tasks.values()):
             t.cancel()
         if self.config.stop_containers_on_shutdown:
-            await asyncio.gather(*(self.stop(c.id, timeout=10) for c in self._ctrs.values()
-                                   if c.state.running), return_exceptions=True)
+            await asyncio.gather(*(self.stop(c.id, timeout=10, by_user=False)
+                                   for c in self._ctrs.values() if c.state.running),
+                                 return_exceptions=True)
         loop = asyncio.get_running_loop()
         for cid, fd in list(self._watch_fds.items()):
             loop.remove_reader(fd)
@@ -619,7 +620,8 @@ class ContainerService:
             pass
 
     # ------------------------------------------------------- stop, kill, pause
-    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None,
+                   by_user: bool = True) -> None:
         c = self.get(ref)
         t = self._restart_tasks.pop(c.id, None)
         if t:
@@ -630,7 +632,7 @@ class ContainerService:
             return
         if not c.state.running:
             raise NotModified("container already stopped")
-        c.state.stopped_by_user = True
+        c.state.stopped_by_user = by_user
         self._save(c)
         signo = parse_signal(sig or c.config.get("StopSignal") or None)
         if timeout is None:
