@@ -221,7 +221,9 @@ def run_one(name: str, port: int, blob: Path, digest: str, size: int, args: argp
     time.sleep(1)
     res["put_big_s"] = put_big(port, "bench/big", blob, digest)
     get_big(port, "bench/big", digest, size)  # warm the page cache equally for both
-    res["get_big_s"] = min(get_big(port, "bench/big", digest, size) for _ in range(5))
+    gets = sorted(get_big(port, "bench/big", digest, size) for _ in range(7))
+    res["get_big_s"] = gets[len(gets) // 2]  # median: page-cache writeback makes single runs noisy
+    res["get_big_min_s"] = gets[0]
     res["small_push_s"] = asyncio.run(push_small(port, args.small, args.clients))
     res["manifest_get_rps"] = asyncio.run(manifest_gets(port, args.manifest_gets, args.clients))
     return res
@@ -258,7 +260,8 @@ def main() -> int:
                 stop(proc)
         print(f"{'':28}{'distribution 2.8':>18}{'dockyard':>12}")
         rows = [("PUT %d MiB blob (s)" % args.size_mib, "put_big_s", "%.2f"),
-                ("GET %d MiB blob (s)" % args.size_mib, "get_big_s", "%.2f"),
+                ("GET %d MiB blob, median (s)" % args.size_mib, "get_big_s", "%.2f"),
+                ("GET %d MiB blob, best (s)" % args.size_mib, "get_big_min_s", "%.2f"),
                 (f"{args.small} small blobs x{args.clients} (s)", "small_push_s", "%.2f"),
                 ("manifest GET (req/s)", "manifest_get_rps", "%.0f")]
         for label, key, fmt in rows:
