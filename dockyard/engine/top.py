@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import Conflict, InvalidParameter
 
 DEFAULT_ARGS = "-ef"
+PS_COLUMNS = "8192"
 DEFAULT_TITLES = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
 _ASSIGN_PID = re.compile(r"\s+(\S*)=\s*(PID\S*)")
 
@@ -64,9 +65,11 @@ def _row(fields: list[str], ntitles: int) -> list[str]:
 
 
 async def _run_ps(args: list[str]) -> tuple[int, str, str]:
+    # without a terminal, procps cuts lines at 80 columns: CMD would be cut short
+    env = {**os.environ, "COLUMNS": PS_COLUMNS}
     proc = await asyncio.create_subprocess_exec(
         "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL)
+        stdin=asyncio.subprocess.DEVNULL, env=env)
     out, err = await proc.communicate()
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 

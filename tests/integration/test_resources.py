@@ -411,7 +411,8 @@ def test_stats_errors(engine, client):
 # --------------------------------------------------------------------- top
 
 def test_top_default_columns(client, engine):
-    c = client.containers.run("busybox", ["sh", "-c", "sleep 300 & sleep 301"], detach=True)
+    script = "sleep 300 & sleep 301; echo " + "x" * 150  # longer than ps's 80 columns
+    c = client.containers.run("busybox", ["sh", "-c", script], detach=True)
     deadline = time.monotonic() + 10
     while True:
         top = c.top()
@@ -421,6 +422,7 @@ def test_top_default_columns(client, engine):
     assert top["Titles"] == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
     cmds = [p[-1] for p in top["Processes"]]
     assert "sleep 300" in cmds and "sleep 301" in cmds
+    assert "sh -c " + script in cmds
     main_pid = client.api.inspect_container(c.id)["State"]["Pid"]
     assert str(main_pid) in [p[1] for p in top["Processes"]]
     assert all(p[0] == "root" for p in top["Processes"])
