@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
+
 import signal
 import ssl
 import time

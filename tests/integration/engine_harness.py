@@ -7,7 +7,6 @@ fails: containers, monitor processes, mounts, the bridge and its iptables rules.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import secrets

@@ -8,8 +8,6 @@ import subprocess
 import threading
 import time
 
-import docker
-import pytest
 
 
 def _running_pid(api, cid: str) -> int:

@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import re
-import socket
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -22,6 +21,7 @@ from .auth import Scope
 from .errors import RegistryError
 from .mediatypes import OCI_INDEX, acceptable
 from .names import parse_digest, validate_name
+from .sendfile import serve_file
 from .service import Registry
 from .storage.driver import InvalidPath
 from .tags import parse_n
@@ -229,27 +229,12 @@ async def blob_get(request: web.Request, m: Match) -> web.StreamResponse:
                      status=416, headers={"Content-Range": f"bytes */{info.size}", "Docker-Content-Digest": str(d)})
     local = reg.blobs.local_path(d)
     if local is not None:
-        # sendfile(2), with aiohttp's own Range handling for the ranges we accepted;
-        # a Range we ignore (malformed, multi-range) is stripped so the reply is a plain 200.
-        resp = web.FileResponse(local, headers=headers, chunk_size=1 << 20)
-        if info.size > _BUFFER:
-            _widen_send_buffer(request)
-        if rng and span is None:
-            h = request.headers.copy()
-            del h["Range"]
-            await resp.prepare(request.clone(headers=h))
-        return resp
+        start, length, status = 0, info.size, 200
+        if isinstance(span, tuple):
+            start, length, status = span[0], span[1] - span[0] + 1, 206
+            headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{info.size}"
+        return await serve_file(request, local, status=status, start=start, length=length, headers=headers)
     return await _stream_blob(request, reg, d, info.size, headers, span)
-
-
-def _widen_send_buffer(request: web.Request) -> None:
-    """A bigger socket send buffer lets each sendfile(2) call move more before the loop wakes up."""
-    sock = request.transport.get_extra_info("socket") if request.transport else None
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        except OSError:
-            pass
 
 
 def _parse_range(value: str, size: int) -> "tuple[int, int] | str | None":

@@ -119,7 +119,7 @@ def normalize_host_config(hc: dict[str, Any] | None) -> dict[str, Any]:
         raise InvalidParameter(f"invalid restart policy '{name}'")
     retries = int(rp.get("MaximumRetryCount") or 0)
     if retries and name != "on-failure":
-        raise InvalidParameter(f"invalid restart policy: maximum retry count can only be used with 'on-failure'")
+        raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'")
     if retries < 0:
         raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
     hc["RestartPolicy"] = {"Name": name or "no", "MaximumRetryCount": retries}

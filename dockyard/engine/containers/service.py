@@ -39,7 +39,7 @@ from . import etcfiles, names
 from .attach import AttachStream
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
 from .logs import LogQuery, LogRecord, follow
-from .model import ZERO_TIME, Container, State, now_rfc3339, rfc3339_to_unix
+from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ class ContainerService:
             if t not in ("bind", "tmpfs"):
                 raise InvalidParameter(f"mount type {t!r} is not supported")
             if not str(m.get("Target", "")).startswith("/"):
-                raise InvalidParameter(f"invalid mount config: Target must be an absolute path")
+                raise InvalidParameter("invalid mount config: Target must be an absolute path")
             if t == "bind":
                 src = m.get("Source") or ""
                 if not src.startswith("/"):
