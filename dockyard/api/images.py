@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import InvalidParameter, NotFound
-from .params import json_response, qbool, qfilters
+from .params import json_response, qbool, qfilters, qint
 from .routing import Routes
 from .versions import at_least
 
@@ -156,7 +156,10 @@ async def prune(request: web.Request) -> web.Response:
 
 @routes.get("/images/search")
 async def search(request: web.Request) -> web.Response:
-    raise NotFound("search is not supported: this engine has no registry index to search")
+    from ..distribution.search import search as search_registry
+
+    limit = qint(request, "limit", 25) or 25
+    return json_response(await search_registry(request.query.get("term", ""), limit, qfilters(request)))
 
 
 @routes.get("/images/{name:.+}/get")
