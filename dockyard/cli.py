@@ -30,6 +30,12 @@ def _engine_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_libraries(record: logging.LogRecord) -> bool:
+    if record.levelno >= logging.WARNING:
+        return True
+    return not record.name.startswith(("pyroute2", "asyncio"))
+
+
 def engine_main(argv: list[str]) -> int:
     from .config import EngineConfig
     from .engine.daemon import run_daemon
@@ -37,7 +43,10 @@ def engine_main(argv: list[str]) -> int:
     a = _engine_parser().parse_args(argv)
     level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(a.log_level, a.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pyroute2").setLevel(logging.WARNING)
+    # pyroute2 resets its own logger's level on import and logs every netlink
+    # message at DEBUG: filter at the handler instead, whatever the import order.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_quiet_libraries)
     cfg = EngineConfig(
         data_root=Path(a.data_root),
         exec_root=Path(a.exec_root),

@@ -26,7 +26,8 @@ def frame(stream: int, data: bytes) -> bytes:
 
 
 class _RawProtocol(asyncio.Protocol):
-    def __init__(self, tail: bytes) -> None:
+    def __init__(self, tail: bytes, tls: bool = False) -> None:
+        self.tls = tls
         self.queue: asyncio.Queue[bytes] = asyncio.Queue()
         if tail:
             self.queue.put_nowait(tail)
@@ -39,7 +40,8 @@ class _RawProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.queue.put_nowait(b"")
-        return True  # keep our write side open: output may still flow
+        # keep our write side open: output may still flow (TLS: see _keep_tls_half_open)
+        return not self.tls
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.queue.put_nowait(b"")
@@ -59,6 +61,7 @@ class Hijacked:
         self.transport = transport
         self.proto = proto
         self._eof = False
+        self._ssl_protocol = _keep_tls_half_open(transport)
 
     async def read(self) -> bytes:
         """Next bytes from the client; b"" once it closed its side."""
@@ -81,6 +84,8 @@ class Hijacked:
         return self.proto.closed.is_set() or self.transport.is_closing()
 
     async def close(self) -> None:
+        if self._ssl_protocol is not None:
+            self._ssl_protocol.__dict__.pop("_start_shutdown", None)
         if not self.transport.is_closing():
             try:
                 if self.transport.can_write_eof():
@@ -88,6 +93,21 @@ class Hijacked:
             except OSError:
                 pass
             self.transport.close()
+
+
+def _keep_tls_half_open(transport: asyncio.Transport):
+    """Let output flow after the client's TLS close_notify, as Go's TLS stack does.
+
+    The docker CLI half-closes an attach with no stdin at once (CloseWrite,
+    which on TLS sends close_notify).  asyncio's SSL protocol answers that by
+    shutting the whole connection down; until our session ends we defer its
+    shutdown (OpenSSL still writes after receiving close_notify).
+    """
+    ssl_protocol = getattr(transport, "_ssl_protocol", None)
+    if ssl_protocol is None:
+        return None
+    ssl_protocol._start_shutdown = lambda: None  # instance attribute, removed in close()
+    return ssl_protocol
 
 
 async def hijack(request: web.Request, content_type: str = RAW_STREAM) -> Hijacked:
@@ -109,7 +129,7 @@ async def hijack(request: web.Request, content_type: str = RAW_STREAM) -> Hijack
     tail = getattr(protocol, "_message_tail", b"") or b""
     if tail:
         protocol._message_tail = b""  # type: ignore[attr-defined]
-    raw = _RawProtocol(tail)
+    raw = _RawProtocol(tail, tls=getattr(transport, "_ssl_protocol", None) is not None)
     transport.set_protocol(raw)
     try:
         transport.resume_reading()
