@@ -63,6 +63,8 @@ class OCIRuntime:
         await self._run("resume", cid)
 
     async def delete(self, cid: str, force: bool = True) -> None:
+        if not (self.root / cid).exists():  # runc has no state: spare the fork (teardown runs twice on --rm)
+            return
         rc, out, err = await self._run("delete", *(["--force"] if force else []), cid, check=False)
         if rc != 0 and b"does not exist" not in err and b"not exist" not in out:
             raise RuntimeError_(f"runc delete: {_clean_error(err)}")
