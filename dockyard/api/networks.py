@@ -59,7 +59,10 @@ async def create_network(request: web.Request) -> web.Response:
         raise InvalidParameter(f"invalid scope {body['Scope']!r}: only local networks are supported")
     if _bool(body, "Ingress"):
         raise Forbidden("ingress networks need swarm mode, which is not supported")
-    if _bool(body, "ConfigOnly") or (body.get("ConfigFrom") or {}).get("Network"):
+    config_from = body.get("ConfigFrom") or {}
+    if not isinstance(config_from, dict):
+        raise InvalidParameter("invalid value for ConfigFrom: expected an object")
+    if _bool(body, "ConfigOnly") or config_from.get("Network"):
         raise InvalidParameter("config-only networks are not supported")
     if body.get("EnableIPv4") is False:
         raise InvalidParameter("IPv4 cannot be disabled on a bridge network")

@@ -34,8 +34,8 @@ async def search(term: str, limit: int, filters: Filters) -> list[dict]:
         raise InvalidParameter(f"limit {limit} is outside the range of [1, 100]")
     host, text = split_term(term)
     if host == "docker.io":
-        raise Unavailable("Docker Hub is not reachable from this engine: "
-                          "search a registry by name, e.g. `docker search 127.0.0.1:5000/term`")
+        raise InvalidParameter("searching Docker Hub is not supported by this engine: "
+                               "name a registry in the term, e.g. `docker search 127.0.0.1:5000/term`")
     schemes = ["https", "http"] if _insecure(host) else ["https"]
     last_error = ""
     timeout = aiohttp.ClientTimeout(total=15)

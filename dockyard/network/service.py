@@ -190,6 +190,8 @@ class NetworkService:
         self._pending: set[asyncio.Task] = set()  # background veth deletions
         # Set by the engine so `network inspect` shows current container names.
         self.container_name: Callable[[str], str | None] | None = None
+        # choosing a free subnet and recording it must not interleave
+        self._create_lock = asyncio.Lock()
 
     # ================================================================ lifecycle
 
@@ -464,6 +466,15 @@ class NetworkService:
             raise InvalidParameter(f"invalid bridge name {bridge!r}")
         if self.db.query_one("SELECT 1 FROM net_networks WHERE bridge=?", (bridge,)):
             raise Conflict(f"bridge name {bridge} is used by another network")
+        async with self._create_lock:
+            return await self._create_locked(name, bridge, net_id, internal, attachable, ipam,
+                                             options, labels)
+
+    async def _create_locked(self, name: str, bridge: str, net_id: str, internal: bool,
+                             attachable: bool, ipam: dict[str, Any] | None,
+                             options: dict[str, str], labels: dict[str, str]) -> Network:
+        if self.db.query_one("SELECT 1 FROM net_networks WHERE name=?", (name,)):
+            raise Conflict(f"network with name {name} already exists")
         subnet, gateway = await self._choose_subnet(ipam or {})
         net = Network(
             id=net_id, name=name, driver="bridge", bridge=bridge, subnet=subnet, gateway=gateway,

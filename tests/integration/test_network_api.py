@@ -119,3 +119,22 @@ def test_network_errors(engine, api):
     assert api.prune_networks()["NetworksDeleted"] in (None, []) or all(
         n not in ("bridge", "host", "none") for n in api.prune_networks()["NetworksDeleted"]
     )
+
+
+def test_parallel_network_creates_get_distinct_subnets(engine):
+    """Choosing a free subnet and recording it must not interleave between requests."""
+    import concurrent.futures
+
+    api = engine.api()
+    names = [f"parnet{i}" for i in range(6)]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            list(pool.map(lambda n: engine.api().create_network(n), names))
+        subnets = [api.inspect_network(n)["IPAM"]["Config"][0]["Subnet"] for n in names]
+        assert len(set(subnets)) == len(names), subnets
+    finally:
+        for n in names:
+            try:
+                api.remove_network(n)
+            except Exception:
+                pass

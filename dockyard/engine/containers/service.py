@@ -37,6 +37,7 @@ from ..events import EventBus
 from ..filters import Filters
 from . import etcfiles, names
 from .attach import AttachStream
+from .fieldtypes import check_create
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
 from .logs import LogQuery, LogRecord, follow
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
@@ -78,6 +79,8 @@ class ContainerService:
         self._watch_fds: dict[str, int] = {}
         self._restart_tasks: dict[str, asyncio.Task] = {}
         self._backoff: dict[str, float] = {}
+        # containers whose runtime state is gone (not started since): teardown is skipped
+        self._torn_down: set[str] = set()
         self._bg: set[asyncio.Task] = set()
         self._closing = False
         images.set_usage_checker(self._image_users)
@@ -222,6 +225,7 @@ class ContainerService:
     async def create(self, name: str | None, body: dict[str, Any]) -> tuple[Container, list[str]]:
         if not isinstance(body, dict):
             raise InvalidParameter("invalid container config")
+        check_create(body)
         image_ref = body.get("Image")
         if not image_ref or not isinstance(image_ref, str):
             raise InvalidParameter("No image was specified (config.Image is empty)")
@@ -326,6 +330,7 @@ class ContainerService:
         cdir = self.ctr_dir(cid)
         rootfs = cdir / "rootfs"
         stage = "mount"
+        self._torn_down.discard(cid)
         try:
             bundle.mkdir(parents=True, exist_ok=True)
             if not mounts.is_mounted(rootfs):
@@ -551,7 +556,9 @@ class ContainerService:
                 fut.set_result(None)
 
     async def _teardown_runtime(self, c: Container) -> None:
-        """Undo what start did: runc state, network, rootfs mount, bundle."""
+        """Undo what start did: runc state, network, rootfs mount, bundle (once per start)."""
+        if c.id in self._torn_down:
+            return
         try:
             await self.runtime.delete(c.id, force=True)
         except Exception as exc:
@@ -565,6 +572,7 @@ class ContainerService:
         await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
         shutil.rmtree(self.bundle_dir(c.id), ignore_errors=True)
         self.monitor.clear_exit(c.id)
+        self._torn_down.add(c.id)
 
     async def _after_exit(self, c: Container) -> None:
         if c.host_config.get("AutoRemove"):
@@ -785,6 +793,7 @@ class ContainerService:
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
         self._ctrs.pop(c.id, None)
         self._backoff.pop(c.id, None)
+        self._torn_down.discard(c.id)
         self.images.release_container(c.id)
         self._locks.pop(c.id, None)
         self.events.publish("container", "destroy", c.id, image=c.image_ref, name=c.name)
