@@ -128,7 +128,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": None,
+        "ExecIDs": engine.execs.ids_for(c.id) or None,
         "HostConfig": hc,
         "GraphDriver": {
             "Name": "overlay2",

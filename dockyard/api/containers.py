@@ -13,7 +13,8 @@ from ..engine.containers.logs import LogQuery, format_time
 from ..engine.timeutil import parse_timestamp
 from ..errors import InvalidParameter
 from . import container_views as views
-from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, frame, hijack
+from ..engine.containers.attach import AttachStream
+from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, Hijacked, frame, hijack
 from .params import json_object, json_response, qbool, qfilters, qint, qstr
 from .routing import Routes
 
@@ -189,49 +190,53 @@ async def attach(request: web.Request) -> web.StreamResponse:
     tty = bool(c.config.get("Tty"))
     conn = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
 
-    async def send(stream_no: int, data: bytes) -> bool:
-        return await conn.write(data if tty else frame(stream_no, data))
-
     try:
         if want_logs:
             _, recs = svc.logs(c.id, LogQuery(stdout=st.want_stdout, stderr=st.want_stderr))
             async for rec in recs:
-                await send(rec.stream, rec.data)
+                await conn.write(rec.data if tty else frame(rec.stream, rec.data))
         if not stream:
             return web.Response()
 
-        async def pump_in() -> None:
-            while True:
-                data = await conn.read()
-                if not data:
-                    if st.want_stdin and not conn.closed:
-                        st.close_stdin()
-                    if conn.closed:
-                        return
-                    await conn.proto.closed.wait()
-                    return
-                if not await st.send(data):
-                    return  # detach keys
-
-        async def pump_out() -> None:
-            while True:
-                item = await st.recv()
-                if item is None:
-                    return
-                if not await send(*item):
-                    return
-
-        tin = asyncio.ensure_future(pump_in())
-        tout = asyncio.ensure_future(pump_out())
-        done, pending = await asyncio.wait({tin, tout}, return_when=asyncio.FIRST_COMPLETED)
-        if tin in done and not st.detached and not conn.closed:
-            # the client only closed stdin: output goes on until the container ends
-            await tout
-        for t in (tin, tout):
-            if not t.done():
-                t.cancel()
-        await asyncio.gather(tin, tout, return_exceptions=True)
+        await pump(conn, st, tty)
     finally:
         svc.detach(c.id, st)
         await conn.close()
     return web.Response()
+
+
+async def pump(conn: Hijacked, st: AttachStream, tty: bool) -> None:
+    """Copy client stdin to the stream and output back, until output ends or the client detaches."""
+
+    async def pump_in() -> None:
+        while True:
+            data = await conn.read()
+            if not data:
+                if st.want_stdin and not conn.closed:
+                    st.close_stdin()
+                if conn.closed:
+                    return
+                await conn.proto.closed.wait()
+                return
+            if not await st.send(data):
+                return  # detach keys
+
+    async def pump_out() -> None:
+        while True:
+            item = await st.recv()
+            if item is None:
+                return
+            stream_no, data = item
+            if not await conn.write(data if tty else frame(stream_no, data)):
+                return
+
+    tin = asyncio.ensure_future(pump_in())
+    tout = asyncio.ensure_future(pump_out())
+    done, _ = await asyncio.wait({tin, tout}, return_when=asyncio.FIRST_COMPLETED)
+    if tin in done and not st.detached and not conn.closed:
+        # the client only closed stdin: output goes on until the process ends
+        await tout
+    for t in (tin, tout):
+        if not t.done():
+            t.cancel()
+    await asyncio.gather(tin, tout, return_exceptions=True)

@@ -29,6 +29,7 @@ class Engine:
         from ..runtime.conmon import Monitor
         from ..runtime.runc import OCIRuntime
         from .containers.service import ContainerService
+        from .exec import ExecService
         from .images import ImageService
 
         self.config = config
@@ -44,6 +45,8 @@ class Engine:
         self.cgroups = cgroups.detect()
         self.containers = ContainerService(config, self.db, self.events, self.images, self.networks,
                                            self.runtime, self.monitor, self.cgroups)
+        self.execs = ExecService(self.containers, self.monitor, config.exec_root / "exec")
+        self.containers.on_remove.append(self.execs.forget_container)
 
     async def start(self) -> None:
         await self.images.start()

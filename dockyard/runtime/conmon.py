@@ -31,6 +31,7 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import SystemError_, Unavailable
 
@@ -56,14 +57,8 @@ class Monitor:
         self.exit_dir = exit_dir
         exit_dir.mkdir(parents=True, exist_ok=True)
 
-    async def create(self, cid: str, name: str, bundle: Path, log_path: Path, *,
-                     terminal: bool, stdin: bool, leave_stdin_open: bool,
-                     exec_spec: Path | None = None) -> MonitorHandle:
-        """Start conmon, which runs `runc create` (or `runc exec`) and waits in the background."""
-        try:
-            (self.exit_dir / cid).unlink()
-        except FileNotFoundError:
-            pass
+    def _args(self, cid: str, cuuid: str, name: str, bundle: Path, log_path: Path, exit_dir: Path,
+              *, terminal: bool, stdin: bool, leave_stdin_open: bool) -> list[str]:
         for stale in ("oom", "exit", "attach", "ctl", "winsz", "pidfile", "conmon.pid"):
             try:
                 (bundle / stale).unlink()
@@ -71,14 +66,14 @@ class Monitor:
                 pass
         args = [
             self.binary, "--api-version", "1",
-            "-c", cid, "-u", cid, "-n", name,
+            "-c", cid, "-u", cuuid, "-n", name,
             "-r", self.runtime_path,
             "--runtime-arg", "--root", "--runtime-arg", str(self.runtime_root),
             "-b", str(bundle),
             "-p", str(bundle / "pidfile"),
             "-P", str(bundle / "conmon.pid"),
             "-l", f"k8s-file:{log_path}",
-            "--exit-dir", str(self.exit_dir),
+            "--exit-dir", str(exit_dir),
             "--persist-dir", str(bundle),
             "--socket-dir-path", str(bundle),
             "--full-attach",
@@ -91,33 +86,68 @@ class Monitor:
             args.append("-i")
             if leave_stdin_open:
                 args.append("--leave-stdin-open")
-        if exec_spec is not None:
-            args += ["--exec", "--exec-process-spec", str(exec_spec)]
+        return args
 
+    async def create(self, cid: str, name: str, bundle: Path, log_path: Path, *,
+                     terminal: bool, stdin: bool, leave_stdin_open: bool) -> MonitorHandle:
+        """Start conmon, which runs `runc create` and stays in the background."""
+        self.clear_exit(cid)
+        args = self._args(cid, cid, name, bundle, log_path, self.exit_dir, terminal=terminal,
+                          stdin=stdin, leave_stdin_open=leave_stdin_open)
+        return await self._launch(args, bundle, None)
+
+    async def exec(self, cid: str, exec_id: str, bundle: Path, spec: Path, log_path: Path, *,
+                   terminal: bool, stdin: bool, on_attach_ready: Callable[[], None]) -> MonitorHandle:
+        """Start conmon for `runc exec`; `on_attach_ready` connects clients before the process runs.
+
+        The exit code lands in `<bundle>/<cid>` (see exec_exit_code).
+        """
+        args = self._args(cid, exec_id, exec_id, bundle, log_path, bundle, terminal=terminal,
+                          stdin=stdin, leave_stdin_open=False)
+        args += ["--exec", "--exec-process-spec", str(spec), "--exec-attach"]
+        return await self._launch(args, bundle, on_attach_ready)
+
+    async def _launch(self, args: list[str], bundle: Path,
+                      on_attach_ready: Callable[[], None] | None) -> MonitorHandle:
+        loop = asyncio.get_running_loop()
         sync_r, sync_w = os.pipe()
         start_r, start_w = os.pipe()
-        os.set_inheritable(sync_w, True)
-        os.set_inheritable(start_r, True)
+        child_fds = [sync_w, start_r]
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                "_OCI_SYNCPIPE": str(sync_w), "_OCI_STARTPIPE": str(start_r)}
+        attach_r = None
+        if on_attach_ready is not None:
+            attach_r, attach_w = os.pipe()
+            child_fds.append(attach_w)
+            env["_OCI_ATTACHPIPE"] = str(attach_w)
+        for fd in child_fds:
+            os.set_inheritable(fd, True)
         errlog = open(bundle / "conmon.log", "ab")
         try:
             proc = await asyncio.create_subprocess_exec(
                 *args, cwd=str(bundle), env=env,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=errlog,
-                pass_fds=(sync_w, start_r),
-                start_new_session=True,
+                pass_fds=tuple(child_fds), start_new_session=True,
             )
         finally:
             errlog.close()
-            os.close(sync_w)
-            os.close(start_r)
+            for fd in child_fds:
+                os.close(fd)
         try:
             os.write(start_w, b"\0")
+            if attach_r is not None:
+                # exec: conmon says when its attach socket listens, then waits for a second byte
+                ready = await loop.run_in_executor(None, _read_sync, attach_r)
+                if int(ready.get("data", -1)) < 0:
+                    raise SystemError_(_runtime_message(ready.get("message") or _tail(bundle / "conmon.log")))
+                on_attach_ready()
+                os.write(start_w, b"\0")
         finally:
             os.close(start_w)
+            if attach_r is not None:
+                os.close(attach_r)
         try:
-            msg = await asyncio.get_running_loop().run_in_executor(None, _read_sync, sync_r)
+            msg = await loop.run_in_executor(None, _read_sync, sync_r)
         finally:
             os.close(sync_r)
         # The first conmon process exits right after its double fork.
@@ -128,6 +158,13 @@ class Monitor:
             raise SystemError_(_runtime_message(detail))
         conmon_pid = int((bundle / "conmon.pid").read_text().strip())
         return MonitorHandle(conmon_pid=conmon_pid, container_pid=pid)
+
+    @staticmethod
+    def exec_exit_code(bundle: Path, cid: str) -> int | None:
+        try:
+            return int((bundle / cid).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def exit_code(self, cid: str) -> int | None:
         try:

@@ -182,8 +182,6 @@ def test_cpuset_cpus(client):
     assert "Requested CPUs are not available" in ei.value.explanation
 
 
-@pytest.mark.xfail(reason="ContainerService.create normalizes resources without the host's "
-                          "available CPUs, so the cpuset is only refused at start", strict=False)
 def test_cpuset_refused_at_create_like_docker(client):
     with pytest.raises(docker.errors.APIError) as ei:
         client.containers.create("busybox", "true", cpuset_cpus="4096")

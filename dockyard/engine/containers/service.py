@@ -81,6 +81,8 @@ class ContainerService:
         self._backoff: dict[str, float] = {}
         # containers whose runtime state is gone (not started since): teardown is skipped
         self._torn_down: set[str] = set()
+        # called with a container id once it is removed (exec sessions, ...)
+        self.on_remove: list[Callable[[str], None]] = []
         self._bg: set[asyncio.Task] = set()
         self._closing = False
         images.set_usage_checker(self._image_users)
@@ -256,7 +258,9 @@ class ContainerService:
             from ...runtime.cgroups import normalize_resources
 
             # Docker checks resources at create and shows the normalised values
-            host_config = normalize_resources(host_config, swap_accounting=self.cgroups.swap_accounting())
+            host_config = normalize_resources(
+                host_config, swap_accounting=self.cgroups.swap_accounting(),
+                available_cpus=self.cgroups.available_cpus(), available_mems=self.cgroups.available_mems())
         cid = secrets.token_hex(32)
         while cid[:12].isdigit() or cid in self._ctrs:
             cid = secrets.token_hex(32)
@@ -346,7 +350,6 @@ class ContainerService:
             spec = await asyncio.to_thread(self._write_etc_and_spec, c, rootfs, netns, ip, gateway)
             (bundle / "config.json").write_text(json.dumps(spec))
             stage = "runtime"
-            self.monitor.clear_exit(cid)
             cfg = c.config
             handle = await self.monitor.create(
                 cid, c.name, bundle, self.log_path(cid),
@@ -795,6 +798,8 @@ class ContainerService:
         self._backoff.pop(c.id, None)
         self._torn_down.discard(c.id)
         self.images.release_container(c.id)
+        for hook in self.on_remove:
+            hook(c.id)
         self._locks.pop(c.id, None)
         self.events.publish("container", "destroy", c.id, image=c.image_ref, name=c.name)
         for fut in self._remove_waiters.pop(c.id, []) + self._exit_waiters.pop(c.id, []):
@@ -957,11 +962,6 @@ class ContainerService:
                 out["stopped"] += 1
         return out
 
-    def top(self, ref: str) -> list[int]:
-        c = self.get(ref)
-        if c.state.status not in ("running", "paused"):
-            raise Conflict(f"Container {c.id} is not running")
-        return []
 
 
 def _monitors_under(run_dir: Path) -> list[tuple[int, str]]:
