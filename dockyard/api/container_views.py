@@ -56,21 +56,36 @@ def status_text(c: Container) -> str:
     return "Created"
 
 
-def _mounts(c: Container) -> list[dict[str, Any]]:
+def _mounts(engine, c: Container) -> list[dict[str, Any]]:
     out = []
+    ro_volumes = set()
     for b in c.host_config.get("Binds") or []:
         parts = b.split(":")
+        if len(parts) < 2:
+            continue
         src, dst = parts[0], parts[1]
         mode = parts[2] if len(parts) > 2 else ""
+        if not src.startswith("/"):
+            if "ro" in mode.split(","):
+                ro_volumes.add(dst)
+            continue
         out.append({"Type": "bind", "Source": src, "Destination": dst, "Mode": mode,
                     "RW": "ro" not in mode.split(","), "Propagation": "rprivate"})
     for m in c.host_config.get("Mounts") or []:
+        if m.get("Type") == "volume":
+            if m.get("ReadOnly"):
+                ro_volumes.add(m.get("Target"))
+            continue
         out.append({"Type": m.get("Type"), "Source": m.get("Source", ""),
                     "Destination": m.get("Target"), "Mode": "", "RW": not m.get("ReadOnly"),
                     "Propagation": "rprivate" if m.get("Type") == "bind" else ""})
     for path in (c.host_config.get("Tmpfs") or {}):
         out.append({"Type": "tmpfs", "Source": "", "Destination": path, "Mode": "",
                     "RW": True, "Propagation": ""})
+    for dest, name in c.volumes.items():
+        out.append({"Type": "volume", "Name": name, "Source": str(engine.volumes.root / name / "_data"),
+                    "Destination": dest, "Driver": "local", "Mode": "z", "RW": dest not in ro_volumes,
+                    "Propagation": ""})
     return out
 
 
@@ -139,7 +154,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
                 "MergedDir": str(cdir / "rootfs"),
             },
         },
-        "Mounts": _mounts(c),
+        "Mounts": _mounts(engine, c),
         "Config": c.config,
         "NetworkSettings": network_settings(engine, c),
     }
@@ -171,5 +186,5 @@ def list_entry(engine, c: Container) -> dict[str, Any]:
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode", "default")},
         "NetworkSettings": {"Networks": ns["Networks"]},
-        "Mounts": _mounts(c),
+        "Mounts": _mounts(engine, c),
     }

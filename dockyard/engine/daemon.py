@@ -30,6 +30,7 @@ class Engine:
         from ..runtime.runc import OCIRuntime
         from .containers.service import ContainerService
         from .exec import ExecService
+        from .volumes import VolumeService
         from .images import ImageService
 
         self.config = config
@@ -43,8 +44,9 @@ class Engine:
         self.monitor = Monitor(config.conmon, self.runtime.binary, self.runtime.root,
                                config.exec_root / "exits")
         self.cgroups = cgroups.detect()
+        self.volumes = VolumeService(config.data_root, self.db, self.events)
         self.containers = ContainerService(config, self.db, self.events, self.images, self.networks,
-                                           self.runtime, self.monitor, self.cgroups)
+                                           self.runtime, self.monitor, self.cgroups, self.volumes)
         self.execs = ExecService(self.containers, self.monitor, config.exec_root / "exec")
         self.containers.on_remove.append(self.execs.forget_container)
 
@@ -57,6 +59,8 @@ class Engine:
         await self.containers.shutdown()
         running = any(c.state.running for c in self.containers.all())
         await self.networks.shutdown(keep=running)
+        if not running:
+            self.volumes.unmount_all()
         self.db.close()
 
 

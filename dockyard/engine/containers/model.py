@@ -77,6 +77,9 @@ class Container:
     sandbox_path: str | None = None
     # Docker's NetworkSettings.Networks entries from the last start
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # destination -> volume name, and which of those the engine generated
+    volumes: dict[str, str] = field(default_factory=dict)
+    anonymous_volumes: list[str] = field(default_factory=list)
 
     @property
     def short_id(self) -> str:

@@ -35,7 +35,7 @@ from ...store import mounts
 from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
-from . import etcfiles, names
+from . import etcfiles, names, volumeplan
 from .attach import AttachStream
 from .fieldtypes import check_create
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS containers (
 
 class ContainerService:
     def __init__(self, config: EngineConfig, db: Database, events: EventBus, images: Any,
-                 networks: Any, runtime: OCIRuntime, monitor: Monitor, cgroups: Any = None) -> None:
+                 networks: Any, runtime: OCIRuntime, monitor: Monitor, cgroups: Any = None,
+                 volumes: Any = None) -> None:
         self.config = config
         self.db = db
         self.events = events
@@ -65,6 +66,7 @@ class ContainerService:
         self.runtime = runtime
         self.monitor = monitor
         self.cgroups = cgroups
+        self.volumes = volumes
         self.data_dir = config.data_root / "containers"
         self.run_dir = config.exec_root / "containers"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -87,6 +89,7 @@ class ContainerService:
         self._closing = False
         images.set_usage_checker(self._image_users)
         networks.container_name = self._name_of
+        volumes.users = self.volume_users
 
     # ------------------------------------------------------------------ store
     def _save(self, c: Container) -> None:
@@ -254,6 +257,7 @@ class ContainerService:
         if mode == "host" and config.get("Hostname"):
             pass  # Docker allows it and keeps the host's UTS namespace
         self._validate_mounts(host_config)
+        volumeplan.plan(host_config, config)  # bad volume specs are 400s before anything is made
         if self.cgroups:
             from ...runtime.cgroups import normalize_resources
 
@@ -279,6 +283,7 @@ class ContainerService:
             (d / sub).mkdir(parents=True, exist_ok=True)
         self._ctrs[cid] = c
         try:
+            self._attach_volumes(c)
             self._save(c)
         except Exception:
             self._ctrs.pop(cid, None)
@@ -289,16 +294,10 @@ class ContainerService:
         return c, warnings
 
     def _validate_mounts(self, hc: dict[str, Any]) -> None:
-        for b in hc.get("Binds") or []:
-            parts = b.split(":")
-            if len(parts) < 2 or len(parts) > 3 or not parts[1].startswith("/"):
-                raise InvalidParameter(f"invalid volume specification: '{b}'")
-            if not parts[0].startswith("/"):
-                raise InvalidParameter(
-                    f"invalid volume specification: '{b}': named volumes are not supported yet")
+        """What Docker checks at create; the spec builder checks the rest at start."""
         for m in hc.get("Mounts") or []:
             t = m.get("Type")
-            if t not in ("bind", "tmpfs"):
+            if t not in ("bind", "tmpfs", "volume"):
                 raise InvalidParameter(f"mount type {t!r} is not supported")
             if not str(m.get("Target", "")).startswith("/"):
                 raise InvalidParameter("invalid mount config: Target must be an absolute path")
@@ -306,9 +305,20 @@ class ContainerService:
                 src = m.get("Source") or ""
                 if not src.startswith("/"):
                     raise InvalidParameter("invalid mount config for type \"bind\": invalid mount path")
-                if not os.path.exists(src):
+                if not os.path.exists(src) and not (m.get("BindOptions") or {}).get("CreateMountpoint"):
                     raise InvalidParameter(
                         f'invalid mount config for type "bind": bind source path does not exist: {src}')
+
+    def _attach_volumes(self, c: Container) -> None:
+        """Create (or find) every volume the container names, and its anonymous ones."""
+        for use in volumeplan.plan(c.host_config, c.config):
+            v = self.volumes.create(use.name)
+            c.volumes[use.destination] = v.name
+            if use.name is None:
+                c.anonymous_volumes.append(v.name)
+
+    def volume_users(self, name: str) -> list[str]:
+        return [c.id for c in self._ctrs.values() if name in c.volumes.values()]
 
     # ------------------------------------------------------------------- start
     async def start(self, ref: str) -> None:
@@ -487,11 +497,22 @@ class ContainerService:
             env.append(f"HOME={getattr(resolved, 'home', '') or '/'}")
         if cfg.get("Tty") and not any(e.startswith("TERM=") for e in env):
             env.append("TERM=xterm")
+        volume_paths: dict[str, str] = {}
+        for dest, name in c.volumes.items():
+            volume_paths[name] = self.volumes.path_for_use(name)
+            if not self._nocopy(c, dest):
+                self.volumes.copy_up(name, rootfs / dest.lstrip("/"))
+        hc = volumeplan.spec_host_config(hc, c.volumes, c.anonymous_volumes)
         return runtime_spec.build_spec(
             cfg, hc, rootfs=str(rootfs), hostname=cfg["Hostname"], netns_path=netns,
+            volume_paths=volume_paths,
             etc_files=etc, cgroups_path=cg_path, cgroup_resources=resources, user=user,
             env=env, args=[c.path, *c.args], cwd=cwd, init_path=init_path,
         )
+
+    @staticmethod
+    def _nocopy(c: Container, dest: str) -> bool:
+        return any(u.destination == dest and u.nocopy for u in volumeplan.plan(c.host_config, c.config))
 
     # ------------------------------------------------------------ exit watching
     def _conmon_alive(self, c: Container) -> bool:
@@ -783,6 +804,12 @@ class ContainerService:
             c.state.status = "removing"
             self._save(c)
             await self._finish_remove(c)
+        if volumes:
+            for name in c.anonymous_volumes:
+                try:
+                    self.volumes.remove(name)
+                except (NotFound, Conflict):
+                    pass  # gone already, or another container mounts it too
 
     async def _remove_quietly(self, cid: str) -> None:
         try:
