@@ -245,5 +245,11 @@ async def system_df(request: web.Request) -> web.Response:
         e["SizeRootFs"] = e["SizeRw"]
         ctrs.append(e)
     images = engine.images.list_images(all=False) if hasattr(engine.images, "list_images") else []
+    vols = []
+    for v in engine.volumes.list():
+        d = v.to_docker()
+        d["UsageData"] = {"Size": await asyncio.to_thread(engine.volumes.size, v.name),
+                          "RefCount": len(engine.volumes.users(v.name))}
+        vols.append(d)
     return json_response({"LayersSize": sum(i.get("Size", 0) for i in images if isinstance(i, dict)),
-                          "Images": images, "Containers": ctrs, "Volumes": [], "BuildCache": []})
+                          "Images": images, "Containers": ctrs, "Volumes": vols, "BuildCache": []})

@@ -104,3 +104,11 @@ def test_tmpfs_backed_volume(engine, client):
     assert out.strip() == b"2048"
     client.volumes.get("tvol").remove()
     assert not any("tvol" in m for m in engine.mounts())
+
+
+def test_system_df_lists_volumes(engine, client):
+    client.volumes.create("dfvol")
+    r = engine.cli("system", "df", "-v", "--format", "{{json .}}")
+    assert r.returncode == 0, r.stderr
+    assert b"dfvol" in r.stdout
+    client.volumes.get("dfvol").remove()
