@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..engine.containers.model import Container, rfc3339_to_unix
+from ..network.ports import docker_port_list
 
 
 def human_duration(seconds: float) -> str:
@@ -89,6 +90,13 @@ def _mounts(engine, c: Container) -> list[dict[str, Any]]:
     return out
 
 
+def _ports(engine, c: Container) -> dict[str, Any]:
+    """NetworkSettings.Ports: published ports, and exposed ones as null, while running."""
+    if c.state.status not in ("running", "paused") or c.network_mode == "host":
+        return {}
+    return engine.networks.port_map(c.id, c.config.get("ExposedPorts") or {})
+
+
 def network_settings(engine, c: Container) -> dict[str, Any]:
     nets = c.networks if c.state.running else {
         k: {**v, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
@@ -102,7 +110,7 @@ def network_settings(engine, c: Container) -> dict[str, Any]:
         "HairpinMode": False,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {},
+        "Ports": _ports(engine, c),
         "SecondaryIPAddresses": None,
         "SecondaryIPv6Addresses": None,
         "EndpointID": br.get("EndpointID", ""),
@@ -180,7 +188,7 @@ def list_entry(engine, c: Container) -> dict[str, Any]:
         "ImageID": c.image_id,
         "Command": _command(c),
         "Created": int(rfc3339_to_unix(c.created)),
-        "Ports": [],
+        "Ports": docker_port_list(ns["Ports"]),
         "Labels": c.config.get("Labels") or {},
         "State": c.state.status,
         "Status": status_text(c),

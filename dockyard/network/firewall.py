@@ -8,9 +8,18 @@ different bridges never touch each other's rules and teardown is exact:
   filter FORWARD     -m comment --comment dockyard:<br> -j DY-FWD-<br>  (inserted first)
          DY-FWD-<br>: replies to the bridge, bridge->outside, bridge<->bridge
 
-Published ports (later) go to a DY-DNAT-<br> nat chain jumped to from
-PREROUTING/OUTPUT for local destinations, plus ACCEPT rules in DY-FWD-<br>;
-both are rebuilt from the engine's state with the same one-shot restore.
+Published ports go to a DY-DNAT-<br> nat chain jumped to from PREROUTING
+and OUTPUT for local destinations (`-m addrtype --dst-type LOCAL`, so the
+host's own addresses and 127.0.0.1 work from the host itself), plus ACCEPT
+rules in DY-FWD-<br> and two MASQUERADE rules in DY-POST-<br>:
+
+  -s 127.0.0.0/8 -o <br>                         connections to 127.0.0.1:<port> (the
+                                                 bridge has route_localnet=1, see below)
+  -s <subnet> -o <br> --ctstate DNAT             hairpin: a container reaching a port
+                                                 published on its own bridge
+
+All chains of a bridge are rebuilt from the engine's state (policy + port
+rows) with the same one-shot restore whenever a published port comes or goes.
 
 Setup is one `iptables-save` + one `iptables-restore --noflush`: declaring a
 chain in restore input creates it or empties it, so re-running after a crash
@@ -46,6 +55,17 @@ def chain_names(bridge: str) -> dict[str, str]:
 
 def comment(bridge: str) -> str:
     return f"dockyard:{bridge}"
+
+
+@dataclass(frozen=True)
+class PortRule:
+    """host_ip:host_port/proto on the host -> dest_ip:dest_port in a container."""
+
+    proto: str
+    host_ip: str
+    host_port: int
+    dest_ip: str
+    dest_port: int
 
 
 @dataclass
@@ -109,11 +129,13 @@ class Firewall:
 
     # ------------------------------------------------------------ writing
 
-    def ensure_bridge(self, p: BridgePolicy) -> None:
+    def ensure_bridge(self, p: BridgePolicy, ports: list[PortRule] = ()) -> None:
+        """Create or rewrite every chain of the bridge (idempotent), with `ports` published."""
         if not self.enabled:
             return
         c = chain_names(p.bridge)
         br, sub, tag = p.bridge, str(p.subnet), comment(p.bridge)
+        ports = [] if p.internal else list(ports)
         nat = self.dump("nat")
         flt = self.dump("filter")
         jump_post = f"-A POSTROUTING -m comment --comment {tag} -j {c['post']}"
@@ -121,9 +143,32 @@ class Firewall:
         lines = ["*nat", f":{c['post']} - [0:0]"]
         if p.masquerade and not p.internal:
             lines.append(f"-A {c['post']} -s {sub} ! -o {br} -j MASQUERADE")
+        if not p.internal:
+            lines += [
+                f"-A {c['post']} -s 127.0.0.0/8 -o {br} -j MASQUERADE",
+                f"-A {c['post']} -s {sub} -o {br} -m conntrack --ctstate DNAT -j MASQUERADE",
+            ]
         if not _has_jump(nat, "POSTROUTING", c["post"]):
             lines.append(jump_post)
+        if not p.internal:
+            lines.append(f":{c['dnat']} - [0:0]")
+            for r in ports:
+                dst = "" if r.host_ip == "0.0.0.0" else f"-d {r.host_ip}/32 "
+                lines.append(
+                    f"-A {c['dnat']} {dst}-p {r.proto} -m {r.proto} --dport {r.host_port}"
+                    f" -j DNAT --to-destination {r.dest_ip}:{r.dest_port}"
+                )
+            for hook in ("PREROUTING", "OUTPUT"):
+                if not _has_jump(nat, hook, c["dnat"]):
+                    lines.append(
+                        f"-A {hook} -m addrtype --dst-type LOCAL -m comment --comment {tag} -j {c['dnat']}"
+                    )
         lines += ["COMMIT", "*filter", f":{c['fwd']} - [0:0]"]
+        for r in ports:
+            lines.append(
+                f"-A {c['fwd']} -d {r.dest_ip}/32 ! -i {br} -o {br} -p {r.proto} -m {r.proto}"
+                f" --dport {r.dest_port} -j ACCEPT"
+            )
         if p.internal:
             lines += [
                 f"-A {c['fwd']} -i {br} ! -o {br} -j DROP",
@@ -200,6 +245,13 @@ class Firewall:
     @staticmethod
     def set_ip_forward(value: str) -> None:
         IP_FORWARD.write_text(value + "\n")
+
+    @staticmethod
+    def set_route_localnet(bridge: str) -> None:
+        """Let the bridge route 127.0.0.0/8 sources (DNATed connections to 127.0.0.1).
+
+        A per-interface sysctl: it goes away with the bridge, nothing to restore."""
+        Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").write_text("1\n")
 
 
 def _target(line: str) -> str | None:

@@ -24,7 +24,9 @@ import json
 import logging
 import re
 import secrets
+import socket
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -35,8 +37,9 @@ from ..engine.events import EventBus
 from ..engine.filters import Filters
 from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemError_
 from ..store.metadata import Database
-from . import links
-from .firewall import BridgePolicy, Firewall
+from . import links, ports
+from .dns import DNS_IP, EmbeddedDns
+from .firewall import BridgePolicy, Firewall, PortRule
 from .ipam import Ipam, mac_for, parse_gateway_cidr, parse_subnet, pick_subnet
 from .netns import NetnsDir
 
@@ -76,6 +79,20 @@ CREATE TABLE IF NOT EXISTS net_endpoints (
     requested_ip TEXT,
     created      REAL NOT NULL,
     PRIMARY KEY (container_id, network_id)
+);
+CREATE TABLE IF NOT EXISTS net_ports (
+    endpoint_id    TEXT NOT NULL,
+    container_id   TEXT NOT NULL,
+    network_id     TEXT NOT NULL,
+    proto          TEXT NOT NULL,
+    container_port INTEGER NOT NULL,
+    host_ip        TEXT NOT NULL,
+    host_port      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS net_ports_endpoint ON net_ports(endpoint_id);
+CREATE TABLE IF NOT EXISTS net_dns (
+    container_id TEXT PRIMARY KEY,
+    upstreams    TEXT NOT NULL DEFAULT '[]'  -- HostConfig.Dns: where the embedded DNS forwards
 );
 CREATE TABLE IF NOT EXISTS net_state (
     key   TEXT PRIMARY KEY,
@@ -192,6 +209,11 @@ class NetworkService:
         self.container_name: Callable[[str], str | None] | None = None
         # choosing a free subnet and recording it must not interleave
         self._create_lock = asyncio.Lock()
+        # rebuilding a bridge's chains from the port rows must not interleave
+        self._fw_lock = asyncio.Lock()
+        # endpoint id -> the sockets reserving its published host ports
+        self._port_socks: dict[str, list[socket.socket]] = {}
+        self.dns = EmbeddedDns(self.netns, self._dns_lookup, self._dns_reverse, self._dns_upstreams)
 
     # ================================================================ lifecycle
 
@@ -209,6 +231,7 @@ class NetworkService:
 
     async def shutdown(self, keep: bool) -> None:
         """Tear down what no container needs any more; everything when keep is False."""
+        self.dns.close_all()
         if not keep:
             for cid in {e.container_id for e in self._all_endpoints()}:
                 await self.release_sandbox(cid)
@@ -222,6 +245,10 @@ class NetworkService:
         if not remaining:
             await self._restore_host_state()
             await asyncio.to_thread(self.netns.release_root)
+        for socks in self._port_socks.values():
+            for s in socks:
+                s.close()
+        self._port_socks.clear()
 
     async def repair(self, live_ids: set[str]) -> None:
         """Collect what containers that no longer exist left behind (after a crash)."""
@@ -241,6 +268,36 @@ class NetworkService:
             for addr, owner in self.ipam.allocated(net.id).items():
                 if owner not in owners:
                     self.ipam.release(net.id, addr)
+        owners = {e.endpoint_id for e in self._all_endpoints()}
+        self.db.execute("DELETE FROM net_dns WHERE container_id NOT IN (SELECT container_id FROM net_endpoints)")
+        stale_ports = {r["network_id"] for r in self.db.query("SELECT network_id, endpoint_id FROM net_ports")
+                       if r["endpoint_id"] not in owners}
+        if stale_ports:
+            self.db.execute("DELETE FROM net_ports WHERE endpoint_id NOT IN (SELECT endpoint_id FROM net_endpoints)")
+            for nid in stale_ports:
+                net = self._network_by_id(nid)
+                if net is not None and net.driver == "bridge":
+                    await self._apply_firewall(net)
+        # Running containers keep their ports and names across engine restarts:
+        # re-reserve the host ports, re-open the DNS listeners.
+        held = set(self._port_socks)
+        for r in self.db.query("SELECT * FROM net_ports ORDER BY rowid"):
+            if r["endpoint_id"] in held:
+                continue
+            m = _mapping(r)
+            sock = await asyncio.to_thread(ports.rebind, m)
+            if sock is None:
+                log.warning("host port %s:%s/%s of container %s is taken by another program",
+                            m.host_ip, m.host_port, m.proto, r["container_id"][:12])
+            else:
+                self._port_socks.setdefault(r["endpoint_id"], []).append(sock)
+        for ep in self._all_endpoints():
+            net = self._network_by_id(ep.network_id)
+            if net and _is_user_bridge(net) and ep.sandbox and ep.container_id in live_ids:
+                try:
+                    await self.dns.open(ep.container_id, ep.sandbox)
+                except OSError as exc:
+                    log.warning("embedded DNS for %s: %s", ep.container_id[:12], exc)
 
     # ================================================================ sandboxes
 
@@ -261,6 +318,8 @@ class NetworkService:
         # addresses go now, the links in the background (`drain` waits).
         for ep in self.endpoints(container_id):
             await self._disconnect(ep, wait=False)
+        self.dns.close(container_id)
+        self.db.execute("DELETE FROM net_dns WHERE container_id=?", (container_id,))
         await asyncio.to_thread(self.netns.remove, container_id)
 
     async def drain(self) -> None:
@@ -321,6 +380,12 @@ class NetworkService:
         except Exception as exc:
             await self._disconnect(ep)
             raise SystemError_(f"failed to set up network for container {container_id[:12]}: {exc}") from exc
+        if _is_user_bridge(net):
+            try:
+                await self.dns.open(container_id, sandbox_path)
+            except OSError as exc:
+                await self._disconnect(ep)
+                raise SystemError_(f"failed to start the embedded DNS server for container {container_id[:12]}: {exc}") from exc
         self._publish("connect", net, container_id)
         return self._decorate(ep, net)
 
@@ -342,6 +407,15 @@ class NetworkService:
             await self._disconnect(Endpoint.from_row(row))
 
     async def _disconnect(self, ep: Endpoint, wait: bool = True) -> None:
+        published = self.db.query_one("SELECT 1 FROM net_ports WHERE endpoint_id=?", (ep.endpoint_id,))
+        if published:
+            # Rules first (rebuilt without this endpoint's rows), then the reservations.
+            self.db.execute("DELETE FROM net_ports WHERE endpoint_id=?", (ep.endpoint_id,))
+            net = self._network_by_id(ep.network_id)
+            if net is not None:
+                await self._apply_firewall(net)
+        for s in self._port_socks.pop(ep.endpoint_id, []):
+            s.close()
         if ep.host_veth and wait:
             await asyncio.to_thread(links.delete_link, ep.host_veth)
         elif ep.host_veth:
@@ -368,6 +442,146 @@ class NetworkService:
             ep = Endpoint.from_row(r)
             net = self._network_by_id(ep.network_id)
             out.append(self._decorate(ep, net) if net else ep)
+        return out
+
+    # ================================================================ published ports
+
+    async def publish(self, container_id: str, network: str, port_bindings: Any,
+                      exposed_ports: Any = None, publish_all: bool = False) -> dict[str, Any]:
+        """Publish HostConfig.PortBindings (and ExposedPorts with -P) of a connected container.
+
+        Host ports are reserved first (a conflict fails here, before any rule),
+        then recorded, then the bridge's chains are rebuilt.  Returns
+        NetworkSettings.Ports.  Host and none networks publish nothing (as Docker).
+        """
+        reqs = ports.parse_requests(port_bindings, exposed_ports, publish_all)
+        net = self.resolve("bridge" if network == "default" else network)
+        if not reqs or net.driver != "bridge" or net.internal:
+            return self.port_map(container_id)
+        row = self.db.query_one(
+            "SELECT * FROM net_endpoints WHERE container_id=? AND network_id=?", (container_id, net.id))
+        if row is None:
+            raise NotFound(f"container {container_id[:12]} is not connected to network {net.name}")
+        ep = Endpoint.from_row(row)
+        held: list[tuple[ports.PortMapping, socket.socket]] = []
+        try:
+            for req in reqs:
+                port, sock = await asyncio.to_thread(ports.reserve, req)
+                held.append((ports.PortMapping(req.proto, req.container_port, req.host_ip, port), sock))
+        except BaseException as exc:
+            for _, s in held:
+                s.close()
+            if isinstance(exc, Conflict):
+                raise Conflict(
+                    f"driver failed programming external connectivity on endpoint {ep.name or container_id[:12]}"
+                    f" ({ep.endpoint_id}): {exc.message}") from None
+            raise
+        with self.db.transaction() as c:
+            for m, _ in held:
+                c.execute(
+                    "INSERT INTO net_ports(endpoint_id, container_id, network_id, proto, container_port,"
+                    " host_ip, host_port) VALUES (?,?,?,?,?,?,?)",
+                    (ep.endpoint_id, container_id, net.id, m.proto, m.container_port, m.host_ip, m.host_port),
+                )
+        self._port_socks.setdefault(ep.endpoint_id, []).extend(s for _, s in held)
+        try:
+            await self._apply_firewall(net)
+        except Exception as exc:
+            raise SystemError_(f"failed to publish ports of container {container_id[:12]}: {exc}") from exc
+        return self.port_map(container_id)
+
+    def port_mappings(self, container_id: str) -> list[ports.PortMapping]:
+        return [_mapping(r) for r in self.db.query(
+            "SELECT * FROM net_ports WHERE container_id=? ORDER BY rowid", (container_id,))]
+
+    def port_map(self, container_id: str, exposed: Any = ()) -> dict[str, Any]:
+        """Docker's NetworkSettings.Ports; `exposed` adds unpublished ports as null."""
+        return ports.docker_port_map(self.port_mappings(container_id), exposed or ())
+
+    def _port_rules(self, network_id: str) -> list[PortRule]:
+        rows = self.db.query(
+            "SELECT p.*, e.ip FROM net_ports p JOIN net_endpoints e ON e.endpoint_id = p.endpoint_id"
+            " WHERE p.network_id=? ORDER BY p.rowid", (network_id,))
+        return [PortRule(r["proto"], r["host_ip"], r["host_port"], r["ip"], r["container_port"])
+                for r in rows if r["ip"]]
+
+    async def _apply_firewall(self, net: Network) -> None:
+        assert net.bridge and net.subnet
+        policy = BridgePolicy(net.bridge, net.subnet, masquerade=net.masquerade, icc=net.icc, internal=net.internal)
+        async with self._fw_lock:
+            rules = self._port_rules(net.id)
+            await asyncio.to_thread(self.firewall.ensure_bridge, policy, rules)
+
+    # ================================================================ name resolution
+
+    def dns_servers(self, container_id: str, upstreams: list[str] | None = None) -> list[str] | None:
+        """The nameservers for the container's resolv.conf: the embedded DNS server on
+        user-defined networks (which forwards to `upstreams`, HostConfig.Dns, or the
+        host's resolvers), None elsewhere (the caller keeps Docker's usual file)."""
+        for d in upstreams or []:
+            try:
+                IPv4Address(d)
+            except ValueError:
+                if ":" not in d:
+                    raise InvalidParameter(f"{d} is not an ip address") from None
+        if not any(_is_user_bridge(n) for n in self._container_networks(container_id)):
+            return None
+        self.db.execute(
+            "INSERT INTO net_dns(container_id, upstreams) VALUES (?,?)"
+            " ON CONFLICT(container_id) DO UPDATE SET upstreams=excluded.upstreams",
+            (container_id, json.dumps([d for d in upstreams or [] if ":" not in d])),
+        )
+        return [DNS_IP]
+
+    def _container_networks(self, container_id: str) -> list[Network]:
+        rows = self.db.query(
+            "SELECT n.* FROM net_networks n JOIN net_endpoints e ON e.network_id = n.id WHERE e.container_id=?",
+            (container_id,))
+        return [Network.from_row(r) for r in rows]
+
+    def _peer_endpoints(self, container_id: str) -> list[tuple[Network, Endpoint]]:
+        """Endpoints on the user-defined networks the container is attached to (its own included)."""
+        out = []
+        for net in self._container_networks(container_id):
+            if not _is_user_bridge(net):
+                continue
+            out += [(net, Endpoint.from_row(r)) for r in self._endpoint_rows(network_id=net.id)]
+        return out
+
+    def _dns_names(self, ep: Endpoint) -> set[str]:
+        names = {ep.container_id[:12], ep.container_id, self._container_name(ep).lower()}
+        names.update(a.lower() for a in ep.aliases)
+        names.discard("")
+        return names
+
+    def _dns_lookup(self, container_id: str, name: str) -> list[str]:
+        out: list[str] = []
+        for _, ep in self._peer_endpoints(container_id):
+            if ep.ip_address and ep.ip_address not in out and name in self._dns_names(ep):
+                out.append(ep.ip_address)
+        return out
+
+    def _dns_reverse(self, container_id: str, ip: str) -> list[str]:
+        return [f"{self._container_name(ep)}.{net.name}" for net, ep in self._peer_endpoints(container_id)
+                if ep.ip_address == ip]
+
+    def _dns_upstreams(self, container_id: str) -> list[str]:
+        raw = self.db.scalar("SELECT upstreams FROM net_dns WHERE container_id=?", (container_id,))
+        chosen = json.loads(raw) if raw else []
+        if chosen:
+            return chosen
+        try:
+            text = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            return []
+        out = []
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) > 1 and parts[0] == "nameserver":
+                try:
+                    out.append(str(IPv4Address(parts[1])))
+                except ValueError:
+                    continue
         return out
 
     def network_settings(self, container_id: str, sandbox_key: str | None = None) -> dict[str, Any]:
@@ -420,6 +634,13 @@ class NetworkService:
         if row is None:
             raise NotFound(f"network {name_or_id} not found")
         return Network.from_row(row)
+
+    def same_network(self, ref: str, network_id: str) -> bool:
+        """Does `ref` (a name, id, id prefix or "default") name the network `network_id`?"""
+        try:
+            return self.resolve("bridge" if ref == "default" else ref).id == network_id
+        except (NotFound, InvalidParameter):
+            return False
 
     def list_networks(self, filters: Filters | None = None) -> list[dict[str, Any]]:
         filters = filters or Filters()
@@ -573,8 +794,9 @@ class NetworkService:
         assert net.bridge and net.subnet and net.gateway
         iface = IPv4Interface(f"{net.gateway}/{net.subnet.prefixlen}")
         await asyncio.to_thread(links.ensure_bridge, net.bridge, iface, self.mtu)
-        policy = BridgePolicy(net.bridge, net.subnet, masquerade=net.masquerade, icc=net.icc, internal=net.internal)
-        await asyncio.to_thread(self.firewall.ensure_bridge, policy)
+        if self.config.iptables and not net.internal:
+            await asyncio.to_thread(self.firewall.set_route_localnet, net.bridge)
+        await self._apply_firewall(net)
 
     async def _teardown_bridge(self, net: Network) -> None:
         assert net.bridge
@@ -782,6 +1004,14 @@ class NetworkService:
             "INSERT INTO net_state(key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
             (key, value),
         )
+
+
+def _is_user_bridge(net: Network) -> bool:
+    return net.driver == "bridge" and not net.is_default_bridge
+
+
+def _mapping(r) -> ports.PortMapping:
+    return ports.PortMapping(r["proto"], r["container_port"], r["host_ip"], r["host_port"])
 
 
 def _label_matches(labels: dict[str, str], spec: str) -> bool:

@@ -431,14 +431,91 @@ class ContainerService:
             return f"/proc/{other.state.pid}/ns/net", None, None
         netns = await self.networks.create_sandbox(c.id, mode)
         c.sandbox_path = netns
-        ep_cfg = (c.networking_config.get("EndpointsConfig") or {}).get(mode) or {}
+        cfgs = c.networking_config.get("EndpointsConfig") or {}
+        primary = self.networks.resolve("bridge" if mode == "default" else mode)
+        # the primary network's settings may sit under its name, "default" or its id
+        ep_cfg = next((v or {} for k, v in cfgs.items() if self.networks.same_network(k, primary.id)), {})
         ipam = ep_cfg.get("IPAMConfig") or {}
         ep = await self.networks.connect(
             c.id, mode, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
             ip=ipam.get("IPv4Address") or None, aliases=list(ep_cfg.get("Aliases") or []),
             name=c.name)
         c.networks = {mode: ep.to_docker(mode)}
+        hc = c.host_config
+        # published ports go to the primary network (host and none publish nothing)
+        await self.networks.publish(c.id, mode, hc.get("PortBindings"), c.config.get("ExposedPorts"),
+                                    bool(hc.get("PublishAllPorts")))
+        if mode not in ("host", "none"):
+            # more networks: several --network at create, or `docker network connect` while stopped
+            for key, extra in cfgs.items():
+                if self.networks.same_network(key, primary.id):
+                    continue
+                net = self.networks.resolve(key)
+                extra = extra or {}
+                xe = await self.networks.connect(
+                    c.id, net.name, netns, mac=extra.get("MacAddress") or None,
+                    ip=(extra.get("IPAMConfig") or {}).get("IPv4Address") or None,
+                    aliases=list(extra.get("Aliases") or []), name=c.name)
+                c.networks[net.name] = xe.to_docker(net.name)
         return netns, ep.ip_address or None, ep.gateway or None
+
+    async def connect_network(self, ref: str, network: str, endpoint_config: dict[str, Any]) -> None:
+        """`docker network connect`: at once when running, at the next start otherwise."""
+        from ...errors import Forbidden
+        from ...network import Endpoint
+
+        c = self.get(ref)
+        if not isinstance(endpoint_config, dict):
+            raise InvalidParameter("invalid EndpointConfig: expected an object")
+        aliases = endpoint_config.get("Aliases") or []
+        ipam = endpoint_config.get("IPAMConfig") or {}
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases) \
+                or not isinstance(ipam, dict):
+            raise InvalidParameter("invalid EndpointConfig: Aliases must be strings, IPAMConfig an object")
+        net = self.networks.resolve(network)
+        if net.driver == "host" or c.network_mode == "host":
+            raise InvalidParameter("container cannot be disconnected from host network or connected to host network")
+        if c.network_mode.startswith("container:"):
+            raise InvalidParameter(
+                "container sharing network namespace with another container or host cannot be connected to any other network")
+        if net.driver == "null" or c.network_mode == "none":
+            raise InvalidParameter(
+                "container cannot be connected to multiple networks with one of the networks in private (none) mode")
+        async with self._lock(c.id):
+            if net.name in c.networks:
+                raise Forbidden(f"endpoint with name {c.name} already exists in network {net.name}")
+            if c.state.status in ("running", "paused") and c.sandbox_path:
+                ep = await self.networks.connect(
+                    c.id, net.name, c.sandbox_path, mac=endpoint_config.get("MacAddress") or None,
+                    ip=ipam.get("IPv4Address") or None, aliases=list(aliases), name=c.name)
+                c.networks[net.name] = ep.to_docker(net.name)
+            else:
+                # shown by inspect now, addressed at start
+                c.networks[net.name] = Endpoint(
+                    container_id=c.id, network_id=net.id, endpoint_id="", aliases=list(aliases),
+                    requested_ip=ipam.get("IPv4Address") or None).to_docker(net.name)
+            cfgs = dict(c.networking_config.get("EndpointsConfig") or {})
+            cfgs[net.name] = endpoint_config
+            c.networking_config = {**c.networking_config, "EndpointsConfig": cfgs}
+            self._save(c)
+
+    async def disconnect_network(self, ref: str, network: str, force: bool = False) -> None:
+        """`docker network disconnect`: the interface goes at once; the container will not rejoin."""
+        from ...errors import Forbidden
+
+        c = self.get(ref)
+        net = self.networks.resolve(network)
+        if net.driver == "host" or c.network_mode == "host":
+            raise InvalidParameter("container cannot be disconnected from host network or connected to host network")
+        async with self._lock(c.id):
+            if net.name not in c.networks:
+                raise Forbidden(f"container {c.id} is not connected to network {net.name}")
+            await self.networks.disconnect(c.id, net.name)
+            c.networks.pop(net.name, None)
+            cfgs = {k: v for k, v in (c.networking_config.get("EndpointsConfig") or {}).items()
+                    if not self.networks.same_network(k, net.id)}
+            c.networking_config = {**c.networking_config, "EndpointsConfig": cfgs}
+            self._save(c)
 
     def _write_etc_and_spec(self, c: Container, rootfs: Path, netns: str | None,
                             ip: str | None, gateway: str | None) -> dict[str, Any]:
@@ -465,8 +542,11 @@ class ContainerService:
                 host_resolv = Path("/etc/resolv.conf").read_text()
             except OSError:
                 host_resolv = ""
+            # user-defined networks: the embedded DNS server (it forwards to hc Dns)
+            embedded = None if host_net else self.networks.dns_servers(c.id, hc.get("Dns"))
             etcfiles.write_atomic(cdir / "resolv.conf", etcfiles.resolv_conf(
-                host_resolv, hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions"),
+                host_resolv, embedded or hc.get("Dns"), hc.get("DnsSearch"),
+                hc.get("DnsOptions") or (["ndots:0"] if embedded else None),
                 host_network=host_net))
             etc = {"/etc/hosts": str(cdir / "hosts"), "/etc/resolv.conf": str(cdir / "resolv.conf")}
         etcfiles.write_atomic(cdir / "hostname", cfg["Hostname"] + "\n")
