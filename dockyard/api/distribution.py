@@ -1,0 +1,72 @@
+"""Registry routes: pull (POST /images/create?fromImage=), push and login (POST /auth).
+
+Thin: decode X-Registry-Auth, let DistributionService prepare the work (its
+errors become plain 4xx answers), then stream its progress messages; an error
+after the first message can only travel inside the stream, as dockerd does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+from ..distribution.client import decode_registry_auth
+from ..engine.distribution import DistributionService, error_message
+from ..errors import DockyardError
+from .params import json_object, json_response
+from .routing import Routes
+
+log = logging.getLogger(__name__)
+
+routes = Routes()
+
+
+def _service(request: web.Request) -> DistributionService:
+    engine = request.app["engine"]
+    svc = getattr(engine, "distribution", None)
+    if svc is None:  # not wired by the Engine: make one on first use
+        svc = DistributionService(engine.images)
+        engine.distribution = svc
+    return svc
+
+
+async def _stream(request: web.Request, messages: AsyncIterator[dict[str, Any]]) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    try:
+        async for m in messages:
+            await resp.write((json.dumps(m) + "\r\n").encode())
+    except DockyardError as exc:
+        await resp.write((json.dumps(error_message(exc)) + "\r\n").encode())
+    except Exception as exc:  # a bug; the status line is gone, so say it in the stream
+        log.exception("error while streaming %s", request.path)
+        await resp.write((json.dumps(error_message(DockyardError(f"internal error: {exc!r}"))) + "\r\n").encode())
+    await resp.write_eof()
+    return resp
+
+
+async def pull(request: web.Request) -> web.StreamResponse:
+    """POST /images/create?fromImage=...&tag=... (called by the images module)."""
+    q = request.query
+    creds = decode_registry_auth(request.headers.get("X-Registry-Auth"))
+    svc = _service(request)
+    plan = await svc.prepare_pull(q.get("fromImage", ""), q.get("tag") or None, creds,
+                                  q.get("platform") or None)
+    return await _stream(request, svc.pull(plan))
+
+
+@routes.post("/images/{name:.+}/push")
+async def push(request: web.Request) -> web.StreamResponse:
+    creds = decode_registry_auth(request.headers.get("X-Registry-Auth"))
+    svc = _service(request)
+    plan = await svc.prepare_push(request.match_info["name"], request.query.get("tag") or None, creds)
+    return await _stream(request, svc.push(plan))
+
+
+@routes.post("/auth")
+async def auth(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    return json_response(await _service(request).login(body))

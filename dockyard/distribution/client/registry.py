@@ -1,0 +1,487 @@
+"""An asynchronous client for one v2 (OCI Distribution) registry host.
+
+One `RegistryClient` per operation (pull, push, login): it pings /v2/ once to
+learn the scheme and the auth challenge, then authorises each repository
+scope on demand (Basic: the password on every request; Bearer: a token per
+scope set from the challenge's realm, anonymous when there are no
+credentials).  HTTPS comes first; insecure hosts (loopback by Docker's
+defaults) fall back to plain HTTP and skip certificate checks.
+
+Blob transfers stream through files in worker threads, so a big layer never
+sits in memory and hashing never blocks the event loop.  Errors come back as
+domain errors (NotFound, Unauthorized, ...) whose messages read like
+dockerd's ("manifest unknown: manifest unknown").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlencode, urljoin
+
+import aiohttp
+
+from ...errors import DockyardError, Forbidden, InvalidParameter, NotFound, SystemError_, Unauthorized, Unavailable
+from ...oci import image as oimg
+from .auth import Challenge, Credentials, is_insecure, parse_challenges
+
+log = logging.getLogger(__name__)
+
+MANIFEST_ACCEPT = ", ".join([oimg.DOCKER_MANIFEST, oimg.DOCKER_MANIFEST_LIST, oimg.OCI_MANIFEST, oimg.OCI_INDEX])
+MAX_MANIFEST = 4 << 20
+IO_CHUNK = 1 << 20
+CHUNKED_UPLOAD_OVER = 256 << 20  # bigger blobs go up in PATCH chunks of this size
+USER_AGENT = "docker/28.2.2 dockyard"
+
+Progress = Callable[[int], Awaitable[None] | None]  # bytes transferred so far
+
+
+@dataclass
+class Manifest:
+    body: bytes
+    media_type: str
+    digest: str
+
+    def json(self) -> dict:
+        try:
+            data = json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            raise SystemError_(f"invalid manifest {self.digest}: not JSON") from None
+        if not isinstance(data, dict):
+            raise SystemError_(f"invalid manifest {self.digest}: not a JSON object")
+        return data
+
+
+def sha256_hex(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def registry_error_text(body: bytes) -> str:
+    """The `errors` of a registry response as Docker prints them: "code words: message"."""
+    try:
+        errs = json.loads(body).get("errors") or []
+        parts = []
+        for e in errs:
+            code = str(e.get("code", "unknown")).lower().replace("_", " ")
+            msg = e.get("message") or code
+            parts.append(f"{code}: {msg}")
+        if parts:
+            return "; ".join(parts)
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        pass
+    return ""
+
+
+class RegistryClient:
+    def __init__(self, host: str, creds: Credentials | None = None, *, insecure: bool | None = None,
+                 connect_timeout: float = 15, read_timeout: float = 300) -> None:
+        self.host = host
+        self.creds = creds or Credentials()
+        self.insecure = is_insecure(host) if insecure is None else insecure
+        self.base: str | None = None  # scheme://host, known after ping()
+        self.challenge: Challenge | None = None
+        self._tokens: dict[tuple[str, ...], str] = {}
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout),
+            headers={"User-Agent": USER_AGENT})
+
+    async def __aenter__(self) -> "RegistryClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    @property
+    def _ssl(self) -> bool | ssl.SSLContext:
+        return False if self.insecure else True
+
+    # ------------------------------------------------------------ ping and auth
+
+    async def ping(self) -> None:
+        """GET /v2/: pick the scheme (https, then http if insecure) and remember the challenge."""
+        if self.base is not None:
+            return
+        schemes = ["https", "http"] if self.insecure else ["https"]
+        last: Exception | None = None
+        for scheme in schemes:
+            url = f"{scheme}://{self.host}/v2/"
+            try:
+                async with self._session.get(url, ssl=self._ssl, allow_redirects=False) as r:
+                    await r.read()
+                    if r.status not in (200, 401):
+                        last = SystemError_(f'Get "{url}": unexpected status {r.status} {r.reason} '
+                                            "(is this a v2 registry?)")
+                        if r.status >= 500:
+                            continue
+                        raise last
+                    self.base = f"{scheme}://{self.host}"
+                    if r.status == 401:
+                        chs = parse_challenges(r.headers.getall("WWW-Authenticate", []))
+                        self.challenge = _preferred(chs)
+                    return
+            except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as exc:
+                log.debug("ping %s failed: %r", url, exc)
+                last = exc
+        if isinstance(last, DockyardError):
+            raise last
+        raise Unavailable(f'Get "{schemes[-1]}://{self.host}/v2/": {_net_error(last)}')
+
+    def _basic_header(self) -> str | None:
+        if not (self.creds.username or self.creds.password):
+            return None
+        raw = f"{self.creds.username}:{self.creds.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    async def _authorization(self, scopes: tuple[str, ...]) -> str | None:
+        ch = self.challenge
+        if ch is None:
+            return None
+        if ch.scheme == "basic":
+            return self._basic_header()
+        if ch.scheme != "bearer":
+            return None
+        if self.creds.registry_token:
+            return "Bearer " + self.creds.registry_token
+        tok = self._tokens.get(scopes)
+        if tok is None:
+            tok = (await self._fetch_token(ch, list(scopes)))[0]
+            self._tokens[scopes] = tok
+        return "Bearer " + tok
+
+    async def _fetch_token(self, ch: Challenge, scopes: list[str], offline: bool = False) -> tuple[str, str]:
+        """(access token, refresh token or "") from the challenge's realm."""
+        realm = ch.params.get("realm")
+        if not realm:
+            raise SystemError_(f"registry {self.host} sent a Bearer challenge without a realm")
+        service = ch.params.get("service", "")
+        ssl_opt = self._ssl if is_insecure(_host_of(realm)) or self.insecure else True
+        try:
+            if self.creds.identity_token:
+                form = {"grant_type": "refresh_token", "refresh_token": self.creds.identity_token,
+                        "service": service, "client_id": "docker", "access_type": "offline" if offline else "online"}
+                if scopes:
+                    form["scope"] = " ".join(scopes)
+                req = self._session.post(realm, data=form, ssl=ssl_opt)
+            else:
+                params: list[tuple[str, str]] = [("service", service)] if service else []
+                params += [("scope", s) for s in scopes]
+                if self.creds.username:
+                    params.append(("account", self.creds.username))
+                if offline:
+                    params += [("offline_token", "true"), ("client_id", "docker")]
+                headers = {}
+                basic = self._basic_header()
+                if basic:
+                    headers["Authorization"] = basic
+                url = realm + ("&" if "?" in realm else "?") + urlencode(params)
+                req = self._session.get(url, headers=headers, ssl=ssl_opt)
+            async with req as r:
+                body = await r.read()
+                if r.status == 401 or r.status == 403:
+                    detail = registry_error_text(body) or "unauthorized: authentication required"
+                    raise Unauthorized(f'Get "{realm}": {detail}')
+                if r.status != 200:
+                    raise SystemError_(f'Get "{realm}": unexpected status {r.status} from the token server')
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise Unavailable(f'Get "{realm}": {_net_error(exc)}') from None
+        try:
+            data = json.loads(body)
+            token = data.get("token") or data.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise SystemError_(f"the token server {realm} answered without a token")
+        refresh = data.get("refresh_token") or ""
+        return token, refresh if isinstance(refresh, str) else ""
+
+    async def login(self) -> str:
+        """Check the credentials as `docker login` does; returns an identity token or ""."""
+        await self.ping()
+        ch = self.challenge
+        url = f"{self.base}/v2/"
+        if ch is None:
+            return ""
+        if ch.scheme == "basic":
+            basic = self._basic_header()
+            if basic is None:
+                raise Unauthorized(f"login attempt to {url} failed with status: 401 Unauthorized")
+            try:
+                async with self._session.get(url, headers={"Authorization": basic}, ssl=self._ssl) as r:
+                    await r.read()
+                    if r.status != 200:
+                        raise Unauthorized(f"login attempt to {url} failed with status: {r.status} {r.reason}")
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                raise Unavailable(f'Get "{url}": {_net_error(exc)}') from None
+            return ""
+        if ch.scheme == "bearer":
+            if self.creds.anonymous:
+                raise Unauthorized(f'Get "{url}": unauthorized: authentication required')
+            token, refresh = await self._fetch_token(ch, [], offline=True)
+            # The token must open /v2/ itself (some token servers hand out anonymous tokens).
+            async with self._session.get(url, headers={"Authorization": "Bearer " + token}, ssl=self._ssl) as r:
+                await r.read()
+                if r.status != 200:
+                    raise Unauthorized(f"login attempt to {url} failed with status: {r.status} {r.reason}")
+            return refresh
+        raise SystemError_(f"registry {self.host} asks for unsupported auth scheme {ch.scheme!r}")
+
+    # ------------------------------------------------------------ requests
+
+    async def _request(self, method: str, path_or_url: str, scopes: tuple[str, ...], *,
+                       headers: dict[str, str] | None = None, **kw) -> aiohttp.ClientResponse:
+        """One authorised request; the caller must release the response."""
+        await self.ping()
+        url = path_or_url if "://" in path_or_url else urljoin(self.base + "/", path_or_url.lstrip("/"))
+        h = dict(headers or {})
+        auth = await self._authorization(scopes)
+        if auth:
+            h["Authorization"] = auth
+        try:
+            return await self._session.request(method, url, headers=h, ssl=self._ssl, **kw)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise Unavailable(f'{method.capitalize()} "{url}": {_net_error(exc)}') from None
+
+    async def _fail(self, r: aiohttp.ClientResponse, what: str) -> None:
+        """Raise the domain error for a failed response (reads and releases it)."""
+        body = await r.read()
+        r.release()
+        detail = registry_error_text(body)
+        where = f'{r.method.capitalize()} "{r.url}"'
+        if r.status == 401:
+            if not detail and self.challenge and self.challenge.scheme == "basic" and self._basic_header() is None:
+                detail = "no basic auth credentials"
+            raise Unauthorized(f"{where}: {detail or 'unauthorized: authentication required'}")
+        if r.status == 403:
+            raise Forbidden(f"{what}: {detail or 'denied: requested access to the resource is denied'}")
+        if r.status == 404:
+            raise NotFound(f"{what}: {detail or 'not found'}")
+        if r.status == 400:
+            raise InvalidParameter(f"{what}: {detail or 'bad request'}")
+        raise SystemError_(f"{what}: {detail or f'received unexpected HTTP status: {r.status} {r.reason}'}")
+
+    # ------------------------------------------------------------ manifests
+
+    async def get_manifest(self, repo: str, reference: str, *, for_push: bool = False) -> Manifest:
+        scopes = _scopes(repo, push=for_push)
+        r = await self._request("GET", f"/v2/{repo}/manifests/{reference}", scopes,
+                                headers={"Accept": MANIFEST_ACCEPT})
+        if r.status != 200:
+            await self._fail(r, f"manifest for {self.host}/{repo}:{reference} not found"
+                             if r.status == 404 else f"{self.host}/{repo}:{reference}")
+        try:
+            if (r.content_length or 0) > MAX_MANIFEST:
+                raise SystemError_(f"manifest {reference} is too big ({r.content_length} bytes)")
+            body = await r.content.read(MAX_MANIFEST + 1)
+        finally:
+            r.release()
+        if len(body) > MAX_MANIFEST:
+            raise SystemError_(f"manifest {reference} is too big")
+        digest = sha256_hex(body)
+        if reference.startswith("sha256:") and reference != digest:
+            raise SystemError_(f"manifest verification failed for digest {reference}")
+        mt = (r.headers.get("Content-Type") or "").split(";")[0].strip()
+        if mt not in oimg.MANIFEST_TYPES | oimg.INDEX_TYPES:
+            try:
+                mt = json.loads(body).get("mediaType") or mt
+            except (ValueError, AttributeError):
+                pass
+        return Manifest(body, mt, digest)
+
+    async def put_manifest(self, repo: str, reference: str, body: bytes, media_type: str) -> str:
+        r = await self._request("PUT", f"/v2/{repo}/manifests/{reference}", _scopes(repo, push=True),
+                                data=body, headers={"Content-Type": media_type})
+        if r.status not in (200, 201, 202):
+            await self._fail(r, f"failed to put manifest {self.host}/{repo}:{reference}")
+        r.release()
+        return sha256_hex(body)
+
+    # ------------------------------------------------------------ blobs
+
+    async def blob_exists(self, repo: str, digest: str, *, for_push: bool = False) -> bool:
+        r = await self._request("HEAD", f"/v2/{repo}/blobs/{digest}", _scopes(repo, push=for_push))
+        r.release()
+        if r.status == 200:
+            return True
+        if r.status == 404:
+            return False
+        await self._fail(r, f"checking blob {digest} in {self.host}/{repo}")
+        return False
+
+    async def download_blob(self, repo: str, digest: str, dest: Path, progress: Progress | None = None) -> int:
+        """Stream a blob into `dest` (created/truncated) and verify its digest; returns its size."""
+        r = await self._request("GET", f"/v2/{repo}/blobs/{digest}", _scopes(repo))
+        if r.status != 200:
+            await self._fail(r, f"blob {digest} of {self.host}/{repo}")
+        h = hashlib.sha256()
+        n = 0
+        f = await asyncio.to_thread(open, dest, "wb")
+        try:
+            buf = bytearray()
+
+            def write(data: bytes) -> None:
+                f.write(data)
+                h.update(data)
+
+            try:
+                async for chunk in r.content.iter_chunked(IO_CHUNK):
+                    buf += chunk
+                    n += len(chunk)
+                    if len(buf) >= 4 * IO_CHUNK:
+                        await asyncio.to_thread(write, bytes(buf))
+                        buf.clear()
+                        if progress:
+                            await _call(progress, n)
+                if buf:
+                    await asyncio.to_thread(write, bytes(buf))
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                raise Unavailable(f"error downloading blob {digest}: {_net_error(exc)}") from None
+        finally:
+            r.release()
+            await asyncio.to_thread(f.close)
+        if progress:
+            await _call(progress, n)
+        if "sha256:" + h.hexdigest() != digest:
+            raise SystemError_(f"filesystem layer verification failed for digest {digest}")
+        return n
+
+    async def fetch_blob_bytes(self, repo: str, digest: str, limit: int = 64 << 20) -> bytes:
+        """A small blob (an image config) in memory, verified."""
+        r = await self._request("GET", f"/v2/{repo}/blobs/{digest}", _scopes(repo))
+        if r.status != 200:
+            await self._fail(r, f"blob {digest} of {self.host}/{repo}")
+        try:
+            body = await r.content.read(limit + 1)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise Unavailable(f"error downloading blob {digest}: {_net_error(exc)}") from None
+        finally:
+            r.release()
+        if len(body) > limit:
+            raise SystemError_(f"blob {digest} is too big")
+        if sha256_hex(body) != digest:
+            raise SystemError_(f"blob verification failed for digest {digest}")
+        return body
+
+    async def mount_blob(self, repo: str, digest: str, from_repo: str) -> tuple[bool, str | None]:
+        """Cross-repository mount: (True, None) if mounted, else (False, an upload URL to use)."""
+        scopes = _scopes(repo, push=True) + (f"repository:{from_repo}:pull",)
+        qs = urlencode({"mount": digest, "from": from_repo})
+        r = await self._request("POST", f"/v2/{repo}/blobs/uploads/?{qs}", scopes)
+        if r.status == 201:
+            r.release()
+            return True, None
+        if r.status == 202:
+            r.release()
+            return False, self._location(r)
+        await self._fail(r, f"failed to start blob upload to {self.host}/{repo}")
+        return False, None
+
+    def _location(self, r: aiohttp.ClientResponse) -> str:
+        loc = r.headers.get("Location")
+        if not loc:
+            raise SystemError_(f"registry {self.host} gave no upload location")
+        return urljoin(str(r.url), loc)
+
+    async def start_upload(self, repo: str) -> str:
+        r = await self._request("POST", f"/v2/{repo}/blobs/uploads/", _scopes(repo, push=True))
+        if r.status != 202:
+            await self._fail(r, f"failed to start blob upload to {self.host}/{repo}")
+        r.release()
+        return self._location(r)
+
+    async def upload_blob(self, repo: str, digest: str, src: Path, size: int, progress: Progress | None = None,
+                          location: str | None = None) -> None:
+        """Upload a file as a blob: one PUT, or PATCH chunks then PUT for big blobs."""
+        loc = location or await self.start_upload(repo)
+        scopes = _scopes(repo, push=True)
+        offset = 0
+        if size > CHUNKED_UPLOAD_OVER:
+            while size - offset > CHUNKED_UPLOAD_OVER:
+                end = offset + CHUNKED_UPLOAD_OVER
+                r = await self._request(
+                    "PATCH", loc, scopes, data=_file_body(src, offset, end, progress),
+                    headers={"Content-Type": "application/octet-stream", "Content-Length": str(end - offset),
+                             "Content-Range": f"{offset}-{end - 1}"})
+                if r.status != 202:
+                    await self._fail(r, f"failed to upload blob {digest}")
+                r.release()
+                loc = self._location(r)
+                offset = end
+        sep = "&" if "?" in loc else "?"
+        r = await self._request(
+            "PUT", f"{loc}{sep}{urlencode({'digest': digest})}", scopes,
+            data=_file_body(src, offset, size, progress),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size - offset)})
+        if r.status not in (201, 204):
+            await self._fail(r, f"failed to upload blob {digest}")
+        r.release()
+
+    async def upload_bytes(self, repo: str, digest: str, data: bytes) -> None:
+        loc = await self.start_upload(repo)
+        sep = "&" if "?" in loc else "?"
+        r = await self._request("PUT", f"{loc}{sep}{urlencode({'digest': digest})}", _scopes(repo, push=True),
+                                data=data, headers={"Content-Type": "application/octet-stream"})
+        if r.status not in (201, 204):
+            await self._fail(r, f"failed to upload blob {digest}")
+        r.release()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _scopes(repo: str, push: bool = False) -> tuple[str, ...]:
+    return (f"repository:{repo}:{'pull,push' if push else 'pull'}",)
+
+
+def _preferred(chs: list[Challenge]) -> Challenge | None:
+    for scheme in ("bearer", "basic"):
+        for c in chs:
+            if c.scheme == scheme:
+                return c
+    return chs[0] if chs else None
+
+
+def _host_of(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0]
+
+
+def _net_error(exc: BaseException | None) -> str:
+    if exc is None:
+        return "no route to the registry"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "i/o timeout"
+    return str(exc) or type(exc).__name__
+
+
+async def _call(progress: Progress, n: int) -> None:
+    res = progress(n)
+    if asyncio.iscoroutine(res):
+        await res
+
+
+async def _file_body(src: Path, start: int, end: int, progress: Progress | None) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of a file, read in a worker thread, reporting the absolute offset."""
+    f = await asyncio.to_thread(open, src, "rb")
+    try:
+        await asyncio.to_thread(f.seek, start)
+        pos = start
+        while pos < end:
+            chunk = await asyncio.to_thread(f.read, min(4 * IO_CHUNK, end - pos))
+            if not chunk:
+                raise SystemError_(f"{src} ended early while uploading")
+            pos += len(chunk)
+            yield chunk
+            if progress:
+                await _call(progress, pos)
+    finally:
+        await asyncio.to_thread(f.close)

@@ -1,0 +1,504 @@
+"""DistributionService: `docker pull`, `docker push` and `docker login` against v2 registries.
+
+Pull: resolve the manifest (an index picks linux/<this arch>), fetch and
+verify the config, then download the missing layers (three at a time, each
+streamed to a temp file and checked against its digest) and unpack them in
+order through the layer store (which verifies each DiffID and stores shared
+layers once).  The image is committed with its tag and `repo@digest`.
+
+Push: each layer's uncompressed tar is gzip-compressed off the event loop
+(deterministically: mtime 0, fixed level), so its digest is stable; the
+(DiffID -> compressed digest, registry, repository) pairs we learn by pulling
+and pushing are remembered in `distribution_blobs`, so a later push finds the
+blob already there (HEAD) or mounts it from another repository of the same
+registry instead of uploading it again.  The manifest is Docker schema2.
+
+Both stream Docker's JSON progress messages.  Everything that can fail
+before any byte is transferred (bad reference, unknown manifest, no
+credentials, image missing locally) fails in `prepare_*`, so the HTTP layer
+can answer with a plain 4xx; later errors travel in the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from ..distribution.client import Credentials, Manifest, RegistryClient, credentials_from_json, registry_host
+from ..errors import DockyardError, InvalidParameter, NotFound, SystemError_
+from ..oci import digest as dg
+from ..oci import image as oimg
+from ..oci import reference as oref
+from .images import Image, ImageService
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS distribution_blobs (
+    diff_id    TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    registry   TEXT NOT NULL,
+    repo       TEXT NOT NULL,
+    added      REAL NOT NULL,
+    PRIMARY KEY (diff_id, digest, registry, repo)
+);
+CREATE INDEX IF NOT EXISTS distribution_blobs_diff ON distribution_blobs(diff_id);
+"""
+
+LAYER_TYPES = {
+    oimg.DOCKER_LAYER, oimg.DOCKER_LAYER_GZIP, oimg.OCI_LAYER, oimg.OCI_LAYER_GZIP, oimg.OCI_LAYER_ZSTD,
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+}
+GZIP_TYPES = {oimg.DOCKER_LAYER_GZIP, oimg.OCI_LAYER_GZIP}
+CONFIG_TYPES = {oimg.DOCKER_CONFIG, oimg.OCI_CONFIG}
+GZIP_LEVEL = 6
+DOWNLOADS = 3
+UPLOADS = 3
+PROGRESS_EVERY = 0.1  # seconds between progress messages of one layer
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+# ---------------------------------------------------------------- messages
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{int(n)}B" if unit == "B" else f"{n:.4g}{unit}"
+        n /= 1000
+    return f"{n}B"
+
+
+def status(text: str, id: str | None = None) -> dict[str, Any]:
+    m: dict[str, Any] = {"status": text}
+    if id is not None:
+        m["progressDetail"] = {}
+        m["id"] = id
+    return m
+
+
+def progress(text: str, id: str, current: int, total: int) -> dict[str, Any]:
+    """A progress line as dockerd writes it (the CLI redraws the bar from progressDetail)."""
+    bar = ""
+    if total > 0:
+        filled = min(50, int(50 * current / total))
+        bar = "[" + "=" * max(0, filled - 1) + (">" if filled < 50 else "=") + " " * (50 - filled) + "] "
+        bar += f"{_human(current)}/{_human(total)}"
+    return {"status": text, "progressDetail": {"current": current, "total": total}, "progress": bar, "id": id}
+
+
+class _Throttle:
+    """Emit progress at most every PROGRESS_EVERY seconds (and always the last one)."""
+
+    def __init__(self, emit: Emit, text: str, id: str, total: int) -> None:
+        self.emit, self.text, self.id, self.total = emit, text, id, total
+        self._last = 0.0
+
+    def __call__(self, current: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_EVERY or current >= self.total:
+            self._last = now
+            self.emit(progress(self.text, self.id, current, self.total))
+
+
+async def _run_streamed(worker: Callable[[Emit], Awaitable[None]]) -> AsyncIterator[dict[str, Any]]:
+    """Run `worker(emit)` as a task and yield what it emits; its exception ends the stream."""
+    q: asyncio.Queue = asyncio.Queue()
+    done = object()
+
+    async def run() -> None:
+        try:
+            await worker(q.put_nowait)
+        except BaseException as exc:
+            q.put_nowait(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            q.put_nowait(done)
+
+    task = asyncio.create_task(run())
+    try:
+        while True:
+            item = await q.get()
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not task.done():
+            task.cancel()
+            try:
+                await task
+            except BaseException:
+                pass
+
+
+# ---------------------------------------------------------------- plans
+
+
+@dataclass
+class PullPlan:
+    ref: oref.Reference  # what was asked: name with a tag or a digest
+    client: RegistryClient
+    manifest_digest: str  # the top-level manifest (or index): the repo digest
+    manifest: dict[str, Any]  # the image manifest for our platform
+    config: bytes
+    layers: list[dict[str, Any]]
+
+    @property
+    def repo(self) -> str:
+        return self.ref.path
+
+
+@dataclass
+class PushPlan:
+    name: oref.Reference  # the repository (no tag)
+    client: RegistryClient
+    tags: list[tuple[oref.Reference, Image]] = field(default_factory=list)
+
+    @property
+    def repo(self) -> str:
+        return self.name.path
+
+
+def _hub_refused(what: str, ref: oref.Reference) -> InvalidParameter:
+    return InvalidParameter(
+        f"{what} not supported for Docker Hub ({ref.familiar()}): this engine talks only to registries "
+        f"named in the reference, e.g. 127.0.0.1:5000/{ref.familiar()}")
+
+
+def pull_reference(from_image: str, tag: str | None) -> oref.Reference:
+    """fromImage + tag (which may be a digest) -> the reference to pull, as dockerd combines them."""
+    if not from_image:
+        raise InvalidParameter("fromImage is required")
+    ref = oref.parse(from_image)
+    if tag:
+        if oref.DIGEST_ONLY_RE.match(tag):
+            ref = oref.Reference(ref.domain, ref.path, None, tag)
+        elif tag.startswith("sha256:"):
+            dg.validate(tag)
+        else:
+            ref = ref.with_tag(tag)
+    if ref.tag and ref.digest:
+        ref = oref.Reference(ref.domain, ref.path, None, ref.digest)  # the digest wins, as in Docker
+    return ref.tag_name_only()
+
+
+def _pick_platform(index: dict[str, Any], platform: str | None, what: str) -> dict[str, Any]:
+    os_, arch, variant = oimg.parse_platform(platform)
+    entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+    fits = []
+    for m in entries:
+        p = m.get("platform") or {}
+        if p.get("os") == os_ and p.get("architecture") == arch and (variant is None or p.get("variant") == variant):
+            fits.append(m)
+    if not fits:
+        plats = sorted({f"{(m.get('platform') or {}).get('os')}/{(m.get('platform') or {}).get('architecture')}"
+                        for m in entries})
+        raise NotFound(f"no matching manifest for {os_}/{arch}{'/' + variant if variant else ''} "
+                       f"in the manifest list entries of {what} (has: {', '.join(plats) or 'none'})")
+    return fits[0]
+
+
+def _gzip_file(src: Path, dst: Path) -> tuple[str, int]:
+    """Deterministic gzip of a layer tar (no name, mtime 0): (digest, size) of the result."""
+    h = hashlib.sha256()
+
+    class Sink:
+        def __init__(self, f) -> None:
+            self.f, self.n = f, 0
+
+        def write(self, b) -> int:
+            self.f.write(b)
+            h.update(b)
+            self.n += len(b)
+            return len(b)
+
+        def flush(self) -> None:
+            self.f.flush()
+
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        sink = Sink(fout)
+        with gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=GZIP_LEVEL, mtime=0) as gz:  # type: ignore[arg-type]
+            while chunk := fin.read(1 << 20):
+                gz.write(chunk)
+        return "sha256:" + h.hexdigest(), sink.n
+
+
+class DistributionService:
+    def __init__(self, images: ImageService) -> None:
+        self.images = images
+        self.db = images.db
+        self.db.ensure_schema(SCHEMA)
+
+    # ------------------------------------------------------------ blob memory
+
+    def _remember(self, diff_id: str, digest: str, media_type: str, size: int, registry: str, repo: str) -> None:
+        self.db.execute(
+            "INSERT INTO distribution_blobs(diff_id, digest, media_type, size, registry, repo, added) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET added=excluded.added",
+            (diff_id, digest, media_type, size, registry, repo, time.time()))
+
+    def _known(self, diff_id: str) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT * FROM distribution_blobs WHERE diff_id=? ORDER BY added DESC", (diff_id,))
+        return [dict(r) for r in rows if r["media_type"] in GZIP_TYPES]
+
+    # ------------------------------------------------------------ login
+
+    async def login(self, body: dict[str, Any]) -> dict[str, str]:
+        creds = credentials_from_json(body)
+        host = registry_host(str(body.get("serveraddress") or ""))
+        if host == "docker.io":
+            raise InvalidParameter("login to Docker Hub is not supported by this engine: "
+                                   "name a registry, e.g. `docker login 127.0.0.1:5000`")
+        async with RegistryClient(host, creds) as client:
+            token = await client.login()
+        return {"Status": "Login Succeeded", "IdentityToken": token}
+
+    # ------------------------------------------------------------ pull
+
+    async def prepare_pull(self, from_image: str, tag: str | None, creds: Credentials,
+                           platform: str | None = None) -> PullPlan:
+        """Resolve everything up to the config; raises before any progress is streamed."""
+        ref = pull_reference(from_image, tag)
+        if ref.domain == oref.DEFAULT_DOMAIN:
+            raise _hub_refused("pull", ref)
+        oimg.parse_platform(platform)
+        client = RegistryClient(ref.domain, creds)
+        try:
+            wanted = ref.digest or ref.tag or oref.DEFAULT_TAG
+            top = await client.get_manifest(ref.path, wanted)
+            man = top
+            data = top.json()
+            if top.media_type in oimg.INDEX_TYPES or (not top.media_type and "manifests" in data):
+                entry = _pick_platform(data, platform, ref.familiar())
+                man = await client.get_manifest(ref.path, dg.validate(entry.get("digest", "")))
+                data = man.json()
+            self._check_manifest(man, data, ref)
+            cfg_desc = data["config"]
+            config = await client.fetch_blob_bytes(ref.path, dg.validate(cfg_desc["digest"]))
+            cfg = oimg.validate_config(config)
+            if len(oimg.diff_ids_of(cfg)) != len(data["layers"]):
+                raise SystemError_(f"invalid image {ref.familiar()}: the manifest has {len(data['layers'])} "
+                                   f"layers, the config {len(oimg.diff_ids_of(cfg))}")
+            return PullPlan(ref, client, top.digest, data, config, data["layers"])
+        except BaseException:
+            await client.close()
+            raise
+
+    @staticmethod
+    def _check_manifest(man: Manifest, data: dict[str, Any], ref: oref.Reference) -> None:
+        mt = man.media_type or data.get("mediaType") or ""
+        if data.get("schemaVersion") == 1 or "prettyjws" in mt:
+            raise InvalidParameter(f"{ref.familiar()}: Docker Image manifest schema 1 is not supported")
+        if mt and mt not in oimg.MANIFEST_TYPES:
+            raise InvalidParameter(f"{ref.familiar()}: unsupported manifest media type {mt}")
+        cfg = data.get("config")
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("digest"), str):
+            raise SystemError_(f"invalid manifest for {ref.familiar()}: no config")
+        if cfg.get("mediaType") not in CONFIG_TYPES | {None}:
+            raise InvalidParameter(f"{ref.familiar()}: media type {cfg.get('mediaType')} is not an image "
+                                   "config (is this an artifact?)")
+        layers = data.get("layers")
+        if not isinstance(layers, list) or not all(isinstance(l, dict) for l in layers):
+            raise SystemError_(f"invalid manifest for {ref.familiar()}: no layers")
+        for l in layers:
+            dg.validate(l.get("digest", ""))
+            if l.get("mediaType") not in LAYER_TYPES:
+                raise InvalidParameter(f"{ref.familiar()}: unsupported layer media type {l.get('mediaType')}")
+
+    def pull(self, plan: PullPlan) -> AsyncIterator[dict[str, Any]]:
+        return _run_streamed(lambda emit: self._pull(plan, emit))
+
+    async def _pull(self, plan: PullPlan, emit: Emit) -> None:
+        try:
+            await self._pull_layers(plan, emit)
+        finally:
+            await plan.client.close()
+
+    async def _pull_layers(self, plan: PullPlan, emit: Emit) -> None:
+        ref, client = plan.ref, plan.client
+        emit(status(f"Pulling from {ref.path}", ref.tag or ref.digest))  # dockerd names the remote path
+        diff_ids = oimg.diff_ids_of(oimg.validate_config(plan.config))
+        chain = dg.chain_ids(diff_ids)
+        ids = [dg.short_id(l["digest"]) for l in plan.layers]
+        present = [self.images.layers.get(c) is not None for c in chain]
+        for i, have in enumerate(present):
+            emit(status("Already exists" if have else "Pulling fs layer", ids[i]))
+        sem = asyncio.Semaphore(DOWNLOADS)
+        temps: list[Path] = []
+
+        async def download(i: int) -> Path:
+            desc = plan.layers[i]
+            async with sem:
+                dest = self.images.content.temp_file("pull-")
+                temps.append(dest)
+                total = int(desc.get("size") or 0)
+                tick = _Throttle(emit, "Downloading", ids[i], total)
+                tick(0)
+                await client.download_blob(plan.repo, desc["digest"], dest, tick)
+                emit(status("Verifying Checksum", ids[i]))
+                emit(status("Download complete", ids[i]))
+                return dest
+
+        tasks = {i: asyncio.create_task(download(i)) for i, have in enumerate(present) if not have}
+        try:
+            with self.images.layers.pinning() as pinned:
+                parent: str | None = None
+                for i, desc in enumerate(plan.layers):
+                    if i in tasks:
+                        path = await tasks[i]
+                        size = path.stat().st_size
+                        emit(progress("Extracting", ids[i], 0, size))
+                        await asyncio.to_thread(self.images.layers.import_layer, path, parent, pinned, diff_ids[i])
+                        emit(progress("Extracting", ids[i], size, size))
+                        emit(status("Pull complete", ids[i]))
+                        await asyncio.to_thread(path.unlink, True)
+                    parent = chain[i]
+                refs = [oref.Reference(ref.domain, ref.path, None, plan.manifest_digest)]
+                if ref.tag and not ref.digest:
+                    refs.insert(0, ref)
+                _, updated = self.images.commit_pulled(plan.config, refs)
+        finally:
+            for t in tasks.values():
+                t.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            for p in temps:
+                p.unlink(missing_ok=True)
+        for diff_id, desc in zip(diff_ids, plan.layers):
+            self._remember(diff_id, desc["digest"], desc.get("mediaType") or "", int(desc.get("size") or 0),
+                           ref.domain, ref.path)
+        emit(status(f"Digest: {plan.manifest_digest}"))
+        word = "Downloaded newer image" if updated else "Image is up to date"
+        emit(status(f"Status: {word} for {ref.familiar()}"))
+
+    # ------------------------------------------------------------ push
+
+    async def prepare_push(self, name: str, tag: str | None, creds: Credentials) -> PushPlan:
+        ref = oref.parse(name)
+        if ref.digest:
+            raise InvalidParameter("cannot push a digest reference")
+        if ref.domain == oref.DEFAULT_DOMAIN:
+            raise _hub_refused("push", ref)
+        repo = ref.name_only()
+        if tag:
+            refs = [ref.with_tag(tag)]
+        elif ref.tag:
+            refs = [ref]
+        else:  # all tags of the repository, as `docker push --all-tags`
+            refs = sorted({oref.parse(t) for img in self.images.all_images() for t in img.repo_tags
+                           if oref.parse(t).name == repo.name}, key=str)
+        tags = []
+        for r in refs:
+            try:
+                tags.append((r, self.images.resolve(str(r))))
+            except NotFound:
+                raise NotFound(f"An image does not exist locally with the tag: {r.familiar()}") from None
+        if not tags:
+            raise NotFound(f"An image does not exist locally with the tag: {repo.familiar_name}")
+        client = RegistryClient(ref.domain, creds)
+        try:
+            await client.ping()
+        except BaseException:
+            await client.close()
+            raise
+        return PushPlan(repo, client, tags)
+
+    def push(self, plan: PushPlan) -> AsyncIterator[dict[str, Any]]:
+        return _run_streamed(lambda emit: self._push(plan, emit))
+
+    async def _push(self, plan: PushPlan, emit: Emit) -> None:
+        try:
+            emit(status(f"The push refers to repository [{plan.name.name}]"))
+            for ref, img in plan.tags:
+                await self._push_one(plan, ref, img, emit)
+        finally:
+            await plan.client.close()
+
+    async def _push_one(self, plan: PushPlan, ref: oref.Reference, img: Image, emit: Emit) -> None:
+        order = list(reversed(range(len(img.diff_ids))))  # dockerd lists the top layer first
+        for i in order:
+            emit(status("Preparing", dg.short_id(img.diff_ids[i])))
+        sem = asyncio.Semaphore(UPLOADS)
+
+        async def one(i: int) -> dict[str, Any]:
+            async with sem:
+                return await self._push_layer(plan, img.diff_ids[i], emit)
+
+        results = await asyncio.gather(*(one(i) for i in range(len(img.diff_ids))))
+        client, repo = plan.client, plan.repo
+        cfg_digest = img.id
+        if not await client.blob_exists(repo, cfg_digest, for_push=True):
+            await client.upload_bytes(repo, cfg_digest, img.raw_config)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": oimg.DOCKER_MANIFEST,
+            "config": {"mediaType": oimg.DOCKER_CONFIG, "size": len(img.raw_config), "digest": cfg_digest},
+            "layers": results,
+        }
+        body = json.dumps(manifest, indent=3).encode()
+        digest = await client.put_manifest(repo, ref.tag or oref.DEFAULT_TAG, body, oimg.DOCKER_MANIFEST)
+        self.images.add_repo_digest(img.id, oref.Reference(ref.domain, ref.path, None, digest))
+        self.images.events.publish("image", "push", ref.familiar(), name=ref.familiar())
+        emit(status(f"{ref.tag}: digest: {digest} size: {len(body)}"))
+        emit({"progressDetail": {}, "aux": {"Tag": ref.tag, "Digest": digest, "Size": len(body)}})
+
+    async def _push_layer(self, plan: PushPlan, diff_id: str, emit: Emit) -> dict[str, Any]:
+        client, repo, host = plan.client, plan.repo, plan.name.domain
+        sid = dg.short_id(diff_id)
+
+        def desc(digest: str, size: int) -> dict[str, Any]:
+            return {"mediaType": oimg.DOCKER_LAYER_GZIP, "size": size, "digest": digest}
+
+        known = self._known(diff_id)
+        # 1. Already in the target repository?
+        for row in known:
+            if row["registry"] == host and await client.blob_exists(repo, row["digest"], for_push=True):
+                emit(status("Layer already exists", sid))
+                self._remember(diff_id, row["digest"], oimg.DOCKER_LAYER_GZIP, row["size"], host, repo)
+                return desc(row["digest"], row["size"])
+        # 2. In another repository of the same registry: mount it.
+        upload_at: str | None = None
+        for row in known:
+            if row["registry"] == host and row["repo"] != repo:
+                mounted, upload_at = await client.mount_blob(repo, row["digest"], row["repo"])
+                if mounted:
+                    emit(status(f"Mounted from {row['repo']}", sid))
+                    self._remember(diff_id, row["digest"], oimg.DOCKER_LAYER_GZIP, row["size"], host, repo)
+                    return desc(row["digest"], row["size"])
+                break
+        # 3. Compress (deterministically, so the digest is the one we pushed before) and upload.
+        tmp = self.images.content.temp_file("push-")
+        try:
+            src = self.images.layers.tar_path(diff_id)
+            digest, size = await asyncio.to_thread(_gzip_file, src, tmp)
+            if await client.blob_exists(repo, digest, for_push=True):
+                emit(status("Layer already exists", sid))
+            else:
+                tick = _Throttle(emit, "Pushing", sid, size)
+                tick(0)
+                await client.upload_blob(repo, digest, tmp, size, tick, location=upload_at)
+                emit(status("Pushed", sid))
+        finally:
+            await asyncio.to_thread(tmp.unlink, True)
+        self._remember(diff_id, digest, oimg.DOCKER_LAYER_GZIP, size, host, repo)
+        return desc(digest, size)
+
+
+def error_message(exc: DockyardError) -> dict[str, Any]:
+    """An error in the middle of a progress stream, as dockerd writes it."""
+    return {"errorDetail": {"message": exc.message}, "error": exc.message}
