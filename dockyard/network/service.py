@@ -712,7 +712,8 @@ class NetworkService:
         except Exception as exc:
             await self._teardown_bridge(net)
             self._delete_network_rows(net)
-            raise SystemError_(f"failed to create network {name}: {exc}") from exc
+            log.error("creating network %s failed", name, exc_info=True)
+            raise SystemError_(f"failed to create network {name}: {exc or type(exc).__name__}") from exc
         self._publish("create", net)
         return net
 

@@ -164,9 +164,26 @@ class EngineProcess:
                 pass
         for mp in sorted(self.all_mounts(), key=len, reverse=True):
             subprocess.run(["umount", "-l", mp], capture_output=True)
-        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
-        _remove_iptables_rules(self.bridge)
+        for bridge in {self.bridge, *self._network_bridges()}:
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+            _remove_iptables_rules(bridge)
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def _network_bridges(self) -> list[str]:
+        """Bridges of user-defined networks the engine recorded (they outlive a crashed engine)."""
+        import sqlite3
+
+        db = self.data_root / "metadata.db"
+        if not db.exists():
+            return []
+        try:
+            conn = sqlite3.connect(db)
+            try:
+                return [r[0] for r in conn.execute("SELECT bridge FROM net_networks WHERE bridge IS NOT NULL")]
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return []
 
 
 def _remove_iptables_rules(bridge: str) -> None:
