@@ -14,7 +14,11 @@ APT_PACKAGES=(
   skopeo              # registry tests: a real client
   docker-registry     # registry benchmark yardstick (CNCF Distribution)
   apache2-utils       # htpasswd for registry auth tests
-  tmux                # TTY tests
+  tmux bsdutils       # TTY tests (tmux, script)
+  procps              # docker top compares with ps
+  zstd                # zstd-compressed layers
+  openssl curl        # TLS test certificates; scripts/api-fuzz.sh
+  gcc libc6-dev       # confinement tests build a static seccomp probe
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -27,10 +31,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if ! command -v docker >/dev/null 2>&1; then
-  # The docker CLI is expected on these machines; Debian's docker.io is a fallback
-  # that brings its own client (its daemon is never started by us).
-  apt-get install -y -q --no-install-recommends docker.io || true
-  systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
+  # The docker CLI is expected on these machines. Debian's docker.io is the fallback for its
+  # client; policy-rc.d keeps apt from starting its daemon, which dockyard never uses.
+  added_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && added_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io || true
+  systemctl disable docker.service docker.socket containerd.service >/dev/null 2>&1 || true
+  [ "$added_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
