@@ -116,7 +116,14 @@ def test_host_left_as_it_was_after_engine_stops():
         cli = eng.client()
         for _ in range(3):
             cli.containers.run("busybox", "sleep 30", detach=True)
+        # a published port (DNAT chain, reservation) and a user-defined network (its own
+        # bridge and chains, an embedded DNS listener) must go as well
+        web = cli.containers.run("busybox", "sleep 30", detach=True, ports={"80/tcp": None, "81/udp": None})
+        hostport = cli.api.inspect_container(web.id)["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+        cli.networks.create("dyt-left-" + eng.bridge)
+        cli.containers.run("busybox", "sleep 30", detach=True, network="dyt-left-" + eng.bridge)
         assert snapshot() != before
+        assert f"--dport {hostport} -j DNAT" in snapshot()[1]
         for c in cli.containers.list(all=True):
             c.remove(force=True)
         assert eng.stop() == 0

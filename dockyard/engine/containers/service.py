@@ -490,7 +490,11 @@ class ContainerService:
                     ip=ipam.get("IPv4Address") or None, aliases=list(aliases), name=c.name)
                 c.networks[net.name] = ep.to_docker(net.name)
             else:
-                # shown by inspect now, addressed at start
+                # shown by inspect now (with the primary network), addressed at start
+                if not c.networks:
+                    primary = self.networks.resolve(c.network_mode)
+                    c.networks[primary.name] = Endpoint(
+                        container_id=c.id, network_id=primary.id, endpoint_id="").to_docker(primary.name)
                 c.networks[net.name] = Endpoint(
                     container_id=c.id, network_id=net.id, endpoint_id="", aliases=list(aliases),
                     requested_ip=ipam.get("IPv4Address") or None).to_docker(net.name)
