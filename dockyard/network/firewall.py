@@ -14,7 +14,7 @@ host's own addresses and 127.0.0.1 work from the host itself), plus ACCEPT
 rules in DY-FWD-<br> and two MASQUERADE rules in DY-POST-<br>:
 
   -s 127.0.0.0/8 -o <br>                         connections to 127.0.0.1:<port> (the
-                                                 bridge has route_localnet=1, see below)
+                                                 bridge has route_localnet=1)
   -s <subnet> -o <br> --ctstate DNAT             hairpin: a container reaching a port
                                                  published on its own bridge
 
