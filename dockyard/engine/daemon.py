@@ -29,6 +29,7 @@ class Engine:
         from ..runtime.conmon import Monitor
         from ..runtime.runc import OCIRuntime
         from .containers.service import ContainerService
+        from .containers.archive import ContainerFiles
         from .exec import ExecService
         from .volumes import VolumeService
         from .images import ImageService
@@ -49,6 +50,7 @@ class Engine:
                                            self.runtime, self.monitor, self.cgroups, self.volumes)
         self.execs = ExecService(self.containers, self.monitor, config.exec_root / "exec")
         self.containers.on_remove.append(self.execs.forget_container)
+        self.files = ContainerFiles(self.containers)
 
     async def start(self) -> None:
         await self.images.start()
