@@ -135,10 +135,15 @@ def test_docker_attach_to_running_and_resize(engine, client):
     c = client.containers.run("busybox", ["sh", "-c", "sleep 0.5; echo late-line; sleep 0.3"], detach=True)
     r = engine.cli("attach", c.id, timeout=20)
     assert b"late-line\n" in r.stdout
-    t = client.containers.run("busybox", "sleep 30", tty=True, stdin_open=True, detach=True)
+    t = client.containers.run("busybox", ["sh", "-c", "sleep 1; stty size"], tty=True, stdin_open=True,
+                              detach=True)
     client.api.resize(t.id, height=33, width=101)
-    with pytest.raises(Exception):
-        client.api.resize(c.id, height=10, width=10)  # not running any more: 409
+    t.wait(timeout=10)
+    assert t.logs().strip() == b"33 101"
+    import docker.errors
+    with pytest.raises(docker.errors.APIError) as e:
+        client.api.resize(c.id, height=10, width=10)  # not running any more
+    assert e.value.status_code == 409
 
 
 def _tmux(*args: str) -> str:

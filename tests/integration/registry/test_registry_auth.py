@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from conftest import skopeo
-from regclient import error_codes, push_blob, sha256
+from regclient import error_codes, push_blob
 
 
 def _htpasswd(path: Path, users: dict[str, str]) -> str:
