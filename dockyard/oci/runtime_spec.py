@@ -370,6 +370,10 @@ def build_spec(config: dict, host_config: dict, *, rootfs: str, hostname: str,
     }
     if int(oom_adj):
         process["oomScoreAdj"] = int(oom_adj)
+    size = hc.get("ConsoleSize") or [0, 0]
+    if process["terminal"] and isinstance(size, list) and len(size) == 2 and all(size):
+        # the CLI's terminal size at create, so the first prompt is drawn right
+        process["consoleSize"] = {"height": int(size[0]), "width": int(size[1])}
     if not process["cwd"].startswith("/"):
         raise InvalidParameter(f"the working directory '{process['cwd']}' is invalid, it needs to be an absolute path")
 

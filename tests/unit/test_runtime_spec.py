@@ -270,3 +270,16 @@ def test_systempaths_and_writable_cgroups():
     assert "rw" in cg["options"] and "ro" not in cg["options"]
     with pytest.raises(InvalidParameter):
         parse_security_opt(["systempaths=confined"])
+
+
+def test_console_size_from_host_config_only_with_a_tty():
+    from dockyard.oci.runtime_spec import build_spec
+
+    def spec(tty: bool, size):
+        return build_spec({"Tty": tty}, {"ConsoleSize": size}, rootfs="/r", hostname="h", netns_path=None,
+                          etc_files={}, cgroups_path="/x", cgroup_resources={}, user=(0, 0, []),
+                          env=[], args=["sh"], cwd="/")["process"]
+
+    assert spec(True, [24, 80])["consoleSize"] == {"height": 24, "width": 80}
+    assert "consoleSize" not in spec(False, [24, 80])
+    assert "consoleSize" not in spec(True, [0, 0])
