@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import InvalidParameter, NotFound
+from ..errors import InvalidParameter
 from .params import json_response, qbool, qfilters, qint
 from .routing import Routes
 from .versions import at_least
@@ -82,8 +82,9 @@ async def create(request: web.Request) -> web.StreamResponse:
     if from_src is None and not from_image:
         raise InvalidParameter("fromImage or fromSrc is required")
     if from_image and from_src is None:
-        raise NotFound(f"pull not supported yet: cannot pull {from_image!r}; "
-                       "use docker load or docker import")
+        from .distribution import pull  # registry pulls live in the distribution module
+
+        return await pull(request)
     if from_src != "-":
         raise InvalidParameter("importing from a URL is not supported: send the tarball in the body (fromSrc=-)")
     src = await _spool_body(request, "import-")

@@ -490,6 +490,37 @@ class ImageService:
         self._event("tag", image_id, ref.familiar())
         return ref
 
+    # ------------------------------------------------------------ pull / push (engine/distribution.py)
+
+    def commit_pulled(self, raw_config: bytes, refs: list[oref.Reference]) -> tuple[str, bool]:
+        """Record a pulled image whose layers are in place (pinned by the caller); point `refs` at it.
+
+        Returns (image ID, updated): updated is False when every reference
+        already named this image (Docker's "Image is up to date").
+        """
+        cfg = oimg.validate_config(raw_config)
+        missing = [c for c in dg.chain_ids(oimg.diff_ids_of(cfg)) if self.layers.get(c) is None]
+        if missing:
+            raise NotFound(f"layer {missing[0]} of the pulled image is missing")
+        image_id = dg.sha256_bytes(raw_config)
+        before = [self.db.scalar("SELECT image_id FROM image_refs WHERE ref=?", (str(r),)) for r in refs]
+        image_id, _ = self._commit(raw_config, cfg, refs)
+        name = refs[0].familiar() if refs else image_id
+        self.events.publish("image", "pull", name, name=name)
+        return image_id, any(b != image_id for b in before) or not refs
+
+    def add_repo_digest(self, image_id: str, ref: oref.Reference) -> None:
+        """Remember `repo@sha256:...` for an image after a push (RepoDigests)."""
+        if not ref.digest:
+            raise InvalidParameter("a repository digest reference needs a digest")
+        with self.db.transaction():
+            if not self.db.scalar("SELECT 1 FROM images WHERE id=?", (image_id,)):
+                raise NotFound(f"No such image: {image_id}")
+            self.db.execute(
+                "INSERT INTO image_refs(ref, name, tag, digest, image_id, added) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(ref) DO UPDATE SET image_id=excluded.image_id",
+                (str(ref), ref.name, None, ref.digest, image_id, time.time()))
+
     # ------------------------------------------------------------ list
 
     def list_images(self, all: bool = False, filters: Filters | None = None, shared_size: bool = False,
