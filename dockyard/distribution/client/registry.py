@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable
@@ -87,7 +88,7 @@ class RegistryClient:
         self.insecure = is_insecure(host) if insecure is None else insecure
         self.base: str | None = None  # scheme://host, known after ping()
         self.challenge: Challenge | None = None
-        self._tokens: dict[tuple[str, ...], str] = {}
+        self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}  # scopes -> (token, renew after)
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout),
             headers={"User-Agent": USER_AGENT})
@@ -152,14 +153,18 @@ class RegistryClient:
             return None
         if self.creds.registry_token:
             return "Bearer " + self.creds.registry_token
-        tok = self._tokens.get(scopes)
-        if tok is None:
-            tok = (await self._fetch_token(ch, list(scopes)))[0]
-            self._tokens[scopes] = tok
-        return "Bearer " + tok
+        cached = self._tokens.get(scopes)
+        if cached is None or time.monotonic() >= cached[1]:
+            # Long pushes outlive short tokens: renew a token in the last fifth of its life.
+            t0 = time.monotonic()
+            tok, _, expires_in = await self._fetch_token(ch, list(scopes))
+            cached = (tok, t0 + max(10.0, expires_in * 0.8))
+            self._tokens[scopes] = cached
+        return "Bearer " + cached[0]
 
-    async def _fetch_token(self, ch: Challenge, scopes: list[str], offline: bool = False) -> tuple[str, str]:
-        """(access token, refresh token or "") from the challenge's realm."""
+    async def _fetch_token(self, ch: Challenge, scopes: list[str],
+                           offline: bool = False) -> tuple[str, str, float]:
+        """(access token, refresh token or "", lifetime in seconds) from the challenge's realm."""
         realm = ch.params.get("realm")
         if not realm:
             raise SystemError_(f"registry {self.host} sent a Bearer challenge without a realm")
@@ -202,7 +207,10 @@ class RegistryClient:
         if not isinstance(token, str) or not token:
             raise SystemError_(f"the token server {realm} answered without a token")
         refresh = data.get("refresh_token") or ""
-        return token, refresh if isinstance(refresh, str) else ""
+        expires_in = data.get("expires_in")
+        # The token spec's default lifetime is 60 s when the server does not say.
+        lifetime = float(expires_in) if isinstance(expires_in, (int, float)) and expires_in > 0 else 60.0
+        return token, refresh if isinstance(refresh, str) else "", lifetime
 
     async def login(self) -> str:
         """Check the credentials as `docker login` does; returns an identity token or ""."""
@@ -226,7 +234,7 @@ class RegistryClient:
         if ch.scheme == "bearer":
             if self.creds.anonymous:
                 raise Unauthorized(f'Get "{url}": unauthorized: authentication required')
-            token, refresh = await self._fetch_token(ch, [], offline=True)
+            token, refresh, _ = await self._fetch_token(ch, [], offline=True)
             # The token must open /v2/ itself (some token servers hand out anonymous tokens).
             async with self._session.get(url, headers={"Authorization": "Bearer " + token}, ssl=self._ssl) as r:
                 await r.read()
