@@ -101,15 +101,12 @@ async def connect(request: web.Request) -> web.Response:
     ref = body.get("Container")
     if not isinstance(ref, str) or not ref:
         raise InvalidParameter("Container is required")
+    endpoint_config = body.get("EndpointConfig") or {}
+    if not isinstance(endpoint_config, dict):
+        raise InvalidParameter("invalid value for EndpointConfig: expected an object")
     containers = request.app["engine"].containers
     containers.get(ref)  # 404 for an unknown container
-    hook = getattr(containers, "connect_network", None)
-    if hook is None:
-        raise Forbidden(
-            f"connecting an existing container to network {net.name} is not supported yet: "
-            "choose the network with --network when creating the container"
-        )
-    await hook(ref, net.name, body.get("EndpointConfig") or {})
+    await containers.connect_network(ref, net.name, endpoint_config)
     return web.Response(status=200)
 
 
@@ -122,8 +119,5 @@ async def disconnect(request: web.Request) -> web.Response:
         raise InvalidParameter("Container is required")
     containers = request.app["engine"].containers
     containers.get(ref)
-    hook = getattr(containers, "disconnect_network", None)
-    if hook is None:
-        raise Forbidden(f"disconnecting a container from network {net.name} is not supported yet")
-    await hook(ref, net.name, bool(body.get("Force")))
+    await containers.disconnect_network(ref, net.name, _bool(body, "Force"))
     return web.Response(status=200)

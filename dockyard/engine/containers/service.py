@@ -470,8 +470,11 @@ class ContainerService:
         aliases = endpoint_config.get("Aliases") or []
         ipam = endpoint_config.get("IPAMConfig") or {}
         if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases) \
-                or not isinstance(ipam, dict):
-            raise InvalidParameter("invalid EndpointConfig: Aliases must be strings, IPAMConfig an object")
+                or not isinstance(ipam, dict) \
+                or not isinstance(ipam.get("IPv4Address") or "", str) \
+                or not isinstance(endpoint_config.get("MacAddress") or "", str):
+            raise InvalidParameter("invalid EndpointConfig: Aliases must be strings, IPAMConfig an object,"
+                                   " IPv4Address and MacAddress strings")
         net = self.networks.resolve(network)
         if net.driver == "host" or c.network_mode == "host":
             raise InvalidParameter("container cannot be disconnected from host network or connected to host network")
