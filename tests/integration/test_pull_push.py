@@ -30,7 +30,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import BUSYBOX
+BUSYBOX = "busybox:latest"  # imported by the session fixture in conftest.py
 
 DISTRIBUTION = "/usr/bin/docker-registry"
 
@@ -257,6 +257,13 @@ def test_push_aux_and_events_through_docker_py(engine, registry, remove_images):
     msgs = list(api.pull(ref, tag="p", stream=True, decode=True))
     assert msgs[0]["status"] == "Pulling from py/busybox" and msgs[0]["id"] == "p"
     assert msgs[-1]["status"] == f"Status: Image is up to date for {ref}:p"
+    # No tag: every local tag of the repository goes (docker push --all-tags).
+    remove_images.append(ref + ":q")
+    api.tag(BUSYBOX, ref, "q")
+    msgs = list(api.push(ref, stream=True, decode=True))
+    assert sorted(m["aux"]["Tag"] for m in msgs if "aux" in m) == ["p", "q"], msgs
+    r = requests.get(f"{registry.url}/v2/py/busybox/tags/list")
+    assert sorted(r.json()["tags"]) == ["p", "q"]
 
 
 def test_pull_by_digest(docker, registry, remove_images):
@@ -622,3 +629,19 @@ def test_client_chunked_upload_mount_and_download(registries, tmp_path, monkeypa
     assert seen[-1] == len(data) and seen == sorted(seen)
     r = requests.get(f"{reg.url}/v2/chunk/b/blobs/{digest}")
     assert r.status_code == 200 and r.content == data
+
+
+def test_run_pulls_a_missing_image(docker, registry, remove_images):
+    """`docker run` of an image the engine lacks: create says 404, the CLI pulls, then runs."""
+    ref = f"{registry.host}/runpull/busybox:1"
+    remove_images.append(ref)
+    docker.ok("tag", BUSYBOX, ref)
+    docker.ok("push", ref)
+    docker.ok("rmi", ref)
+    r = docker("run", "--rm", ref, "echo", "pulled by run")
+    assert r.returncode == 0, r.stderr.decode()
+    assert f"Unable to find image '{ref}' locally" in r.stderr.decode()
+    assert r.stdout.decode().strip().endswith("pulled by run")
+    # docker-py's high-level pull returns the image
+    img = docker.engine.client().images.pull(f"{registry.host}/runpull/busybox", tag="1")
+    assert ref in img.tags

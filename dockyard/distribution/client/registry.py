@@ -284,8 +284,8 @@ class RegistryClient:
         r = await self._request("GET", f"/v2/{repo}/manifests/{reference}", scopes,
                                 headers={"Accept": MANIFEST_ACCEPT})
         if r.status != 200:
-            await self._fail(r, f"manifest for {self.host}/{repo}:{reference} not found"
-                             if r.status == 404 else f"{self.host}/{repo}:{reference}")
+            name = f"{self.host}/{repo}{'@' if ':' in reference else ':'}{reference}"
+            await self._fail(r, f"manifest for {name} not found" if r.status == 404 else name)
         try:
             if (r.content_length or 0) > MAX_MANIFEST:
                 raise SystemError_(f"manifest {reference} is too big ({r.content_length} bytes)")
