@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 
 import dns.message
@@ -83,6 +85,14 @@ def test_names_aliases_and_short_ids_resolve_on_a_user_network(engine, networks)
     # reverse lookup: <name>.<network>
     out = run_ok(engine, "run", "--rm", "--network", n1, BUSYBOX, "nslookup", oip, "127.0.0.11")
     assert f"{other}.{n1}" in out
+    # over TCP too (asked from inside the peer's network namespace)
+    sandbox = json.loads(run_ok(engine, "inspect", oid))[0]["NetworkSettings"]["SandboxKey"]
+    r = subprocess.run(
+        ["nsenter", f"--net={sandbox}", sys.executable, "-c",
+         "import dns.message, dns.query; q = dns.message.make_query('db', 'A');"
+         "print(dns.query.tcp(q, '127.0.0.11', timeout=5).answer[0][0].address)"],
+        capture_output=True, text=True, timeout=30)
+    assert r.stdout.strip() == oip, r.stderr
     # the endpoint shows its DNS names
     ep = json.loads(run_ok(engine, "inspect", oid))[0]["NetworkSettings"]["Networks"][n1]
     assert {other, oid[:12], "db", "cache"} <= set(ep["DNSNames"])
