@@ -34,6 +34,9 @@ BUSYBOX = "busybox:latest"  # imported by the session fixture in conftest.py
 
 DISTRIBUTION = "/usr/bin/docker-registry"
 
+# The TLS registry's certificate is self-signed; our raw checks of it skip verification on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+
 
 # ---------------------------------------------------------------- registries
 
@@ -49,10 +52,11 @@ class Registry:
     host: str
     proc: subprocess.Popen
     log: Path
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
@@ -64,7 +68,7 @@ def _wait(reg: Registry, timeout: float = 20) -> None:
         if reg.proc.poll() is not None:
             raise RuntimeError(f"registry exited:\n{reg.log_tail()}")
         try:
-            requests.get(reg.url + "/v2/", timeout=1)
+            requests.get(reg.url + "/v2/", timeout=1, verify=False)
             return
         except requests.ConnectionError:
             time.sleep(0.05)
@@ -77,13 +81,18 @@ def registries() -> Iterator[Any]:
     tmp = Path(tempfile.mkdtemp(prefix="dyk-pullpush-"))
     started: list[Registry] = []
 
-    def start(kind: str = "dockyard", config: dict[str, Any] | None = None) -> Registry:
+    def start(kind: str = "dockyard", config: dict[str, Any] | None = None, tls: bool = False) -> Registry:
         d = Path(tempfile.mkdtemp(dir=tmp))
         port = _free_port()
         log = d / "log"
         if kind == "dockyard":
             args = [sys.executable, "-m", "dockyard.cli", "registry", "--addr", f"127.0.0.1:{port}",
                     "--root", str(d / "root")]
+            if tls:  # a self-signed certificate: loopback registries are insecure, so it is not checked
+                subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                                "-subj", "/CN=127.0.0.1", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+                               check=True, capture_output=True)
+                args += ["--tls-cert", str(d / "cert.pem"), "--tls-key", str(d / "key.pem")]
             if config is not None:
                 (d / "config.yaml").write_text(yaml.safe_dump(config))
                 args += ["--config", str(d / "config.yaml")]
@@ -95,7 +104,7 @@ def registries() -> Iterator[Any]:
             (d / "config.yml").write_text(yaml.safe_dump(cfg))
             args = [DISTRIBUTION, "serve", str(d / "config.yml")]
         proc = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        reg = Registry(f"127.0.0.1:{port}", proc, log)
+        reg = Registry(f"127.0.0.1:{port}", proc, log, tls)
         started.append(reg)
         _wait(reg)
         return reg
@@ -645,3 +654,16 @@ def test_run_pulls_a_missing_image(docker, registry, remove_images):
     # docker-py's high-level pull returns the image
     img = docker.engine.client().images.pull(f"{registry.host}/runpull/busybox", tag="1")
     assert ref in img.tags
+
+
+def test_tls_registry_on_loopback(docker, registries, remove_images):
+    """HTTPS comes first; a loopback registry's self-signed certificate is accepted as Docker does."""
+    reg = registries("dockyard", tls=True)
+    ref = f"{reg.host}/tls/busybox:1"
+    remove_images.append(ref)
+    docker.ok("tag", BUSYBOX, ref)
+    assert "1: digest: sha256:" in docker.ok("push", ref)
+    docker.ok("rmi", ref)
+    assert f"for {ref}" in docker.ok("pull", ref)
+    r = requests.get(f"{reg.url}/v2/tls/busybox/tags/list", verify=False)
+    assert r.json()["tags"] == ["1"]
