@@ -247,6 +247,28 @@ class Firewall:
         IP_FORWARD.write_text(value + "\n")
 
     @staticmethod
+    def forget_udp_flows(dest_ip: str, dest_port: int) -> int:
+        """Delete the conntrack entries of UDP flows DNATed to dest_ip:dest_port.
+
+        A UDP "connection" never ends, so without this a client that keeps
+        sending to the host port would follow the old entry to an address that
+        no longer exists (or now belongs to another container) - Docker does the same.
+        """
+        from pyroute2 import Conntrack
+        from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+
+        n = 0
+        with Conntrack() as ct:
+            match = NFCTAttrTuple(saddr=dest_ip, proto=17, sport=dest_port)
+            for e in list(ct.dump_entries(tuple_reply=match)):
+                try:
+                    ct.entry("del", tuple_orig=e.tuple_orig)
+                    n += 1
+                except Exception:  # gone meanwhile
+                    pass
+        return n
+
+    @staticmethod
     def set_route_localnet(bridge: str) -> None:
         """Let the bridge route 127.0.0.0/8 sources (DNATed connections to 127.0.0.1).
 

@@ -407,13 +407,19 @@ class NetworkService:
             await self._disconnect(Endpoint.from_row(row))
 
     async def _disconnect(self, ep: Endpoint, wait: bool = True) -> None:
-        published = self.db.query_one("SELECT 1 FROM net_ports WHERE endpoint_id=?", (ep.endpoint_id,))
+        published = self.db.query("SELECT * FROM net_ports WHERE endpoint_id=?", (ep.endpoint_id,))
         if published:
             # Rules first (rebuilt without this endpoint's rows), then the reservations.
             self.db.execute("DELETE FROM net_ports WHERE endpoint_id=?", (ep.endpoint_id,))
             net = self._network_by_id(ep.network_id)
             if net is not None:
                 await self._apply_firewall(net)
+            for r in published:
+                if r["proto"] == "udp" and ep.ip_address and self.config.iptables:
+                    try:
+                        await asyncio.to_thread(self.firewall.forget_udp_flows, ep.ip_address, r["container_port"])
+                    except Exception as exc:  # conntrack support missing: entries time out alone
+                        log.info("conntrack cleanup for %s: %s", ep.ip_address, exc)
         for s in self._port_socks.pop(ep.endpoint_id, []):
             s.close()
         if ep.host_veth and wait:

@@ -129,6 +129,19 @@ def test_host_ip_ephemeral_and_udp(engine):
     ps = run_ok(engine, "ps", "--filter", f"id={cid}", "--format", "{{.Ports}}")
     assert f"127.0.0.1:{tport}->80/tcp" in ps and f"127.0.0.1:{uport}->5353/udp" in ps
     assert f"0.0.0.0:{ephemeral[0]}->80/tcp" in ps
+    # the udp flow's conntrack entry (DNATed to the container) goes with the container
+    cip = inspect(engine, cid)["NetworkSettings"]["IPAddress"]
+    assert udp_flows(cip, 5353) >= 1
+    run_ok(engine, "rm", "-f", cid)
+    assert udp_flows(cip, 5353) == 0
+
+
+def udp_flows(ip: str, port: int) -> int:
+    from pyroute2 import Conntrack
+    from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+
+    with Conntrack() as ct:
+        return len(list(ct.dump_entries(tuple_reply=NFCTAttrTuple(saddr=ip, proto=17, sport=port))))
 
 
 def test_publish_all_from_exposed_ports(engine):
