@@ -31,6 +31,7 @@ from ...config import EngineConfig
 from ...errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified, SystemError_
 from ...runtime.conmon import Monitor
 from ...runtime.runc import OCIRuntime
+from ...network import ports
 from ...store import mounts
 from ...store.metadata import Database
 from ..events import EventBus
@@ -258,6 +259,8 @@ class ContainerService:
             pass  # Docker allows it and keeps the host's UTS namespace
         self._validate_mounts(host_config)
         volumeplan.plan(host_config, config)  # bad volume specs are 400s before anything is made
+        ports.parse_requests(host_config.get("PortBindings"), config.get("ExposedPorts"),
+                             bool(host_config.get("PublishAllPorts")))  # and bad port bindings
         if self.cgroups:
             from ...runtime.cgroups import normalize_resources
 
