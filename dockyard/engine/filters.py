@@ -56,6 +56,15 @@ class Filters:
             return False
         raise InvalidParameter(f"invalid filter '{key}={vals[-1]}'")
 
+    def excluded_by_labels(self, labels: dict[str, str] | None) -> bool:
+        """Any `label!` filter (`k` or `k=v`) that the labels match excludes the object."""
+        labels = labels or {}
+        for spec in self.get("label!"):
+            k, sep, v = spec.partition("=")
+            if k in labels and (not sep or labels[k] == v):
+                return True
+        return False
+
     def match_labels(self, labels: dict[str, str] | None, key: str = "label") -> bool:
         """Every `label` filter must match: `k` (present) or `k=v` (equal)."""
         labels = labels or {}

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..store import mounts
+from ..store.usage import dir_size
 from ..store.metadata import Database
 from .events import EventBus
 from .filters import Filters
@@ -180,26 +181,21 @@ class VolumeService:
         for v in self.list(Filters({k: vals for k, vals in f.values.items() if k == "label"})):
             if self.users(v.name) or (not everything and not v.anonymous):
                 continue
-            if any(_label_matches(v.labels, s) for s in f.get("label!")):
+            if f.excluded_by_labels(v.labels):
                 continue
-            space += _dir_size(v.mountpoint)
+            space += dir_size(v.mountpoint)
             self.remove(v.name)
             deleted.append(v.name)
         self.events.publish("volume", "prune", "", reclaimed=str(space))
         return deleted, space
 
     def size(self, name: str) -> int:
-        return _dir_size(self.get(name).mountpoint)
+        return dir_size(self.get(name).mountpoint)
 
     def unmount_all(self) -> None:
         for v in self.list():
             if v.options:
                 mounts.unmount(v.mountpoint)
-
-
-def _label_matches(labels: dict[str, str], spec: str) -> bool:
-    k, sep, val = spec.partition("=")
-    return k in labels and (not sep or labels[k] == val)
 
 
 def _copy_owner(src: Path, dst: Path) -> None:
@@ -216,14 +212,3 @@ def _copy_keep_owner(src: str, dst: str) -> str:
         shutil.copy2(src, dst)
     _copy_owner(Path(src), Path(dst))
     return dst
-
-
-def _dir_size(path: Path) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(root, f)).st_size
-            except OSError:
-                pass
-    return total

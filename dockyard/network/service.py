@@ -35,6 +35,7 @@ from typing import Any, Callable
 from ..config import EngineConfig
 from ..engine.events import EventBus
 from ..engine.filters import Filters
+from ..engine.timeutil import parse_timestamp
 from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemError_
 from ..store.metadata import Database
 from . import links, ports
@@ -738,14 +739,14 @@ class NetworkService:
         filters.validate({"until", "label", "label!"})
         until = None
         if filters.get("until"):
-            until = _parse_until(filters.get("until")[-1])
+            until = parse_timestamp(filters.get("until")[-1])
         deleted = []
         for net in self._networks():
             if net.builtin or self._endpoint_rows(network_id=net.id):
                 continue
             if not filters.match_labels(net.labels):
                 continue
-            if any(_label_matches(net.labels, spec) for spec in filters.get("label!")):
+            if filters.excluded_by_labels(net.labels):
                 continue
             if until is not None and _created_ts(net.created) >= until:
                 continue
@@ -1020,26 +1021,6 @@ def _is_user_bridge(net: Network) -> bool:
 def _mapping(r) -> ports.PortMapping:
     return ports.PortMapping(r["proto"], r["container_port"], r["host_ip"], r["host_port"])
 
-
-def _label_matches(labels: dict[str, str], spec: str) -> bool:
-    k, sep, v = spec.partition("=")
-    return k in labels and (not sep or labels[k] == v)
-
-
-def _parse_until(value: str) -> float:
-    """`until`: a unix timestamp, an RFC 3339 date or a Go-style duration ago (10m, 2h)."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", value)
-    if m:
-        mult = {"s": 1, "m": 60, "h": 3600}[m.group(2)]
-        return time.time() - float(m.group(1)) * mult
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise InvalidParameter(f"invalid filter 'until={value}'") from None
 
 
 def _created_ts(created: str) -> float:

@@ -309,17 +309,6 @@ def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times
     return size
 
 
-def dir_size(path: Path) -> int:
-    """Bytes of regular files under `path` (hardlinks counted once)."""
-    seen: set[int] = set()
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            st = os.lstat(os.path.join(dirpath, f))
-            if stat.S_ISREG(st.st_mode) and st.st_ino not in seen:
-                seen.add(st.st_ino)
-                total += st.st_size
-    return total
 
 
 # ------------------------------------------------------------ the store

@@ -33,9 +33,11 @@ from ...runtime.conmon import Monitor
 from ...runtime.runc import OCIRuntime
 from ...network import ports
 from ...store import mounts
+from ...store.usage import dir_size
 from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
+from ..timeutil import parse_timestamp
 from . import etcfiles, names, volumeplan
 from .attach import AttachStream
 from .fieldtypes import check_create
@@ -925,7 +927,7 @@ class ContainerService:
 
     async def prune(self, filters: Filters) -> tuple[list[str], int]:
         filters.validate({"until", "label", "label!"})
-        until = _parse_until(filters.get("until"))
+        until = parse_timestamp(filters.get("until")[-1]) if filters.get("until") else None
         deleted, space = [], 0
         for c in list(self._ctrs.values()):
             if c.state.running or c.state.status == "removing":
@@ -934,9 +936,9 @@ class ContainerService:
                 continue
             if not filters.match_labels(c.config.get("Labels")):
                 continue
-            if any(_label_matches(c.config.get("Labels") or {}, s) for s in filters.get("label!")):
+            if filters.excluded_by_labels(c.config.get("Labels")):
                 continue
-            space += await asyncio.to_thread(_dir_size, self.ctr_dir(c.id) / "upper")
+            space += await asyncio.to_thread(dir_size, self.ctr_dir(c.id) / "upper")
             await self.remove(c.id)
             deleted.append(c.id)
         self.events.publish("container", "prune", "", reclaimed=str(space))
@@ -1066,7 +1068,7 @@ class ContainerService:
             return None
 
     def size_rw(self, c: Container) -> int:
-        return _dir_size(self.ctr_dir(c.id) / "upper")
+        return dir_size(self.ctr_dir(c.id) / "upper")
 
     def counts(self) -> dict[str, int]:
         out = {"running": 0, "paused": 0, "stopped": 0}
@@ -1118,29 +1120,6 @@ def _name_match(pattern: str, name: str) -> bool:
     except re.error:
         return pattern.lstrip("/") in name
 
-
-def _label_matches(labels: dict[str, str], spec: str) -> bool:
-    k, sep, v = spec.partition("=")
-    return k in labels and (not sep or labels[k] == v)
-
-
-def _parse_until(vals: list[str]) -> float | None:
-    if not vals:
-        return None
-    from ..timeutil import parse_timestamp
-
-    return parse_timestamp(vals[-1])
-
-
-def _dir_size(path: Path) -> int:
-    total = 0
-    for root, dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(root, f)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def _safe(fn, default):
