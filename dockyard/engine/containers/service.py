@@ -38,7 +38,8 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import etcfiles, names, volumeplan
+from . import listing, names, restartpolicy, volumeplan
+from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
@@ -91,6 +92,7 @@ class ContainerService:
         self._bg: set[asyncio.Task] = set()
         self._closing = False
         images.set_usage_checker(self._image_users)
+        self.bundles = BundleWriter(networks, volumes, cgroups, self.ctr_dir, self.get)
         networks.container_name = self._name_of
         volumes.users = self.volume_users
 
@@ -176,11 +178,8 @@ class ContainerService:
             if c in exited_while_away:
                 await self._after_exit(c)
                 continue
-            # Docker's rule at daemon start: `always` comes back even after a
-            # manual stop, `unless-stopped` only if it was not stopped by hand.
-            pol = c.host_config.get("RestartPolicy", {}).get("Name")
-            if c.has_been_started and c.state.status == "exited" and (
-                    pol == "always" or (pol == "unless-stopped" and not c.state.stopped_by_user)):
+            if c.state.status == "exited" and restartpolicy.at_engine_start(
+                    c.host_config.get("RestartPolicy") or {}, c.has_been_started, c.state.stopped_by_user):
                 self._schedule_restart(c, delay=0)
 
     async def _repair_leftovers(self, live: set[str]) -> None:
@@ -362,7 +361,7 @@ class ContainerService:
             stage = "network"
             netns, ip, gateway = await self._setup_network(c)
             stage = "spec"
-            spec = await asyncio.to_thread(self._write_etc_and_spec, c, rootfs, netns, ip, gateway)
+            spec = await asyncio.to_thread(self.bundles.prepare, c, rootfs, netns, ip, gateway)
             (bundle / "config.json").write_text(json.dumps(spec))
             stage = "runtime"
             cfg = c.config
@@ -529,83 +528,6 @@ class ContainerService:
             c.networking_config = {**c.networking_config, "EndpointsConfig": cfgs}
             self._save(c)
 
-    def _write_etc_and_spec(self, c: Container, rootfs: Path, netns: str | None,
-                            ip: str | None, gateway: str | None) -> dict[str, Any]:
-        cdir = self.ctr_dir(c.id)
-        cfg, hc = c.config, c.host_config
-        host_net = c.network_mode == "host"
-        etc: dict[str, str] = {}
-        if c.network_mode.startswith("container:"):
-            other = self.get(c.network_mode.split(":", 1)[1])
-            od = self.ctr_dir(other.id)
-            etc = {"/etc/hosts": str(od / "hosts"), "/etc/resolv.conf": str(od / "resolv.conf")}
-        else:
-            extra = etcfiles.parse_extra_hosts(hc.get("ExtraHosts"), gateway)
-            if host_net:
-                try:
-                    hosts = Path("/etc/hosts").read_text()
-                except OSError:
-                    hosts = etcfiles.HOSTS_HEADER
-                hosts += "".join(f"{a}\t{h}\n" for h, a in extra)
-            else:
-                hosts = etcfiles.hosts_file(cfg["Hostname"], cfg.get("Domainname", ""), ip, extra)
-            etcfiles.write_atomic(cdir / "hosts", hosts)
-            try:
-                host_resolv = Path("/etc/resolv.conf").read_text()
-            except OSError:
-                host_resolv = ""
-            # user-defined networks: the embedded DNS server (it forwards to hc Dns)
-            embedded = None if host_net else self.networks.dns_servers(c.id, hc.get("Dns"))
-            etcfiles.write_atomic(cdir / "resolv.conf", etcfiles.resolv_conf(
-                host_resolv, embedded or hc.get("Dns"), hc.get("DnsSearch"),
-                hc.get("DnsOptions") or (["ndots:0"] if embedded else None),
-                host_network=host_net))
-            etc = {"/etc/hosts": str(cdir / "hosts"), "/etc/resolv.conf": str(cdir / "resolv.conf")}
-        etcfiles.write_atomic(cdir / "hostname", cfg["Hostname"] + "\n")
-        etc["/etc/hostname"] = str(cdir / "hostname")
-        return self._build_spec(c, rootfs, netns, etc)
-
-    def _build_spec(self, c: Container, rootfs: Path, netns: str | None,
-                    etc: dict[str, str]) -> dict[str, Any]:
-        from ...oci import runtime_spec, users
-
-        cfg, hc = c.config, c.host_config
-        resolved = users.resolve_user(str(rootfs), cfg.get("User") or "", hc.get("GroupAdd") or [])
-        user = resolved.as_tuple()
-        cwd = cfg.get("WorkingDir") or "/"
-        init_path = None
-        if hc.get("Init"):
-            init_path = shutil.which("tini-static") or shutil.which("tini") or shutil.which("docker-init")
-            if not init_path:
-                raise InvalidParameter("--init requested but no init binary (tini) is installed")
-        cg_path = self.cgroups.oci_cgroups_path(c.id) if self.cgroups else f"/dockyard/{c.id}"
-        resources = self.cgroups.resources(hc) if self.cgroups else {}
-        env = list(cfg.get("Env") or [])
-        if not any(e.startswith("PATH=") for e in env):
-            env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        if not any(e.startswith("HOSTNAME=") for e in env):
-            env.insert(1, f"HOSTNAME={cfg['Hostname']}")
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={getattr(resolved, 'home', '') or '/'}")
-        if cfg.get("Tty") and not any(e.startswith("TERM=") for e in env):
-            env.append("TERM=xterm")
-        volume_paths: dict[str, str] = {}
-        for dest, name in c.volumes.items():
-            volume_paths[name] = self.volumes.path_for_use(name)
-            if not self._nocopy(c, dest):
-                self.volumes.copy_up(name, rootfs / dest.lstrip("/"))
-        hc = volumeplan.spec_host_config(hc, c.volumes, c.anonymous_volumes)
-        return runtime_spec.build_spec(
-            cfg, hc, rootfs=str(rootfs), hostname=cfg["Hostname"], netns_path=netns,
-            volume_paths=volume_paths,
-            etc_files=etc, cgroups_path=cg_path, cgroup_resources=resources, user=user,
-            env=env, args=[c.path, *c.args], cwd=cwd, init_path=init_path,
-        )
-
-    @staticmethod
-    def _nocopy(c: Container, dest: str) -> bool:
-        return any(u.destination == dest and u.nocopy for u in volumeplan.plan(c.host_config, c.config))
-
     # ------------------------------------------------------------ exit watching
     def _conmon_alive(self, c: Container) -> bool:
         pid = c.state.conmon_pid
@@ -699,23 +621,14 @@ class ContainerService:
 
     # ---------------------------------------------------------- restart policy
     def _should_restart(self, c: Container) -> bool:
-        if self._closing or c.state.stopped_by_user:
-            return False
-        pol = c.host_config.get("RestartPolicy") or {}
-        name = pol.get("Name", "no")
-        if name in ("always", "unless-stopped"):
-            return True
-        if name == "on-failure" and c.state.exit_code != 0:
-            mx = int(pol.get("MaximumRetryCount") or 0)
-            return mx == 0 or c.restart_count < mx
-        return False
+        return not self._closing and restartpolicy.after_exit(
+            c.host_config.get("RestartPolicy") or {}, c.state.exit_code, c.restart_count,
+            c.state.stopped_by_user)
 
     def _schedule_restart(self, c: Container, delay: float | None = None) -> None:
         if delay is None:
             ran = time.time() - rfc3339_to_unix(c.state.started_at)
-            # Docker's back-off: 100 ms doubling up to a minute, reset after 10 s of running
-            delay = 0.1 if ran >= 10 else self._backoff.get(c.id, 0.1)
-            self._backoff[c.id] = min(delay * 2, 60.0)
+            delay, self._backoff[c.id] = restartpolicy.backoff(ran, self._backoff.get(c.id))
         c.state.status = "restarting"
         self._save(c)
         self._restart_tasks[c.id] = self._spawn(self._restart_after(c, delay))
@@ -1020,46 +933,8 @@ class ContainerService:
 
     # ----------------------------------------------------------------- listing
     def list(self, *, all: bool = False, limit: int = -1, filters: Filters | None = None) -> list[Container]:
-        f = filters or Filters()
-        f.validate({"id", "name", "label", "status", "exited", "ancestor", "before", "since",
-                    "network", "health", "is-task", "volume", "publish", "expose"})
-        for s in f.get("status"):
-            if s not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
-                raise InvalidParameter(f"invalid filter 'status={s}'")
-        ctrs = self.all()
-        if f.get("status") or f.get("exited") or limit > 0 or f.get("before") or f.get("since"):
-            pass
-        if not all and not f.get("status") and limit <= 0 and not f.get("before") and not f.get("since") \
-                and not f.get("exited"):
-            ctrs = [c for c in ctrs if c.state.status in ("running", "paused", "restarting")]
-        before = self.get(f.get("before")[0]).created if f.get("before") else None
-        since = self.get(f.get("since")[0]).created if f.get("since") else None
-        ancestors = [self._ancestor_id(a) for a in f.get("ancestor")]
-        out = []
-        for c in ctrs:
-            if f.get("id") and not any(c.id.startswith(v) for v in f.get("id")):
-                continue
-            if f.get("name") and not any(_name_match(v, c.name) for v in f.get("name")):
-                continue
-            if f.get("status") and c.state.status not in f.get("status"):
-                continue
-            if f.get("exited"):
-                if c.state.status != "exited" or str(c.state.exit_code) not in f.get("exited"):
-                    continue
-            if not f.match_labels(c.config.get("Labels")):
-                continue
-            if ancestors and c.image_id not in ancestors:
-                continue
-            if before is not None and c.created >= before:
-                continue
-            if since is not None and c.created <= since:
-                continue
-            if f.get("network") and not any(n in c.networks for n in f.get("network")):
-                continue
-            out.append(c)
-        if limit and limit > 0:
-            out = out[:limit]
-        return out
+        return listing.select(self._ctrs.values(), filters or Filters(), all=all, limit=limit,
+                              get=self.get, image_id=self._ancestor_id)
 
     def _ancestor_id(self, ref: str) -> str | None:
         try:
@@ -1111,14 +986,6 @@ def _exit_code_for(msg: str) -> int:
         return 126
     return 128
 
-
-def _name_match(pattern: str, name: str) -> bool:
-    import re
-
-    try:
-        return re.search(pattern.lstrip("/"), name) is not None
-    except re.error:
-        return pattern.lstrip("/") in name
 
 
 

@@ -59,6 +59,11 @@ def plan(host_config: dict[str, Any], config: dict[str, Any]) -> list[VolumeUse]
     return uses
 
 
+def nocopy_destinations(host_config: dict[str, Any], config: dict[str, Any]) -> set[str]:
+    """Volume mount points that asked not to take the image's content (`nocopy`)."""
+    return {u.destination for u in plan(host_config, config) if u.nocopy}
+
+
 def spec_host_config(host_config: dict[str, Any], volumes: dict[str, str],
                      anonymous: list[str]) -> dict[str, Any]:
     """HostConfig with anonymous volumes as named `volume` mounts, for the spec builder."""

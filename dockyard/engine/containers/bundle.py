@@ -1,0 +1,107 @@
+"""What a start writes before the monitor runs: the /etc files and the OCI config.json.
+
+Kept apart from the lifecycle code: this is where a container's Docker
+settings meet the host (resolvers, cgroups, volumes, init binary), and it is
+the one place to look when a container does not see what it should.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from ...errors import InvalidParameter
+from ...oci import runtime_spec, users
+from . import etcfiles, volumeplan
+from .model import Container
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class BundleWriter:
+    def __init__(self, networks: Any, volumes: Any, cgroups: Any,
+                 ctr_dir: Callable[[str], Path], get: Callable[[str], Container]) -> None:
+        self.networks = networks
+        self.volumes = volumes
+        self.cgroups = cgroups
+        self.ctr_dir = ctr_dir
+        self.get = get
+
+    def prepare(self, c: Container, rootfs: Path, netns: str | None,
+                ip: str | None, gateway: str | None) -> dict[str, Any]:
+        """Write the /etc files, then return the runtime spec (blocking: run it in a thread)."""
+        return self.spec(c, rootfs, netns, self.etc_files(c, ip, gateway))
+
+    def etc_files(self, c: Container, ip: str | None, gateway: str | None) -> dict[str, str]:
+        """Container path -> host file, for /etc/hosts, /etc/resolv.conf, /etc/hostname."""
+        cdir = self.ctr_dir(c.id)
+        cfg, hc = c.config, c.host_config
+        host_net = c.network_mode == "host"
+        if c.network_mode.startswith("container:"):
+            od = self.ctr_dir(self.get(c.network_mode.split(":", 1)[1]).id)
+            etc = {"/etc/hosts": str(od / "hosts"), "/etc/resolv.conf": str(od / "resolv.conf")}
+        else:
+            extra = etcfiles.parse_extra_hosts(hc.get("ExtraHosts"), gateway)
+            if host_net:
+                hosts = _read("/etc/hosts") or etcfiles.HOSTS_HEADER
+                hosts += "".join(f"{a}\t{h}\n" for h, a in extra)
+            else:
+                hosts = etcfiles.hosts_file(cfg["Hostname"], cfg.get("Domainname", ""), ip, extra)
+            etcfiles.write_atomic(cdir / "hosts", hosts)
+            # user-defined networks: the embedded DNS server (it forwards to hc Dns)
+            embedded = None if host_net else self.networks.dns_servers(c.id, hc.get("Dns"))
+            etcfiles.write_atomic(cdir / "resolv.conf", etcfiles.resolv_conf(
+                _read("/etc/resolv.conf"), embedded or hc.get("Dns"), hc.get("DnsSearch"),
+                hc.get("DnsOptions") or (["ndots:0"] if embedded else None),
+                host_network=host_net))
+            etc = {"/etc/hosts": str(cdir / "hosts"), "/etc/resolv.conf": str(cdir / "resolv.conf")}
+        etcfiles.write_atomic(cdir / "hostname", cfg["Hostname"] + "\n")
+        etc["/etc/hostname"] = str(cdir / "hostname")
+        return etc
+
+    def spec(self, c: Container, rootfs: Path, netns: str | None, etc: dict[str, str]) -> dict[str, Any]:
+        cfg, hc = c.config, c.host_config
+        resolved = users.resolve_user(str(rootfs), cfg.get("User") or "", hc.get("GroupAdd") or [])
+        init_path = None
+        if hc.get("Init"):
+            init_path = shutil.which("tini-static") or shutil.which("tini") or shutil.which("docker-init")
+            if not init_path:
+                raise InvalidParameter("--init requested but no init binary (tini) is installed")
+        cg_path = self.cgroups.oci_cgroups_path(c.id) if self.cgroups else f"/dockyard/{c.id}"
+        resources = self.cgroups.resources(hc) if self.cgroups else {}
+        volume_paths: dict[str, str] = {}
+        nocopy = volumeplan.nocopy_destinations(hc, cfg)
+        for dest, name in c.volumes.items():
+            volume_paths[name] = self.volumes.path_for_use(name)
+            if dest not in nocopy:
+                self.volumes.copy_up(name, rootfs / dest.lstrip("/"))
+        return runtime_spec.build_spec(
+            cfg, volumeplan.spec_host_config(hc, c.volumes, c.anonymous_volumes),
+            rootfs=str(rootfs), hostname=cfg["Hostname"], netns_path=netns,
+            volume_paths=volume_paths, etc_files=etc, cgroups_path=cg_path,
+            cgroup_resources=resources, user=resolved.as_tuple(),
+            env=process_env(cfg, resolved.home), args=[c.path, *c.args],
+            cwd=cfg.get("WorkingDir") or "/", init_path=init_path,
+        )
+
+
+def process_env(cfg: dict[str, Any], home: str) -> list[str]:
+    """Docker's additions to the container's environment: PATH, HOSTNAME, HOME, TERM."""
+    env = list(cfg.get("Env") or [])
+    if not any(e.startswith("PATH=") for e in env):
+        env.insert(0, DEFAULT_PATH)
+    if not any(e.startswith("HOSTNAME=") for e in env):
+        env.insert(1, f"HOSTNAME={cfg['Hostname']}")
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home or '/'}")
+    if cfg.get("Tty") and not any(e.startswith("TERM=") for e in env):
+        env.append("TERM=xterm")
+    return env
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
