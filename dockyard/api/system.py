@@ -12,6 +12,7 @@ import socket
 from aiohttp import web
 
 from .. import __version__
+from ..engine.events import EVENT_FILTERS, matches
 from ..engine.timeutil import parse_timestamp
 from .params import json_response, qfilters, qstr
 from .routing import Routes
@@ -178,31 +179,14 @@ def _now() -> str:
 async def events(request: web.Request) -> web.StreamResponse:
     engine = request.app["engine"]
     filters = qfilters(request)
-    filters.validate({"container", "event", "image", "label", "type", "volume", "network",
-                      "daemon", "plugin", "node", "service", "secret", "config", "scope"})
+    filters.validate(EVENT_FILTERS)
     since = qstr(request, "since")
     until = qstr(request, "until")
     since_ns = int(parse_timestamp(since) * 1e9) if since else None
     until_ns = int(parse_timestamp(until) * 1e9) if until else None
 
     def match(ev) -> bool:
-        if filters.get("type") and ev.type not in filters.get("type"):
-            return False
-        if filters.get("event") and ev.action not in filters.get("event"):
-            return False
-        if filters.get("container"):
-            if ev.type != "container":
-                return False
-            if not any(ev.actor_id.startswith(v) or ev.attributes.get("name") == v
-                       for v in filters.get("container")):
-                return False
-        if filters.get("image") and not any(
-                ev.attributes.get("image") == v or ev.actor_id == v or ev.attributes.get("name") == v
-                for v in filters.get("image")):
-            return False
-        if not filters.match_labels(ev.attributes):
-            return False
-        return True
+        return matches(ev, filters)
 
     q = engine.events.subscribe()
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})

@@ -6,7 +6,10 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .filters import Filters
 
 
 @dataclass
@@ -34,6 +37,33 @@ class Event:
             if "image" in self.attributes:
                 d["from"] = self.attributes["image"]
         return d
+
+
+EVENT_FILTERS = {"container", "event", "image", "label", "type", "volume", "network", "daemon",
+                 "plugin", "node", "service", "secret", "config", "scope"}
+# filters naming an object of one type: an event matches when it is about that object
+_OBJECT_FILTERS = ("container", "image", "volume", "network", "daemon", "plugin", "node", "service",
+                   "secret", "config")
+
+
+def matches(ev: Event, f: "Filters") -> bool:
+    """Docker's events filters: values of one key are OR-ed, keys are AND-ed."""
+    if f.get("type") and ev.type not in f.get("type"):
+        return False
+    if f.get("event") and ev.action not in f.get("event") and ev.action.split(":")[0] not in f.get("event"):
+        return False
+    if f.get("scope") and ev.scope not in f.get("scope"):
+        return False
+    asked = [k for k in _OBJECT_FILTERS if f.get(k)]
+    if asked:
+        # an event passes when it is about one of the objects named, whatever its type
+        def names(v: str) -> bool:
+            a = ev.attributes
+            return ev.actor_id == v or ev.actor_id.startswith(v) or a.get("name") == v or a.get("image") == v
+        if not any(ev.type == k and any(names(v) for v in f.get(k)) for k in asked):
+            if not (f.get("image") and ev.type == "container" and ev.attributes.get("image") in f.get("image")):
+                return False
+    return f.match_labels(ev.attributes)
 
 
 class EventBus:
