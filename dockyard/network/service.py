@@ -684,8 +684,6 @@ class NetworkService:
             raise NotFound(f'plugin "{driver}" not found')
         if enable_ipv6:
             raise InvalidParameter("IPv6 networks are not supported")
-        if self.db.query_one("SELECT 1 FROM net_networks WHERE name=?", (name,)):
-            raise Conflict(f"network with name {name} already exists")
         options = {str(k): str(v) for k, v in (options or {}).items()}
         labels = {str(k): str(v) for k, v in (labels or {}).items()}
         net_id = _new_id()
@@ -694,7 +692,7 @@ class NetworkService:
             raise InvalidParameter(f"invalid bridge name {bridge!r}")
         if self.db.query_one("SELECT 1 FROM net_networks WHERE bridge=?", (bridge,)):
             raise Conflict(f"bridge name {bridge} is used by another network")
-        async with self._create_lock:
+        async with self._create_lock:  # the name and subnet checks must not interleave
             return await self._create_locked(name, bridge, net_id, internal, attachable, ipam,
                                              options, labels)
 
