@@ -55,7 +55,10 @@ async def pull(request: web.Request) -> web.StreamResponse:
     svc = _service(request)
     plan = await svc.prepare_pull(q.get("fromImage", ""), q.get("tag") or None, creds,
                                   q.get("platform") or None)
-    return await _stream(request, svc.pull(plan))
+    try:
+        return await _stream(request, svc.pull(plan))
+    finally:  # also when the client went away before the stream began
+        await plan.client.close()
 
 
 @routes.post("/images/{name:.+}/push")
@@ -63,7 +66,10 @@ async def push(request: web.Request) -> web.StreamResponse:
     creds = decode_registry_auth(request.headers.get("X-Registry-Auth"))
     svc = _service(request)
     plan = await svc.prepare_push(request.match_info["name"], request.query.get("tag") or None, creds)
-    return await _stream(request, svc.push(plan))
+    try:
+        return await _stream(request, svc.push(plan))
+    finally:
+        await plan.client.close()
 
 
 @routes.post("/auth")

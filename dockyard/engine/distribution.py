@@ -488,6 +488,8 @@ class DistributionService:
             digest, size = await asyncio.to_thread(_gzip_file, src, tmp)
             if await client.blob_exists(repo, digest, for_push=True):
                 emit(status("Layer already exists", sid))
+                if upload_at:
+                    await client.cancel_upload(repo, upload_at)
             else:
                 tick = _Throttle(emit, "Pushing", sid, size)
                 tick(0)

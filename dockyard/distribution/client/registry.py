@@ -433,6 +433,14 @@ class RegistryClient:
             await self._fail(r, f"failed to upload blob {digest}")
         r.release()
 
+    async def cancel_upload(self, repo: str, location: str) -> None:
+        """Abandon an upload session we will not use (best effort: registries expire them anyway)."""
+        try:
+            r = await self._request("DELETE", location, _scopes(repo, push=True))
+            r.release()
+        except DockyardError as exc:
+            log.debug("cancelling upload %s: %s", location, exc.message)
+
     async def upload_bytes(self, repo: str, digest: str, data: bytes) -> None:
         loc = await self.start_upload(repo)
         sep = "&" if "?" in loc else "?"
