@@ -667,3 +667,23 @@ def test_tls_registry_on_loopback(docker, registries, remove_images):
     assert f"for {ref}" in docker.ok("pull", ref)
     r = requests.get(f"{reg.url}/v2/tls/busybox/tags/list", verify=False)
     assert r.json()["tags"] == ["1"]
+
+
+def test_corrupt_blob_is_refused(docker, registries, remove_images, tmp_path):
+    """A registry serving bytes that do not match the digest: the pull fails, nothing is committed."""
+    reg = registries("dockyard")
+    _oci_layout(tmp_path / "layout")
+    ref = f"{reg.host}/corrupt/multi:1"
+    _upload_layout(reg, tmp_path / "layout", "corrupt/multi", "1")
+    man = requests.get(f"{reg.url}/v2/corrupt/multi/manifests/1",
+                       headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).json()
+    victim = man["layers"][1]["digest"][7:]
+    found = list(Path(reg.log.parent, "root").rglob(f"blobs/sha256/{victim[:2]}/{victim}/data"))
+    assert len(found) == 1
+    data = bytearray(found[0].read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different bytes
+    found[0].write_bytes(bytes(data))
+    r = docker("pull", ref)
+    assert r.returncode == 1
+    assert f"verification failed for digest sha256:{victim}" in r.stderr.decode() + r.stdout.decode()
+    assert docker("image", "inspect", ref).returncode == 1
