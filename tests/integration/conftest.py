@@ -60,8 +60,16 @@ def cleanup_containers(engine):
                 pass
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell a failure."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
 @pytest.fixture
-def private_engine():
+def private_engine(request):
     """An engine of the test's own, for crashing and restarting; cleaned up whatever happens."""
     made: list[EngineProcess] = []
 
@@ -76,5 +84,8 @@ def private_engine():
         return eng
 
     yield make
+    failed = getattr(getattr(request.node, "rep_call", None), "failed", False)
     for eng in made:
+        if failed:  # the engine's side of the story, in the test report
+            print(f"--- engine log ({eng.root}) ---\n{eng.log_tail(8000)}")
         eng.cleanup()
