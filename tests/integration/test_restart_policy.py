@@ -111,3 +111,16 @@ def test_exit_during_engine_downtime_triggers_policy(private_engine):
     info = wait_for(lambda: (lambda i: i if i["RestartCount"] == 1 else None)(api.inspect_container(cid)))
     assert info["RestartCount"] == 1
     api.remove_container(cid, force=True)
+
+
+def test_forced_remove_while_a_restart_is_starting(api):
+    """A remove that lands in the middle of an automatic restart neither hangs nor fails."""
+    cid = api.create_container("busybox", ["sh", "-c", "exit 1"], host_config=api.create_host_config(
+        restart_policy={"Name": "always"}))["Id"]
+    api.start(cid)
+    for _ in range(30):  # hit restarts at different moments
+        time.sleep(0.037)
+        if api.inspect_container(cid)["RestartCount"] >= 3:
+            break
+    api.remove_container(cid, force=True)  # used to time out with a 500 when it landed mid-start
+    assert cid not in [c["Id"] for c in api.containers(all=True)]

@@ -419,6 +419,9 @@ class ContainerService:
         self._save(c)
         self.events.publish("container", "die", c.id, exitCode=str(c.state.exit_code),
                             image=c.image_ref, name=c.name)
+        # whoever waits for this container to stop (a forced remove, `wait`) has its answer:
+        # e.g. a remove that killed it between `runc create` and `runc start`
+        self._resolve_exit_waiters(c.id)
         if c.host_config.get("AutoRemove"):
             # `docker run --rm` waits for the removal even when start failed
             self._spawn(self._remove_quietly(c.id))
@@ -589,7 +592,10 @@ class ContainerService:
         await self._teardown_runtime(c)
         self._save(c)
         self.events.publish("container", "die", c.id, exitCode=str(code), image=c.image_ref, name=c.name)
-        for fut in self._exit_waiters.pop(c.id, []):
+        self._resolve_exit_waiters(c.id)
+
+    def _resolve_exit_waiters(self, cid: str) -> None:
+        for fut in self._exit_waiters.pop(cid, []):
             if not fut.done():
                 fut.set_result(None)
 
