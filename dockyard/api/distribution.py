@@ -25,12 +25,7 @@ routes = Routes()
 
 
 def _service(request: web.Request) -> DistributionService:
-    engine = request.app["engine"]
-    svc = getattr(engine, "distribution", None)
-    if svc is None:  # not wired by the Engine: make one on first use
-        svc = DistributionService(engine.images)
-        engine.distribution = svc
-    return svc
+    return request.app["engine"].distribution
 
 
 async def _stream(request: web.Request, messages: AsyncIterator[dict[str, Any]]) -> web.StreamResponse:

@@ -30,6 +30,7 @@ class Engine:
         from ..runtime.runc import OCIRuntime
         from .containers.service import ContainerService
         from .containers.archive import ContainerFiles
+        from .distribution import DistributionService
         from .exec import ExecService
         from .volumes import VolumeService
         from .images import ImageService
@@ -51,6 +52,7 @@ class Engine:
         self.execs = ExecService(self.containers, self.monitor, config.exec_root / "exec")
         self.containers.on_remove.append(self.execs.forget_container)
         self.files = ContainerFiles(self.containers)
+        self.distribution = DistributionService(self.images)
 
     async def start(self) -> None:
         await self.images.start()
