@@ -41,7 +41,9 @@ def status_text(c: Container) -> str:
     st = c.state
     now = time.time()
     if st.status == "running":
-        return "Up " + human_duration(now - rfc3339_to_unix(st.started_at))
+        health = {"starting": " (health: starting)", "healthy": " (healthy)",
+                  "unhealthy": " (unhealthy)"}.get(st.health_status, "")
+        return "Up " + human_duration(now - rfc3339_to_unix(st.started_at)) + health
     if st.status == "paused":
         return "Up " + human_duration(now - rfc3339_to_unix(st.started_at)) + " (Paused)"
     if st.status == "restarting":

@@ -30,6 +30,7 @@ class Engine:
         from ..runtime.runc import OCIRuntime
         from .containers.service import ContainerService
         from .containers.archive import ContainerFiles
+        from .containers.health import HealthChecker
         from .distribution import DistributionService
         from .exec import ExecService
         from .volumes import VolumeService
@@ -51,6 +52,7 @@ class Engine:
                                            self.runtime, self.monitor, self.cgroups, self.volumes)
         self.execs = ExecService(self.containers, self.monitor, config.exec_root / "exec")
         self.containers.on_remove.append(self.execs.forget_container)
+        self.containers.health = HealthChecker(self.containers, self.execs)
         self.files = ContainerFiles(self.containers)
         self.distribution = DistributionService(self.images)
 

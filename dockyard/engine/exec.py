@@ -45,6 +45,7 @@ class ExecSession:
     pid: int = 0
     conmon_pid: int = 0
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    internal: bool = False  # the engine's own (health probes): no events, not in ExecIDs
 
 
 class ExecService:
@@ -63,14 +64,20 @@ class ExecService:
         return s
 
     def ids_for(self, container_id: str) -> list[str]:
-        return [s.id for s in self._sessions.values() if s.container_id == container_id]
+        return [s.id for s in self._sessions.values() if s.container_id == container_id and not s.internal]
+
+    def forget(self, exec_id: str) -> None:
+        """Drop a finished session (health probes do not pile up)."""
+        s = self._sessions.pop(exec_id, None)
+        if s is not None:
+            shutil.rmtree(s.bundle, ignore_errors=True)
 
     def forget_container(self, container_id: str) -> None:
         for sid in self.ids_for(container_id):
             s = self._sessions.pop(sid)
             shutil.rmtree(s.bundle, ignore_errors=True)
 
-    def create(self, ref: str, body: dict[str, Any]) -> ExecSession:
+    def create(self, ref: str, body: dict[str, Any], internal: bool = False) -> ExecSession:
         check_struct("ExecConfig", body, EXEC_FIELDS)
         c = self.containers.get(ref)
         if c.state.status == "paused":
@@ -85,8 +92,10 @@ class ExecService:
         sid = secrets.token_hex(32)
         cfg = {k: body.get(k) for k in EXEC_FIELDS}
         cfg["Cmd"] = cmd
-        s = ExecSession(id=sid, container_id=c.id, config=cfg, bundle=self.run_dir / sid)
+        s = ExecSession(id=sid, container_id=c.id, config=cfg, bundle=self.run_dir / sid, internal=internal)
         self._sessions[sid] = s
+        if internal:
+            return s
         self.containers.events.publish("container", f"exec_create: {' '.join(cmd)}", c.id,
                                        execID=sid, image=c.image_ref, name=c.name)
         return s
@@ -147,6 +156,8 @@ class ExecService:
             raise
         s.running, s.pid, s.conmon_pid = True, handle.container_pid, handle.conmon_pid
         self._watch(s)
+        if s.internal:
+            return s
         self.containers.events.publish("container", f"exec_start: {' '.join(s.config['Cmd'])}",
                                        c.id, execID=s.id, image=c.image_ref, name=c.name)
         return s
@@ -177,7 +188,7 @@ class ExecService:
             except FileNotFoundError:
                 pass
         c = self.containers._ctrs.get(s.container_id)
-        if c is not None:
+        if c is not None and not s.internal:
             self.containers.events.publish("container", "exec_die", c.id, execID=s.id,
                                            exitCode=str(s.exit_code), image=c.image_ref, name=c.name)
 

@@ -61,3 +61,11 @@ def test_bad_filters_are_400():
 
 def test_name_matches_regex_or_substring():
     assert name_matches("/we", "web") and name_matches("b$", "web") and name_matches("[", "a[b")
+
+
+def test_health_filter_uses_the_container_health():
+    sick = ctr("d", "sick")
+    sick.state.health = {"Status": "unhealthy", "FailingStreak": 3, "Log": []}
+    got = select([sick, *CTRS], Filters({"health": ["unhealthy"]}), all=True, limit=-1,
+                 get=lambda r: sick, image_id=lambda r: None)
+    assert [c.name for c in got] == ["sick"]

@@ -62,8 +62,8 @@ def select(ctrs: Iterable[Container], f: Filters, *, all: bool, limit: int,
             continue
         if expose and not expose & {_port_key(p) for p in (c.config.get("ExposedPorts") or {})}:
             continue
-        if f.get("health") and "none" not in f.get("health"):
-            continue  # no container has a health check yet: its health is "none"
+        if f.get("health") and c.state.health_status not in f.get("health"):
+            continue
         if task is True:
             continue  # no swarm tasks here
         out.append(c)

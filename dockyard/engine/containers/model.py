@@ -36,13 +36,15 @@ class State:
     oom_killed: bool = False
     # set when a user stopped the container: unless-stopped then stays down
     stopped_by_user: bool = False
+    # Docker's State.Health when the container has a health check
+    health: dict[str, Any] | None = None
 
     @property
     def running(self) -> bool:
         return self.status in ("running", "paused", "restarting")
 
     def to_docker(self) -> dict[str, Any]:
-        return {
+        d = {
             "Status": self.status,
             "Running": self.status in ("running", "paused"),
             "Paused": self.status == "paused",
@@ -55,6 +57,13 @@ class State:
             "StartedAt": self.started_at,
             "FinishedAt": self.finished_at,
         }
+        if self.health is not None:
+            d["Health"] = self.health
+        return d
+
+    @property
+    def health_status(self) -> str:
+        return (self.health or {}).get("Status") or "none"
 
 
 @dataclass

@@ -89,6 +89,7 @@ class ContainerService:
         self._torn_down: set[str] = set()
         # called with a container id once it is removed (exec sessions, ...)
         self.on_remove: list[Callable[[str], None]] = []
+        self.health: Any = None  # HealthChecker, set by the Engine (it needs the exec service)
         self._bg: set[asyncio.Task] = set()
         self._closing = False
         images.set_usage_checker(self._image_users)
@@ -97,6 +98,9 @@ class ContainerService:
         volumes.users = self.volume_users
 
     # ------------------------------------------------------------------ store
+    def save(self, c: Container) -> None:
+        self._save(c)
+
     def _save(self, c: Container) -> None:
         self.db.execute(
             "INSERT INTO containers(id, name, created, data) VALUES(?,?,?,?) "
@@ -162,6 +166,8 @@ class ContainerService:
                 continue
             if c.state.status in ("running", "paused") and self._conmon_alive(c):
                 self._watch(c)
+                if self.health is not None:
+                    self.health.start(c)
                 live.add(c.id)
                 continue
             if c.state.status in ("running", "paused"):
@@ -212,6 +218,8 @@ class ContainerService:
         self._closing = True
         for t in list(self._restart_tasks.values()):
             t.cancel()
+        if self.health is not None:
+            self.health.stop_all()
         if self.config.stop_containers_on_shutdown:
             await asyncio.gather(*(self.stop(c.id, timeout=10, by_user=False)
                                    for c in self._ctrs.values() if c.state.running),
@@ -390,6 +398,8 @@ class ContainerService:
         c.state.exit_code = 0
         c.state.oom_killed = False
         c.has_been_started = True
+        if self.health is not None:
+            self.health.start(c)
         self._save(c)
         self._watch(c)
         self.events.publish("container", "start", cid, image=c.image_ref, name=c.name)
@@ -580,6 +590,8 @@ class ContainerService:
             code = 137 if c.state.oom_killed else 255
             if not c.state.error and engine_restart:
                 c.state.error = "container monitor exited without an exit status"
+        if self.health is not None:
+            self.health.stop(c.id)
         c.state.exit_code = code
         c.state.status = "exited"
         c.state.pid = 0
@@ -896,7 +908,12 @@ class ContainerService:
                 hc, body, version=int(getattr(cg, "version", 1)) if cg else 1,
                 blkio_weight=cg.blkio_weight_supported() if cg else False, swap_accounting=swap)
             if res:
-                await self.runtime.update(c.id, res)
+                try:
+                    await self.runtime.update(c.id, res)
+                except SystemError_ as exc:
+                    # the kernel refused the client's values (e.g. a real-time runtime the parent
+                    # cgroup has no budget for): their input, so a 400, with runc's reason
+                    raise InvalidParameter(f"Cannot update container {c.id}: {exc.message}") from None
         c.host_config = hc
         self._save(c)
         self.events.publish("container", "update", c.id, image=c.image_ref, name=c.name)
