@@ -240,3 +240,17 @@ async def pump(conn: Hijacked, st: AttachStream, tty: bool) -> None:
         if not t.done():
             t.cancel()
     await asyncio.gather(tin, tout, return_exceptions=True)
+
+
+@routes.post("/commit")
+async def commit(request: web.Request) -> web.Response:
+    container = qstr(request, "container")
+    if not container:
+        raise InvalidParameter("container is required")
+    changes = request.query.getall("changes", [])
+    image_id = await _svc(request).commit(
+        container, repo=qstr(request, "repo") or None, tag=qstr(request, "tag") or None,
+        comment=qstr(request, "comment", "") or "", author=qstr(request, "author", "") or "",
+        pause=qbool(request, "pause", True), changes=[c for c in changes if c],
+        config=await json_object(request, required=False) or None)
+    return json_response({"Id": image_id}, status=201)

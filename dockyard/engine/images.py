@@ -38,7 +38,7 @@ from ..oci import digest as dg
 from ..oci import image as oimg
 from ..oci import reference as oref
 from ..store.content import ContentStore
-from ..store.layers import LayerStore
+from ..store.layers import LayerStore, write_diff_tar
 from ..store.metadata import Database
 from .events import EventBus
 from .filters import Filters
@@ -508,6 +508,41 @@ class ImageService:
         name = refs[0].familiar() if refs else image_id
         self.events.publish("image", "pull", name, name=name)
         return image_id, any(b != image_id for b in before) or not refs
+
+    async def commit_layer(self, upper: Path, base_id: str, container_config: dict[str, Any], *,
+                           container_id: str, created_by: str, repo: str | None, tag: str | None,
+                           changes: list[str], comment: str, author: str) -> Image:
+        """`docker commit`: the base image plus the container's writable layer."""
+        ref = oref.repo_tag(repo, tag) if repo else None
+        if tag and not repo:
+            raise InvalidParameter("tag is specified without a repository")
+        base = self.resolve(base_id)
+        new_config = oimg.apply_changes(container_config, changes)  # bad changes: 400 before the work
+        tmp = self.content.temp_dir("commit-") / "layer.tar"
+        try:
+            await asyncio.to_thread(write_diff_tar, upper, tmp)
+            with self.layers.pinning() as pinned:
+                parent = base.layer_chain_ids[-1] if base.layer_chain_ids else None
+                layer = await asyncio.to_thread(self.layers.import_layer, tmp, parent, pinned)
+                now = oimg.rfc3339(datetime.now(timezone.utc))
+                cfg = dict(base.config)
+                cfg.update(config=new_config, created=now, container=container_id,
+                           container_config=container_config, docker_version=oimg.DOCKER_VERSION)
+                if author:
+                    cfg["author"] = author
+                cfg["comment"] = comment
+                entry = {"created": now, "created_by": created_by}
+                if comment:
+                    entry["comment"] = comment
+                if author:
+                    entry["author"] = author
+                cfg["history"] = list(base.config.get("history") or []) + [entry]
+                cfg["rootfs"] = {"type": "layers", "diff_ids": list(base.diff_ids) + [layer.diff_id]}
+                image_id, _ = self._commit(oimg.encode(cfg), cfg, [ref] if ref else [], parent=base.id)
+        finally:
+            shutil.rmtree(tmp.parent, ignore_errors=True)
+        self._event("commit", image_id, ref.familiar() if ref else image_id)
+        return self.resolve(image_id)
 
     def add_repo_digest(self, image_id: str, ref: oref.Reference) -> None:
         """Remember `repo@sha256:...` for an image after a push (RepoDigests)."""

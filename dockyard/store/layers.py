@@ -485,3 +485,42 @@ class LayerStore:
                 stats["missing_dirs"] += 1
         stats["unreferenced"] = len(self.gc())
         return stats
+
+
+def write_diff_tar(upper: Path, dest: Path) -> None:
+    """A container's writable layer as an image layer tar (`docker commit`).
+
+    The reverse of unpacking: overlay's whiteouts (char devices 0:0) become
+    `.wh.<name>` entries and opaque directories get a `.wh..wh..opq` entry.
+    """
+    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tf:
+        for dirpath, dirnames, filenames in os.walk(upper):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, upper)
+            prefix = "" if rel_dir == "." else rel_dir + "/"
+            if prefix:
+                try:
+                    opaque = os.getxattr(dirpath, OPAQUE_XATTR) == b"y"
+                except OSError:
+                    opaque = False
+                if opaque:
+                    tf.addfile(_empty(prefix + WHITEOUT_OPAQUE))
+            for name in sorted(dirnames + filenames):
+                host = os.path.join(dirpath, name)
+                st = os.lstat(host)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    tf.addfile(_empty(prefix + WHITEOUT_PREFIX + name))
+                    continue
+                ti = tf.gettarinfo(host, arcname=prefix + name)
+                ti.uname = ti.gname = ""
+                if ti.isreg():
+                    with open(host, "rb") as f:
+                        tf.addfile(ti, f)
+                else:
+                    tf.addfile(ti)
+
+
+def _empty(name: str) -> tarfile.TarInfo:
+    ti = tarfile.TarInfo(name)
+    ti.mode = 0o644
+    return ti

@@ -368,3 +368,26 @@ def test_concurrent_imports_of_one_layer(store, tmp_path):
     assert len(store.all()) == 1
     assert len(os.listdir(store.diff_dir(results[0].chain_id))) == 50
     assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_write_diff_tar_turns_overlay_whiteouts_back_into_tar_whiteouts(tmp_path):
+    """docker commit's layer: a char device 0:0 becomes .wh.<name>, an opaque dir gets .wh..wh..opq."""
+    from dockyard.store.layers import write_diff_tar
+
+    upper = tmp_path / "upper"
+    (upper / "etc").mkdir(parents=True)
+    (upper / "etc" / "new.conf").write_text("x")
+    os.mknod(upper / "etc" / "gone", stat.S_IFCHR | 0o000, os.makedev(0, 0))
+    (upper / "opaque").mkdir()
+    os.setxattr(upper / "opaque", "trusted.overlay.opaque", b"y")
+    (upper / "opaque" / "kept").write_text("k")
+    os.link(upper / "etc" / "new.conf", upper / "hardlink")
+    out = tmp_path / "layer.tar"
+    write_diff_tar(upper, out)
+    with tarfile.open(out) as tf:
+        names = tf.getnames()
+        assert "etc/.wh.gone" in names and "etc/gone" not in names
+        assert "opaque/.wh..wh..opq" in names and "opaque/kept" in names
+        assert tf.extractfile("etc/new.conf").read() == b"x"
+        links = [m for m in tf.getmembers() if m.islnk()]
+        assert len(links) == 1  # the second name of one inode is a hard link entry

@@ -919,6 +919,27 @@ class ContainerService:
         self.events.publish("container", "update", c.id, image=c.image_ref, name=c.name)
         return []
 
+    async def commit(self, ref: str, *, repo: str | None, tag: str | None, comment: str, author: str,
+                     pause: bool, changes: list[str], config: dict[str, Any] | None) -> str:
+        """`docker commit`: a new image from the container's writable layer."""
+        c = self.get(ref)
+        if config is not None:
+            check_create(config)
+        cfg = {**c.config, **{k: v for k, v in (config or {}).items() if v is not None}}
+        paused = pause and c.state.status == "running"
+        if paused:  # a consistent snapshot, as dockerd takes it
+            await self.runtime.pause(c.id)
+        try:
+            image = await self.images.commit_layer(
+                self.ctr_dir(c.id) / "upper", c.image_id, cfg, container_id=c.id,
+                created_by=" ".join([c.path, *c.args]), repo=repo, tag=tag, changes=changes,
+                comment=comment, author=author)
+        finally:
+            if paused:
+                await _quiet(self.runtime.resume(c.id))
+        self.events.publish("container", "commit", c.id, image=c.image_ref, name=c.name)
+        return image.id
+
     # ------------------------------------------------------- attach and logs
     async def attach(self, ref: str, *, stdin: bool, stdout: bool, stderr: bool,
                      detach_keys: bytes) -> tuple[Container, AttachStream]:
