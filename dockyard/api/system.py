@@ -50,7 +50,7 @@ async def version(request: web.Request) -> web.Response:
     import aiohttp
 
     engine = request.app["engine"]
-    runtime_version = ""
+    runtime_version, runtime_commit = await engine.runtime.version()
     return json_response({
         "Platform": {"Name": "dockyard"},
         "Components": [
@@ -58,9 +58,10 @@ async def version(request: web.Request) -> web.Response:
              "Details": {"ApiVersion": MAX_VERSION, "MinAPIVersion": MIN_VERSION,
                          "Os": "linux", "Arch": _arch(), "KernelVersion": _kernel(),
                          "Python": platform.python_version(), "aiohttp": aiohttp.__version__}},
-            {"Name": "runc", "Version": runtime_version or engine.runtime.binary,
-             "Details": {"Path": engine.runtime.binary}},
-            {"Name": "conmon", "Version": "", "Details": {"Path": engine.monitor.binary}},
+            {"Name": "runc", "Version": runtime_version,
+             "Details": {"GitCommit": runtime_commit, "Path": engine.runtime.binary}},
+            {"Name": "conmon", "Version": await engine.monitor.version(),
+             "Details": {"Path": engine.monitor.binary}},
         ],
         "Version": __version__,
         "ApiVersion": MAX_VERSION,
@@ -161,7 +162,7 @@ async def info(request: web.Request) -> web.Response:
         "Isolation": "",
         "InitBinary": shutil.which("tini") or "",
         "ContainerdCommit": {"ID": ""},
-        "RuncCommit": {"ID": ""},
+        "RuncCommit": {"ID": (await engine.runtime.version())[1]},
         "InitCommit": {"ID": ""},
         "SecurityOptions": ["name=seccomp,profile=builtin"],
         "CDISpecDirs": [],

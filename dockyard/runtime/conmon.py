@@ -57,6 +57,16 @@ class Monitor:
         self.exit_dir = exit_dir
         exit_dir.mkdir(parents=True, exist_ok=True)
 
+    async def version(self) -> str:
+        """`conmon --version`'s version; cached."""
+        if not hasattr(self, "_version"):
+            proc = await asyncio.create_subprocess_exec(self.binary, "--version", stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await proc.communicate()
+            first = out.decode(errors="replace").splitlines()[:1]
+            self._version = first[0].split("version", 1)[-1].strip() if first else ""
+        return self._version
+
     def _args(self, cid: str, cuuid: str, name: str, bundle: Path, log_path: Path, exit_dir: Path,
               *, terminal: bool, stdin: bool, leave_stdin_open: bool) -> list[str]:
         for stale in ("oom", "exit", "attach", "ctl", "winsz", "pidfile", "conmon.pid"):

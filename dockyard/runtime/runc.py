@@ -30,6 +30,21 @@ class OCIRuntime:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
 
+    async def version(self) -> tuple[str, str]:
+        """(version, commit) as `runc --version` prints them; cached."""
+        if not hasattr(self, "_version"):
+            proc = await asyncio.create_subprocess_exec(self.binary, "--version", stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await proc.communicate()
+            version = commit = ""
+            for line in out.decode(errors="replace").splitlines():
+                if line.startswith(("runc version", "crun version", "youki version")):
+                    version = line.split("version", 1)[1].strip()
+                elif line.startswith("commit:"):
+                    commit = line.split(":", 1)[1].strip()
+            self._version = (version, commit)
+        return self._version
+
     def base_args(self) -> list[str]:
         return [self.binary, "--root", str(self.root)]
 

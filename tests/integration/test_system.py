@@ -97,3 +97,13 @@ def test_errors_are_docker_shaped(engine, path, method, body, status):
     assert h["content-type"].startswith("application/json")
     msg = json.loads(data)["message"]
     assert isinstance(msg, str) and msg
+
+
+def test_version_names_the_real_runtime_and_monitor(engine):
+    import subprocess
+    r = engine.cli("version", "--format", "{{json .Server.Components}}")
+    import json as _json
+    comps = {c["Name"]: c for c in _json.loads(r.stdout)}
+    runc = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    assert comps["runc"]["Version"] and comps["runc"]["Version"] in runc
+    assert comps["conmon"]["Version"]
