@@ -544,6 +544,28 @@ class ImageService:
         self._event("commit", image_id, ref.familiar() if ref else image_id)
         return self.resolve(image_id)
 
+    def commit_config(self, base_id: str | None, updates: dict[str, Any],
+                      history_entry: dict[str, Any] | None) -> str:
+        """A layer-less child image (the builder's ENV, CMD, LABEL...): the base's
+        config with `updates` applied to its top-level fields, plus one empty-layer
+        history entry. `base_id` None starts from nothing (`FROM scratch`)."""
+        now = oimg.rfc3339(datetime.now(timezone.utc))
+        if base_id:
+            base = self.resolve(base_id)
+            cfg = dict(base.config)
+            history = list(base.config.get("history") or [])
+        else:
+            cfg = {"architecture": oimg.go_arch(), "os": "linux", "config": oimg.empty_container_config(),
+                   "rootfs": {"type": "layers", "diff_ids": []}}
+            history = []
+        cfg.update(updates)
+        cfg.update(created=now, docker_version=oimg.DOCKER_VERSION)
+        if history_entry is not None:
+            history.append({"created": now, **history_entry, "empty_layer": True})
+        cfg["history"] = history
+        image_id, _ = self._commit(oimg.encode(cfg), cfg, [], parent=base_id or "")
+        return image_id
+
     def add_repo_digest(self, image_id: str, ref: oref.Reference) -> None:
         """Remember `repo@sha256:...` for an image after a push (RepoDigests)."""
         if not ref.digest:
