@@ -135,7 +135,7 @@ class ExecService:
         s.started = True
         s.bundle.mkdir(parents=True, exist_ok=True)
         try:
-            proc = self._process_spec(s)
+            proc = await asyncio.to_thread(self._process_spec, s)  # reads the container's files
             (s.bundle / "process.json").write_text(json.dumps(proc))
 
             def attach_now() -> None:

@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import stat as stat_mod
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -93,7 +94,9 @@ class VolumeService:
         if driver != "local":
             raise NotFound(f'plugin "{driver}" not found')
         if name:
-            if not NAME_RE.match(name):
+            if len(name) > 255:  # a directory name under the volumes root: NAME_MAX
+                raise InvalidParameter(f"create {name[:32]}...: volume name is too long (at most 255 characters)")
+            if not NAME_RE.fullmatch(name):
                 raise InvalidParameter(
                     f'create {name}: "{name}" includes invalid characters for a local volume name, '
                     'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
@@ -130,19 +133,25 @@ class VolumeService:
                 raise InvalidParameter(f"error while mounting volume '{v.mountpoint}': {exc.strerror}") from None
         return str(v.mountpoint)
 
-    def copy_up(self, name: str, source: Path) -> None:
-        """Docker's rule: an empty volume takes the image's content at its mount point."""
-        dest = Path(self.path_for_use(name))
-        if not source.is_dir() or any(dest.iterdir()):
+    def copy_up(self, name: str, rootfs: Path, dest: str) -> None:
+        """Docker's rule: an empty volume takes the image's content at its mount point.
+
+        `dest` is resolved inside the container's rootfs (an image's symlink must
+        not point the copy at the host), and nothing is followed or opened but
+        regular files: devices and FIFOs are recreated, not read.
+        """
+        from ..oci.users import resolve_in_root
+
+        target = Path(self.path_for_use(name))
+        source = resolve_in_root(str(rootfs), dest)
+        try:
+            st = os.lstat(source)
+        except OSError:
             return
-        for entry in source.iterdir():
-            target = dest / entry.name
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.copytree(entry, target, symlinks=True, copy_function=_copy_keep_owner)
-                _copy_owner(entry, target)
-            else:
-                _copy_keep_owner(str(entry), str(target))
-        _copy_owner(source, dest)
+        if not stat_mod.S_ISDIR(st.st_mode) or any(target.iterdir()):
+            return
+        _copy_tree(source, str(target))
+        _copy_owner(source, str(target))
 
     def remove(self, name: str, force: bool = False) -> None:
         v = self.get(name)
@@ -198,17 +207,33 @@ class VolumeService:
                 mounts.unmount(v.mountpoint)
 
 
-def _copy_owner(src: Path, dst: Path) -> None:
+def _copy_owner(src: str, dst: str) -> None:
     st = os.lstat(src)
     os.lchown(dst, st.st_uid, st.st_gid)
     if not os.path.islink(dst):
         os.chmod(dst, st.st_mode & 0o7777)
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def _copy_keep_owner(src: str, dst: str) -> str:
-    if os.path.islink(src):
-        os.symlink(os.readlink(src), dst)
-    else:
-        shutil.copy2(src, dst)
-    _copy_owner(Path(src), Path(dst))
-    return dst
+def _copy_tree(src: str, dst: str) -> None:
+    """Copy a directory's entries without following a single symlink."""
+    with os.scandir(src) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for e in entries:
+        s, d = e.path, os.path.join(dst, e.name)
+        st = os.lstat(s)
+        mode = st.st_mode
+        if stat_mod.S_ISDIR(mode):
+            os.mkdir(d)
+            _copy_tree(s, d)
+        elif stat_mod.S_ISLNK(mode):
+            os.symlink(os.readlink(s), d)
+        elif stat_mod.S_ISREG(mode):
+            fd = os.open(s, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as fsrc, open(d, "wb") as fdst:
+                shutil.copyfileobj(fsrc, fdst, 1 << 20)
+        elif stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode) or stat_mod.S_ISFIFO(mode):
+            os.mknod(d, mode, st.st_rdev)
+        else:
+            continue  # sockets are not copied
+        _copy_owner(s, d)

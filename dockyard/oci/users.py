@@ -11,6 +11,7 @@ Plus HostConfig.GroupAdd (names or numbers) appended as supplementary groups.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 
 from dockyard.errors import InvalidParameter
@@ -55,12 +56,31 @@ def resolve_in_root(root: str, path: str, _depth: int = 0) -> str:
     return root + (current or "/")
 
 
-def _read_lines(rootfs: str, path: str) -> list[list[str]] | None:
+MAX_DB_SIZE = 16 << 20  # a passwd or group file larger than this is not one
+
+
+def read_regular_file(host_path: str, limit: int = MAX_DB_SIZE) -> bytes | None:
+    """A container's file, read without trusting it: a FIFO, device or symlink
+    there must not block or redirect the engine (O_NONBLOCK, O_NOFOLLOW, regular
+    files only, bounded size).  None when it is not a readable regular file."""
     try:
-        with open(resolve_in_root(rootfs, path), errors="replace") as f:
-            text = f.read()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        fd = os.open(host_path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
         return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return os.read(fd, min(st.st_size, limit) + 1)[:limit]
+    finally:
+        os.close(fd)
+
+
+def _read_lines(rootfs: str, path: str) -> list[list[str]] | None:
+    raw = read_regular_file(resolve_in_root(rootfs, path))
+    if raw is None:
+        return None
+    text = raw.decode(errors="replace")
     rows = []
     for line in text.splitlines():
         line = line.strip()

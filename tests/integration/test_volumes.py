@@ -112,3 +112,32 @@ def test_system_df_lists_volumes(engine, client):
     assert r.returncode == 0, r.stderr
     assert b"dfvol" in r.stdout
     client.volumes.get("dfvol").remove()
+
+
+def test_copy_up_never_follows_an_image_symlink_to_the_host(engine, client, tmp_path):
+    """An image whose VOLUME path is a symlink to a host directory must not copy the host's files."""
+    import io
+    import tarfile
+
+    secret_dir = tmp_path / "hostdir"
+    secret_dir.mkdir()
+    (secret_dir / "HOST-ONLY-SECRET").write_text("x")
+    tar = make_busybox_rootfs_tar(tmp_path / "r.tar")
+    with tarfile.open(tar, "a") as tf:
+        ti = tarfile.TarInfo("data")
+        ti.type, ti.linkname = tarfile.SYMTYPE, str(secret_dir)
+        tf.addfile(ti)
+        dirinfo = tarfile.TarInfo("specials")
+        dirinfo.type, dirinfo.mode = tarfile.DIRTYPE, 0o755
+        tf.addfile(dirinfo)
+        for name, kind in (("specials/fakezero", tarfile.CHRTYPE), ("specials/fakefifo", tarfile.FIFOTYPE)):
+            ti = tarfile.TarInfo(name)
+            ti.type = kind
+            ti.devmajor, ti.devminor = (1, 5) if kind == tarfile.CHRTYPE else (0, 0)
+            tf.addfile(ti)
+    r = engine.cli("import", "--change", "VOLUME /data", "--change", "VOLUME /specials", str(tar), "evilvol:1")
+    assert r.returncode == 0, r.stderr
+    out = client.containers.run("evilvol:1", ["sh", "-c", "ls -A /data; ls -l /specials"], remove=True)
+    assert b"HOST-ONLY-SECRET" not in out  # the volume stayed empty: /data was a link, not a directory
+    # special files are recreated, never read (reading 1:5 would copy zeros forever)
+    assert b"fakefifo" in out and b"fakezero" in out

@@ -75,7 +75,7 @@ class BundleWriter:
         for dest, name in c.volumes.items():
             volume_paths[name] = self.volumes.path_for_use(name)
             if dest not in nocopy:
-                self.volumes.copy_up(name, rootfs / dest.lstrip("/"))
+                self.volumes.copy_up(name, rootfs, dest)
         return runtime_spec.build_spec(
             cfg, volumeplan.spec_host_config(hc, c.volumes, c.anonymous_volumes),
             rootfs=str(rootfs), hostname=cfg["Hostname"], netns_path=netns,
