@@ -199,3 +199,16 @@ def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
         assert client.containers.get("tty_detach").status == "running"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session2], capture_output=True)
+
+
+def test_large_stdin_arrives_whole(engine, client):
+    """Megabytes through `docker run -i` and `docker exec -i`: every byte, in order."""
+    import hashlib
+    import os as _os
+    data = _os.urandom(3 * 1024 * 1024 + 123)
+    digest = hashlib.sha256(data).hexdigest()
+    r = engine.cli("run", "-i", "--rm", "busybox", "sh", "-c", "sha256sum | cut -d' ' -f1", input=data, timeout=120)
+    assert r.stdout.decode().strip() == digest, r.stderr
+    c = client.containers.run("busybox", "sleep 60", detach=True)
+    r = engine.cli("exec", "-i", c.id, "sh", "-c", "wc -c", input=data, timeout=120)
+    assert r.stdout.decode().strip() == str(len(data))

@@ -14,6 +14,7 @@ from ...errors import InvalidParameter
 from ...runtime.conmon import STREAM_STDERR, STREAM_STDOUT, ATTACH_PACKET, Monitor
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+STDIN_PACKET = 8192
 
 
 def parse_detach_keys(spec: str) -> bytes:
@@ -70,7 +71,8 @@ class AttachStream:
         self.want_stdout = stdout
         self.want_stderr = stderr
         self.tty = tty
-        self.scanner = DetachScanner(detach_keys)
+        # Docker applies detach keys to TTY sessions only: piped binary stdin is never scanned
+        self.scanner = DetachScanner(detach_keys if tty else b"")
         self.sock: socket.socket | None = None
         self.connected = asyncio.Event()
         self.ended = asyncio.Event()  # the container will produce no more output
@@ -109,8 +111,12 @@ class AttachStream:
         fwd, detached = self.scanner.feed(data)
         await self.connected.wait()
         if fwd and self.sock is not None and self.want_stdin:
+            loop = asyncio.get_running_loop()
             try:
-                await asyncio.get_running_loop().sock_sendall(self.sock, fwd)
+                # one SEQPACKET packet per send, and conmon reads at most 32 KiB of each:
+                # larger packets would be cut short, so send in pieces
+                for i in range(0, len(fwd), STDIN_PACKET):
+                    await loop.sock_sendall(self.sock, fwd[i:i + STDIN_PACKET])
             except (ConnectionError, OSError):
                 pass
         if detached:
