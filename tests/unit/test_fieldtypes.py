@@ -48,12 +48,3 @@ def test_never_raises_anything_but_invalid_parameter(body):
     except InvalidParameter:
         pass
 
-
-def test_detach_keys_only_scanned_with_a_tty():
-    from dockyard.engine.containers.attach import AttachStream, DEFAULT_DETACH_KEYS, parse_detach_keys
-
-    keys = parse_detach_keys(DEFAULT_DETACH_KEYS)
-    piped = AttachStream(stdin=True, stdout=True, stderr=True, tty=False, detach_keys=keys)
-    assert piped.scanner.feed(b"a\x10\x11b") == (b"a\x10\x11b", False)
-    tty = AttachStream(stdin=True, stdout=True, stderr=True, tty=True, detach_keys=keys)
-    assert tty.scanner.feed(b"a\x10\x11b") == (b"a", True)
