@@ -1,0 +1,184 @@
+"""Build routes: POST /build (the legacy builder's tar context in, JSON messages out), POST /build/prune.
+
+Thin: query parameters -> BuildOptions, the body spooled to disk off the event loop, then
+BuildService.prepare (4xx before the stream) and BuildService.run (the stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ..engine.build import BuildOptions, service_for
+from ..engine.build.service import error_message
+from ..errors import DockyardError, InvalidParameter
+from ..oci import reference as oref
+from .params import json_response, qbool, qint
+from .routing import Routes
+
+log = logging.getLogger(__name__)
+
+routes = Routes()
+
+SPOOL_FLUSH = 1 << 20
+
+
+def _json_map(request: web.Request, name: str, allow_null: bool) -> dict[str, Any]:
+    raw = request.query.get(name)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidParameter(f"invalid {name}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(
+            isinstance(v, str) or (allow_null and v is None) for v in data.values()):
+        raise InvalidParameter(f"invalid {name}: expected a JSON object of strings")
+    return data
+
+
+def _tags(request: web.Request) -> list[oref.Reference]:
+    """dockerd's sanitizeRepoAndTags: parse, default to :latest, no digests, deduplicated."""
+    out: list[oref.Reference] = []
+    for t in request.query.getall("t", []):
+        if not t:
+            continue
+        ref = oref.parse(t)
+        if ref.digest:
+            raise InvalidParameter("build tag cannot contain a digest")
+        ref = ref.tag_name_only()
+        if ref not in out:
+            out.append(ref)
+    return out
+
+
+def _registry_config(header: str | None) -> dict[str, dict[str, Any]]:
+    """X-Registry-Config: base64 JSON {registry: AuthConfig}, for pulling base images."""
+    if not header:
+        return {}
+    try:
+        pad = "=" * (-len(header) % 4)
+        data = json.loads(base64.urlsafe_b64decode(header + pad))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidParameter("invalid X-Registry-Config header: not base64-encoded JSON") from None
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for host, cfg in data.items():
+        if isinstance(cfg, dict):
+            out[host.removeprefix("https://").removeprefix("http://").split("/")[0]] = cfg
+    return out
+
+
+def _options(request: web.Request) -> BuildOptions:
+    q = request.query
+    if q.get("remote"):
+        raise InvalidParameter("building from a remote context (git URL or tarball URL) is not supported: "
+                               "this engine has no network access for builds; send the context instead")
+    if q.get("version") == "2":
+        raise InvalidParameter("BuildKit is not supported by this engine: use the legacy builder "
+                               "(DOCKER_BUILDKIT=0)")
+    if qbool(request, "squash"):
+        raise InvalidParameter("squash is only supported with experimental mode")
+    platform = q.get("platform") or ""
+    if platform:
+        from ..oci import image as oimg
+
+        os_, arch, _ = oimg.parse_platform(platform)
+        if (os_, arch) != ("linux", oimg.go_arch()):
+            raise InvalidParameter(f"platform {platform} is not supported: this engine builds linux/{oimg.go_arch()}")
+    resources: dict[str, Any] = {}
+    for key, name in (("CpusetCpus", "cpusetcpus"), ("CpusetMems", "cpusetmems")):
+        if q.get(name):
+            resources[key] = q[name]
+    for key, name in (("Memory", "memory"), ("MemorySwap", "memswap"), ("CpuShares", "cpushares"),
+                      ("CpuQuota", "cpuquota"), ("CpuPeriod", "cpuperiod"), ("ShmSize", "shmsize")):
+        v = qint(request, name, 0)
+        if v:
+            resources[key] = v
+    extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
+    forcerm = qbool(request, "forcerm")
+    return BuildOptions(
+        tags=_tags(request),
+        dockerfile=q.get("dockerfile") or "Dockerfile",
+        quiet=qbool(request, "q"),
+        nocache=qbool(request, "nocache"),
+        rm=qbool(request, "rm", True) or forcerm,
+        forcerm=forcerm,
+        target=q.get("target") or None,
+        network_mode=q.get("networkmode") or "default",
+        build_args=_json_map(request, "buildargs", allow_null=True),
+        labels=_json_map(request, "labels", allow_null=False),
+        resources=resources,
+        extra_hosts=extra_hosts,
+        registry_auth=_registry_config(request.headers.get("X-Registry-Config")),
+    )
+
+
+async def _spool(request: web.Request, path: Path) -> None:
+    """The request body (the context tar) to a file, written from a thread."""
+    f = await asyncio.to_thread(open, path, "wb")
+    try:
+        buf = bytearray()
+        async for chunk in request.content.iter_chunked(1 << 16):
+            buf += chunk
+            if len(buf) >= SPOOL_FLUSH:
+                await asyncio.to_thread(f.write, bytes(buf))
+                buf.clear()
+        if buf:
+            await asyncio.to_thread(f.write, bytes(buf))
+    finally:
+        await asyncio.to_thread(f.close)
+
+
+@routes.post("/build")
+async def build(request: web.Request) -> web.StreamResponse:
+    svc = service_for(request.app["engine"])
+    options = _options(request)
+    spool_dir = svc.temp_dir("build-body-")
+    try:
+        body = spool_dir / "context.tar"
+        await _spool(request, body)
+        plan = await svc.prepare(body, options)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, spool_dir, True)
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    messages = svc.run(plan)
+    try:
+        await resp.prepare(request)
+        async for m in messages:
+            await resp.write((json.dumps(m) + "\r\n").encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        log.info("build: the client went away; the build is cancelled")
+        raise
+    except Exception as exc:  # a bug: the status line is gone, so say it in the stream
+        log.exception("error while streaming a build")
+        try:
+            await resp.write((json.dumps(error_message(DockyardError(f"internal error: {exc!r}"))) + "\r\n").encode())
+        except ConnectionResetError:
+            pass
+    finally:
+        await messages.aclose()
+    await resp.write_eof()
+    return resp
+
+
+@routes.post("/build/prune")
+async def prune(request: web.Request) -> web.Response:
+    return json_response(service_for(request.app["engine"]).prune())
+
+
+@routes.post("/build/cancel")
+async def cancel(request: web.Request) -> web.Response:
+    """The legacy builder's cancel takes a build ID it never handed out: nothing to do."""
+    return web.Response(status=200)
