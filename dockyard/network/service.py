@@ -692,6 +692,10 @@ class NetworkService:
             raise InvalidParameter(f"invalid bridge name {bridge!r}")
         if self.db.query_one("SELECT 1 FROM net_networks WHERE bridge=?", (bridge,)):
             raise Conflict(f"bridge name {bridge} is used by another network")
+        if await asyncio.to_thread(links.link_exists, bridge):
+            # a host interface (eth0, docker0, another engine's bridge): adopting it would hand it
+            # to this network's teardown, which deletes the bridge with the network
+            raise Conflict(f"bridge name {bridge} is already in use by a host interface")
         async with self._create_lock:  # the name and subnet checks must not interleave
             return await self._create_locked(name, bridge, net_id, internal, attachable, ipam,
                                              options, labels)

@@ -149,7 +149,7 @@ def normalize_resources(host_config: dict, *, swap_accounting: bool = True,
     if memory > 0 and swap == 0 and swap_accounting:
         hc["MemorySwap"] = memory * 2
     swappiness = hc.get("MemorySwappiness")
-    if swappiness is not None and swappiness != -1 and not 0 <= int(swappiness) <= 100:
+    if swappiness is not None and swappiness != -1 and not 0 <= _int_field(hc, "MemorySwappiness") <= 100:
         raise InvalidParameter(
             f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
 
@@ -171,6 +171,11 @@ def normalize_resources(host_config: dict, *, swap_accounting: bool = True,
         raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
     if _int_field(hc, "CpuShares") < 0:
         raise InvalidParameter("invalid CPU shares: must not be negative")
+    rt_period, rt_runtime = _int_field(hc, "CpuRealtimePeriod"), _int_field(hc, "CpuRealtimeRuntime")
+    if rt_period < 0 or rt_runtime < -1:
+        raise InvalidParameter("invalid CPU real-time period or runtime: must not be negative")
+    if rt_period and rt_runtime > rt_period:
+        raise InvalidParameter("cpu real-time runtime cannot be higher than cpu real-time period")
 
     for key, label, noun, available in (
             ("CpusetCpus", "cpuset cpus", "CPUs", available_cpus),

@@ -24,8 +24,8 @@ def _bool(v: Any) -> bool:
     return isinstance(v, bool)
 
 
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def _int(v: Any) -> bool:  # Go's int64: a bigger number fails to decode, as in dockerd
+    return isinstance(v, int) and not isinstance(v, bool) and -(1 << 63) <= v < (1 << 63)
 
 
 def _num(v: Any) -> bool:
@@ -132,3 +132,8 @@ def check_create(body: dict[str, Any]) -> None:
     for name, ep in ((nc or {}).get("EndpointsConfig") or {}).items():
         check_struct("EndpointSettings", ep, {"IPAMConfig": O, "Links": L, "Aliases": L,
                                               "MacAddress": S, "DriverOpts": M})
+
+
+def check_update(body: dict[str, Any]) -> None:
+    """`docker update` decodes into UpdateConfig{Resources, RestartPolicy}: same field types."""
+    check_struct("UpdateConfig", body, HOST_CONFIG)
