@@ -41,7 +41,7 @@ from ..timeutil import parse_timestamp
 from . import listing, names, restartpolicy, volumeplan
 from .bundle import BundleWriter
 from .attach import AttachStream
-from .fieldtypes import check_create
+from .fieldtypes import check_create, check_update
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
 from .logs import LogQuery, LogRecord, follow
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
@@ -896,9 +896,12 @@ class ContainerService:
         from ...runtime import update as rupdate
 
         c = self.get(ref)
+        check_update(body)
         cg = self.cgroups
         swap = cg.swap_accounting() if cg else True
-        merged = rupdate.merge_update(c.host_config, body, swap_accounting=swap)
+        merged = rupdate.merge_update(
+            c.host_config, body, swap_accounting=swap,
+            available_cpus=cg.available_cpus() if cg else None, available_mems=cg.available_mems() if cg else None)
         hc = normalize_host_config({**c.host_config, **merged})
         if hc["RestartPolicy"]["Name"] not in ("no", "") and hc.get("AutoRemove"):
             raise InvalidParameter(
