@@ -92,6 +92,40 @@ def _mounts(engine, c: Container) -> list[dict[str, Any]]:
     return out
 
 
+# dockerd marshals the whole HostConfig struct: every field is there, zero-valued when unset
+# (clients read e.g. HostConfig.Memory or .CapAdd without checking for the key).
+HOST_CONFIG_ZERO: dict[str, Any] = {
+    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+    "NetworkMode": "default", "PortBindings": None, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+    "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [0, 0], "CapAdd": None,
+    "CapDrop": None, "CgroupnsMode": "host", "Dns": None, "DnsOptions": None, "DnsSearch": None,
+    "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None,
+    "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False,
+    "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": 64 * 1024 * 1024, "Runtime": "runc",
+    "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
+    "BlkioWeightDevice": None, "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
+    "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": 0, "CpuQuota": 0,
+    "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": None,
+    "DeviceCgroupRules": None, "DeviceRequests": None, "MemoryReservation": 0, "MemorySwap": 0,
+    "MemorySwappiness": None, "OomKillDisable": False, "PidsLimit": None, "Ulimits": None, "CpuCount": 0,
+    "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "MaskedPaths": None, "ReadonlyPaths": None,
+}
+
+
+def host_config(engine, c: Container) -> dict[str, Any]:
+    hc = {**HOST_CONFIG_ZERO, **{k: v for k, v in c.host_config.items() if v is not None or k not in HOST_CONFIG_ZERO}}
+    if str(getattr(engine.cgroups, "version", "1")) == "2" and "CgroupnsMode" not in c.host_config:
+        hc["CgroupnsMode"] = "private"
+    if not hc["Privileged"]:  # what the runtime spec applies (oci/runtime_spec.py)
+        from ..oci import linux_defaults
+
+        if hc["MaskedPaths"] is None:
+            hc["MaskedPaths"] = list(linux_defaults.MASKED_PATHS)
+        if hc["ReadonlyPaths"] is None:
+            hc["ReadonlyPaths"] = list(linux_defaults.READONLY_PATHS)
+    return hc
+
+
 def _ports(engine, c: Container) -> dict[str, Any]:
     """NetworkSettings.Ports: published ports, and exposed ones as null, while running."""
     if c.state.status not in ("running", "paused") or c.network_mode == "host":
@@ -99,11 +133,36 @@ def _ports(engine, c: Container) -> dict[str, Any]:
     return engine.networks.port_map(c.id, c.config.get("ExposedPorts") or {})
 
 
+def _configured_networks(engine, c: Container) -> dict[str, dict[str, Any]]:
+    """A container never started has no endpoints yet; dockerd still lists the networks it will
+    join (its network mode and EndpointsConfig), with empty addresses."""
+    from ..errors import DockyardError
+    from ..network.service import Endpoint
+
+    if c.networks or c.network_mode.startswith("container:"):
+        return c.networks
+    out: dict[str, dict[str, Any]] = {}
+    cfgs = c.networking_config.get("EndpointsConfig") or {}
+    for key in [c.network_mode, *cfgs]:
+        try:
+            net = engine.networks.resolve("bridge" if key == "default" else key)
+        except DockyardError:
+            continue
+        if net.name in out:
+            continue
+        cfg = next((v or {} for k, v in cfgs.items() if engine.networks.same_network(k, net.id)), {})
+        ipam = cfg.get("IPAMConfig") or {}
+        out[net.name] = Endpoint(container_id=c.id, network_id=net.id, endpoint_id="",
+                                 aliases=list(cfg.get("Aliases") or []),
+                                 requested_ip=ipam.get("IPv4Address") or None).to_docker(net.name)
+    return out
+
+
 def network_settings(engine, c: Container) -> dict[str, Any]:
     nets = c.networks if c.state.running else {
         k: {**v, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
             "MacAddress": "", "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
-        for k, v in c.networks.items()}
+        for k, v in _configured_networks(engine, c).items()}
     br = nets.get("bridge") or (next(iter(nets.values())) if len(nets) == 1 else {}) or {}
     return {
         "Bridge": "",
@@ -133,8 +192,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
         lowers = engine.images.layer_dirs(c.image_id)
     except Exception:
         lowers = []
-    hc = dict(c.host_config)
-    hc.setdefault("NetworkMode", "default")
+    hc = host_config(engine, c)
     d: dict[str, Any] = {
         "Id": c.id,
         "Created": c.created,
@@ -165,7 +223,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
             },
         },
         "Mounts": _mounts(engine, c),
-        "Config": c.config,
+        "Config": {"OnBuild": None, **c.config},
         "NetworkSettings": network_settings(engine, c),
     }
     if size:

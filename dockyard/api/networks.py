@@ -91,7 +91,7 @@ async def remove_network(request: web.Request) -> web.Response:
 @routes.post("/networks/prune")
 async def prune_networks(request: web.Request) -> web.Response:
     deleted = await _svc(request).prune_networks(qfilters(request))
-    return json_response({"NetworksDeleted": deleted})
+    return json_response({"NetworksDeleted": deleted or None})
 
 
 @routes.post("/networks/{id}/connect")

@@ -56,7 +56,9 @@ async def version(request: web.Request) -> web.Response:
         "Components": [
             {"Name": "Engine", "Version": __version__,
              "Details": {"ApiVersion": MAX_VERSION, "MinAPIVersion": MIN_VERSION,
-                         "Os": "linux", "Arch": _arch(), "KernelVersion": _kernel(),
+                         "Os": "linux", "Arch": _arch(), "KernelVersion": _kernel(), "GitCommit": "",
+                         "GoVersion": "python" + platform.python_version(), "BuildTime": "",
+                         "Experimental": "false",
                          "Python": platform.python_version(), "aiohttp": aiohttp.__version__}},
             {"Name": "runc", "Version": runtime_version,
              "Details": {"GitCommit": runtime_commit, "Path": engine.runtime.binary}},

@@ -30,7 +30,7 @@ def _str_map(body: dict, key: str) -> dict[str, str]:
 @routes.get("/volumes")
 async def list_volumes(request: web.Request) -> web.Response:
     vols = _svc(request).list(qfilters(request))
-    return json_response({"Volumes": [v.to_docker() for v in vols], "Warnings": []})
+    return json_response({"Volumes": [v.to_docker() for v in vols], "Warnings": None})
 
 
 @routes.post("/volumes/create")
@@ -68,4 +68,4 @@ async def prune(request: web.Request) -> web.Response:
     # API < 1.42 pruned named volumes too; newer ones only anonymous unless all=true
     deleted, space = await asyncio.to_thread(_svc(request).prune, qfilters(request),
                                              all_volumes=not at_least(request, "1.42"))
-    return json_response({"VolumesDeleted": deleted or None, "SpaceReclaimed": space})
+    return json_response({"VolumesDeleted": deleted or [], "SpaceReclaimed": space})
