@@ -84,6 +84,12 @@ class ContainerService:
         self._live_attach: dict[str, list[AttachStream]] = {}
         self._watch_fds: dict[str, int] = {}
         self._restart_tasks: dict[str, asyncio.Task] = {}
+        # User operations (start, stop, restart, remove, pause) on one container run one
+        # at a time; the state lock (_lock) is held only for state transitions, so exit
+        # handling can run while a stop waits for the exit.
+        self._op_locks: dict[str, asyncio.Lock] = {}
+        # containers being restarted by hand: their stop is not an exit to act on
+        self._manual_restart: set[str] = set()
         self._backoff: dict[str, float] = {}
         # containers whose runtime state is gone (not started since): teardown is skipped
         self._torn_down: set[str] = set()
@@ -102,6 +108,8 @@ class ContainerService:
         self._save(c)
 
     def _save(self, c: Container) -> None:
+        if c.id not in self._ctrs:
+            return  # removed meanwhile: never write its record back
         self.db.execute(
             "INSERT INTO containers(id, name, created, data) VALUES(?,?,?,?) "
             "ON CONFLICT(id) DO UPDATE SET name=excluded.name, data=excluded.data",
@@ -110,6 +118,14 @@ class ContainerService:
 
     def _lock(self, cid: str) -> asyncio.Lock:
         return self._locks.setdefault(cid, asyncio.Lock())
+
+    def _op_lock(self, cid: str) -> asyncio.Lock:
+        return self._op_locks.setdefault(cid, asyncio.Lock())
+
+    async def _settle(self, c: Container) -> None:
+        """Wait for an automatic start or an exit being handled, so state is final."""
+        async with self._lock(c.id):
+            pass
 
     def ctr_dir(self, cid: str) -> Path:
         return self.data_dir / cid
@@ -335,7 +351,9 @@ class ContainerService:
     # ------------------------------------------------------------------- start
     async def start(self, ref: str) -> None:
         c = self.get(ref)
-        async with self._lock(c.id):
+        async with self._op_lock(c.id), self._lock(c.id):
+            if c.id not in self._ctrs:
+                raise NotFound(f"No such container: {ref}")
             if c.state.status == "paused":
                 raise Conflict("cannot start a paused container, try unpause instead")
             if c.state.status in ("running", "restarting") and c.id not in self._restart_tasks:
@@ -631,6 +649,8 @@ class ContainerService:
         self._torn_down.add(c.id)
 
     async def _after_exit(self, c: Container) -> None:
+        if c.id in self._manual_restart:
+            return  # `docker restart` starts it again itself
         if c.host_config.get("AutoRemove"):
             await self._remove_quietly(c.id)
             return
@@ -678,11 +698,17 @@ class ContainerService:
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None,
                    by_user: bool = True) -> None:
         c = self.get(ref)
+        async with self._op_lock(c.id):
+            await self._stop(c, timeout, sig, by_user)
+
+    async def _stop(self, c: Container, timeout: int | None, sig: str | None, by_user: bool) -> None:
         t = self._restart_tasks.pop(c.id, None)
         if t:
             t.cancel()
+        await self._settle(c)  # an automatic restart in flight finishes first
+        if c.state.status == "restarting":  # waiting out its back-off: no process to stop
             c.state.status = "exited"
-            c.state.stopped_by_user = True
+            c.state.stopped_by_user = by_user
             self._save(c)
             return
         if not c.state.running:
@@ -734,19 +760,27 @@ class ContainerService:
 
     async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         c = self.get(ref)
-        if c.state.running:
+        async with self._op_lock(c.id):
+            self._manual_restart.add(c.id)  # no auto-remove, no restart policy for this stop
             try:
-                await self.stop(c.id, timeout, sig)
-            except NotModified:
-                pass
-        async with self._lock(c.id):
-            c.state.stopped_by_user = False
-            await self._start_locked(c)
+                if c.state.running:
+                    try:
+                        await self._stop(c, timeout, sig, by_user=True)
+                    except NotModified:
+                        pass
+                async with self._lock(c.id):
+                    if c.id not in self._ctrs:
+                        raise NotFound(f"No such container: {ref}")
+                    if not c.state.running:
+                        c.state.stopped_by_user = False
+                        await self._start_locked(c)
+            finally:
+                self._manual_restart.discard(c.id)
         self.events.publish("container", "restart", c.id, image=c.image_ref, name=c.name)
 
     async def pause(self, ref: str) -> None:
         c = self.get(ref)
-        async with self._lock(c.id):
+        async with self._op_lock(c.id), self._lock(c.id):
             if c.state.status == "paused":
                 raise Conflict(f"Container {c.id} is already paused")
             if c.state.status != "running":
@@ -758,7 +792,7 @@ class ContainerService:
 
     async def unpause(self, ref: str) -> None:
         c = self.get(ref)
-        async with self._lock(c.id):
+        async with self._op_lock(c.id), self._lock(c.id):
             if c.state.status != "paused":
                 raise Conflict(f"Container {c.id} is not paused")
             await self.runtime.resume(c.id)
@@ -799,34 +833,37 @@ class ContainerService:
     # ------------------------------------------------------------------ remove
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         c = self.get(ref)
-        if c.state.status == "removing":
-            raise Conflict(f"removal of container {c.id} is already in progress")
-        if c.state.running and c.id not in self._restart_tasks:
-            if not force:
-                if c.state.status == "paused":
-                    raise Conflict(f"cannot remove container \"/{c.name}\": container is paused and "
-                                   f"must be unpaused first")
-                raise Conflict(
-                    f"cannot remove container \"/{c.name}\": container is running: stop the container "
-                    f"before removing or force remove")
-            waiter = self._exit_future(c.id)
-            c.state.stopped_by_user = True
-            if c.state.status == "paused":
-                await _quiet(self.runtime.resume(c.id))
-            await self._kill_hard(c)
-            try:
-                await asyncio.wait_for(asyncio.shield(waiter), 30)
-            except asyncio.TimeoutError:
-                raise SystemError_(f"could not kill running container {c.id}, cannot remove") from None
-        t = self._restart_tasks.pop(c.id, None)
-        if t:
-            t.cancel()
-        async with self._lock(c.id):
+        async with self._op_lock(c.id):
             if c.id not in self._ctrs:
-                return
-            c.state.status = "removing"
-            self._save(c)
-            await self._finish_remove(c)
+                return  # removed while we waited (auto-remove)
+            if c.state.status == "removing":
+                raise Conflict(f"removal of container {c.id} is already in progress")
+            if not force and c.state.running:
+                what = {"paused": "is paused and must be unpaused first",
+                        "restarting": "is restarting: stop the container before removing or force remove",
+                        }.get(c.state.status, "is running: stop the container before removing or force remove")
+                raise Conflict(f"cannot remove container \"/{c.name}\": container {what}")
+            t = self._restart_tasks.pop(c.id, None)
+            if t:
+                t.cancel()
+            await self._settle(c)  # an automatic start in flight ends first: then it can be killed
+            if c.state.status in ("running", "paused"):
+                waiter = self._exit_future(c.id)
+                c.state.stopped_by_user = True
+                if c.state.status == "paused":
+                    await _quiet(self.runtime.resume(c.id))
+                await self._kill_hard(c)
+                try:
+                    await asyncio.wait_for(asyncio.shield(waiter), 30)
+                except asyncio.TimeoutError:
+                    raise SystemError_(f"could not kill running container {c.id}, cannot remove") from None
+            async with self._lock(c.id):
+                if c.id not in self._ctrs:
+                    return
+                c.state.status = "removing"
+                self._save(c)
+                await self._finish_remove(c)
+        self._op_locks.pop(c.id, None)
         if volumes:
             for name in c.anonymous_volumes:
                 try:
@@ -836,11 +873,13 @@ class ContainerService:
 
     async def _remove_quietly(self, cid: str) -> None:
         try:
-            await self.remove(cid, force=True)
+            await self.remove(cid, force=True, volumes=True)  # as dockerd's AutoRemove
         except DockyardError as exc:
             log.warning("auto-remove of %s: %s", cid[:12], exc.message)
 
     async def _finish_remove(self, c: Container) -> None:
+        for st in self._pending_attach.pop(c.id, []) + self._live_attach.pop(c.id, []):
+            st.end()  # attach clients waiting for a start that will never come
         await self._teardown_runtime(c)
         await asyncio.to_thread(shutil.rmtree, self.ctr_dir(c.id), True)
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
@@ -949,7 +988,7 @@ class ContainerService:
         c = self.get(ref)
         st = AttachStream(stdin=stdin and bool(c.config.get("OpenStdin")), stdout=stdout,
                           stderr=stderr, tty=bool(c.config.get("Tty")), detach_keys=detach_keys)
-        if c.state.status in ("running", "paused") and c.state.conmon_pid:
+        if c.state.conmon_pid:  # the monitor is up (also between `runc create` and `runc start`)
             try:
                 st.connect(self.bundle_dir(c.id))
                 self._live_attach.setdefault(c.id, []).append(st)
