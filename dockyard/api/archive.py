@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -70,4 +71,4 @@ async def export(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/containers/{id}/changes")
 async def changes(request: web.Request) -> web.Response:
-    return json_response(_files(request).changes(request.match_info["id"]) or None)
+    return json_response(await asyncio.to_thread(_files(request).changes, request.match_info["id"]) or None)

@@ -99,3 +99,18 @@ def test_export_and_diff(engine, client):
         with tarfile.open(out) as tf:
             names = set(tf.getnames())
         assert "added" in names and "bin/busybox" in names and "etc/group" not in names
+
+
+def test_cp_in_keeps_modes(engine, client, tmp_path):
+    import stat as st
+    c = client.containers.create("busybox", "true")
+    for name, mode in (("suid", 0o4755), ("sticky", 0o1777), ("shared", 0o666)):
+        p = tmp_path / name
+        p.write_text("x")
+        p.chmod(mode)
+        r = engine.cli("cp", str(p), f"{c.id}:/tmp/")
+        assert r.returncode == 0, r.stderr
+        _, stat = c.get_archive(f"/tmp/{name}")
+        assert stat["mode"] & 0o777 == mode & 0o777
+    _, s = c.get_archive("/tmp/suid")
+    assert s["mode"] & (1 << 23)  # Go's ModeSetuid

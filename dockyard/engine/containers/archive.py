@@ -123,8 +123,14 @@ def _child_put(dest: str, in_fd: int, copy_uid_gid: bool, no_overwrite_dir_non_d
             if not copy_uid_gid:
                 member.uid = member.gid = 0
                 member.uname = member.gname = "root"
-            tf.extract(member, dest, filter="tar" if not copy_uid_gid else "fully_trusted",
-                       numeric_owner=True)
+            tf.extract(member, dest, filter=_confined_keep_modes, numeric_owner=True)
+
+
+def _confined_keep_modes(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's "tar" filter keeps paths and links inside `dest`; unlike it, keep every
+    mode bit (setuid, sticky, group/other write), as `docker cp` does."""
+    checked = tarfile.tar_filter(member, dest)
+    return None if checked is None else checked.replace(mode=member.mode, deep=False)
 
 
 async def _wait_child(pid: int) -> int:
