@@ -152,25 +152,47 @@ async def build(request: web.Request) -> web.StreamResponse:
         plan = await svc.prepare(body, options)
     finally:
         await asyncio.to_thread(shutil.rmtree, spool_dir, True)
-    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     messages = svc.run(plan)
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    pump = asyncio.create_task(_pump(request, resp, messages))
+    gone = asyncio.create_task(_client_gone(request))
     try:
-        await resp.prepare(request)
+        await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if gone.done() and not pump.done():
+            log.info("build: the client went away; the build is cancelled")
+    finally:
+        gone.cancel()
+        if not pump.done():
+            pump.cancel()
+        try:
+            await pump
+        except (asyncio.CancelledError, ConnectionResetError):
+            pass
+        await messages.aclose()  # cancels the build if still running; removes its containers
+        await asyncio.to_thread(shutil.rmtree, plan.context_dir, True)
+    return resp
+
+
+async def _pump(request: web.Request, resp: web.StreamResponse, messages) -> None:
+    await resp.prepare(request)
+    try:
         async for m in messages:
             await resp.write((json.dumps(m) + "\r\n").encode())
     except (ConnectionResetError, asyncio.CancelledError):
-        log.info("build: the client went away; the build is cancelled")
         raise
     except Exception as exc:  # a bug: the status line is gone, so say it in the stream
         log.exception("error while streaming a build")
-        try:
-            await resp.write((json.dumps(error_message(DockyardError(f"internal error: {exc!r}"))) + "\r\n").encode())
-        except ConnectionResetError:
-            pass
-    finally:
-        await messages.aclose()
+        await resp.write((json.dumps(error_message(DockyardError(f"internal error: {exc!r}"))) + "\r\n").encode())
     await resp.write_eof()
-    return resp
+
+
+async def _client_gone(request: web.Request, every: float = 0.5) -> None:
+    """Returns once the client has disconnected (aiohttp does not cancel the handler for it)."""
+    while True:
+        await asyncio.sleep(every)
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
 
 
 @routes.post("/build/prune")

@@ -277,3 +277,37 @@ def test_onbuild_triggers_run_in_the_child_build(engine, client):
     assert "# Executing 1 build trigger" in text and "triggered\n" in text
     assert not child.attrs["Config"].get("OnBuild")  # triggers fire once
     assert json.loads(json.dumps(child.attrs["Config"]["Cmd"])) == ["true"]
+
+
+def test_dockerfile_outside_the_context_and_compressed(engine, tmp_path):
+    ctx, elsewhere = tmp_path / "ctx", tmp_path / "elsewhere"
+    write(ctx, {"f": "from the context\n"})
+    write(elsewhere, {"Build.file": "FROM busybox\nCOPY f /f\nRUN cat /f\n"})
+    # the CLI appends the Dockerfile to the context tar under a random name (unpadded, as Go writes it)
+    for extra in ([], ["--compress"]):
+        r = cli_build(engine, ctx, *extra, "--no-cache", "-f", str(elsewhere / "Build.file"))
+        assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+        assert "from the context\n" in r.stdout.decode()
+
+
+def test_client_going_away_cancels_the_build(engine, tmp_path):
+    import time
+
+    ctx = tmp_path / "ctx"
+    write(ctx, {"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
+    before = all_containers(engine)
+    env = {**engine.docker_env, "DOCKER_BUILDKIT": "0"}
+    proc = subprocess.Popen(["docker", "build", "--no-cache", str(ctx)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while not (all_containers(engine) - before) and time.time() < deadline:
+            time.sleep(0.1)
+        assert all_containers(engine) - before, "the RUN container never appeared"
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.time() + 30
+    while all_containers(engine) - before and time.time() < deadline:
+        time.sleep(0.2)
+    assert all_containers(engine) == before  # the running step was killed and removed

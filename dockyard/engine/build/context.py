@@ -19,6 +19,7 @@ import hashlib
 import os
 import posixpath
 import re
+import shutil
 import stat
 import tarfile
 import time
@@ -44,16 +45,50 @@ def _context_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | Non
                         uid=0, gid=0, uname="", gname="", deep=False)
 
 
+_DECOMPRESSORS = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "lzma"}
+
+
+def _plain_padded(archive: Path) -> int:
+    """Decompress in place, and pad to whole blocks plus an end-of-archive marker.
+
+    The docker CLI appends a Dockerfile from outside the context to the tar without padding
+    its last member or writing the two zero blocks that end an archive (Go's reader accepts
+    that, Python's does not).
+    """
+    with open(archive, "rb") as f:
+        head = f.read(6)
+    kind = next((k for magic, k in _DECOMPRESSORS.items() if head.startswith(magic)), None)
+    if kind is not None:
+        import bz2
+        import gzip
+        import lzma
+
+        opener = {"gzip": gzip.open, "bz2": bz2.open, "lzma": lzma.open}[kind]
+        plain = archive.with_name(archive.name + ".plain")
+        try:
+            with opener(archive, "rb") as src, open(plain, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        except (OSError, EOFError, lzma.LZMAError) as exc:
+            plain.unlink(missing_ok=True)
+            raise InvalidParameter(f"invalid build context: {exc}") from None
+        os.replace(plain, archive)
+    size = archive.stat().st_size
+    with open(archive, "ab") as f:
+        f.write(b"\0" * ((-size % 512) + 1024))
+    return size
+
+
 def unpack_context(archive: Path, dest: Path) -> None:
     """Unpack the request body into `dest`. A body that is not a tar is taken as the Dockerfile."""
     dest.mkdir(parents=True, exist_ok=True)
     if archive.stat().st_size == 0:
         return
+    size = _plain_padded(archive)
     try:
         with tarfile.open(archive, "r:*") as tf:
             tf.extractall(dest, filter=_context_filter, numeric_owner=True)
     except tarfile.ReadError:
-        data = archive.read_bytes()
+        data = archive.read_bytes()[:size]
         if b"\0" in data[:8192]:
             raise InvalidParameter("the build context is neither a tar archive nor a Dockerfile") from None
         (dest / "Dockerfile").write_bytes(data)
