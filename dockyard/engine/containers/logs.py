@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,35 +55,47 @@ def format_time(ns: int) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
 
 
+class LineParser:
+    """Turns log lines into records, joining partial (P) lines; keeps state between feeds."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, LogRecord] = {}
+
+    def feed(self, lines: Iterator[bytes]) -> Iterator[LogRecord]:
+        for raw in lines:
+            if raw.endswith(b"\n"):
+                raw = raw[:-1]
+            parts = raw.split(b" ", 3)
+            if len(parts) < 3:
+                continue
+            ts, stream_name, tag = parts[0], parts[1], parts[2]
+            text = parts[3] if len(parts) > 3 else b""
+            stream = STDERR if stream_name == b"stderr" else STDOUT
+            try:
+                t = parse_time(ts)
+            except ValueError:
+                continue
+            prev = self.pending.pop(stream, None)
+            if prev is not None:
+                prev.data += text
+                rec = prev
+            else:
+                rec = LogRecord(stream, t, text)
+            if tag.startswith(b"P"):
+                self.pending[stream] = rec
+            else:
+                rec.data += b"\n"
+                yield rec
+
+    def flush(self) -> Iterator[LogRecord]:
+        yield from self.pending.values()
+        self.pending.clear()
+
+
 def parse_lines(lines: Iterator[bytes]) -> Iterator[LogRecord]:
-    pending: dict[int, LogRecord] = {}
-    for raw in lines:
-        if raw.endswith(b"\n"):
-            raw = raw[:-1]
-        parts = raw.split(b" ", 3)
-        if len(parts) < 3:
-            continue
-        ts, stream_name, tag = parts[0], parts[1], parts[2]
-        text = parts[3] if len(parts) > 3 else b""
-        stream = STDERR if stream_name == b"stderr" else STDOUT
-        try:
-            t = parse_time(ts)
-        except ValueError:
-            continue
-        partial = tag.startswith(b"P")
-        prev = pending.pop(stream, None)
-        if prev is not None:
-            prev.data += text
-            rec = prev
-        else:
-            rec = LogRecord(stream, t, text)
-        if partial:
-            pending[stream] = rec
-        else:
-            rec.data += b"\n"
-            yield rec
-    for rec in pending.values():
-        yield rec
+    p = LineParser()
+    yield from p.feed(lines)
+    yield from p.flush()
 
 
 @dataclass
@@ -106,15 +119,38 @@ class LogQuery:
         return True
 
 
-def _read_records(f, q: LogQuery) -> tuple[list[LogRecord], int]:
-    """All matching records now in the open file, and the offset where they end."""
-    f.seek(0)
-    data = f.read()
-    end = data.rfind(b"\n") + 1  # a half-written last line is read on the next pass
-    recs = [r for r in parse_lines(iter(data[:end].splitlines(keepends=True))) if q.wants(r)]
-    if q.tail is not None and q.tail >= 0:
-        recs = recs[-q.tail:] if q.tail else []
-    return recs, end
+CHUNK = 1 << 20
+
+
+def tail_offset(f, n: int, block: int = 1 << 16) -> int:
+    """Where the last `n` complete records (F lines) start, found reading backwards."""
+    end = os.fstat(f.fileno()).st_size
+    pos, full, carry = end, 0, b""
+    while pos > 0:
+        step = min(block, pos)
+        pos -= step
+        f.seek(pos)
+        buf = f.read(step) + carry
+        lines = buf.split(b"\n")
+        carry = lines[0]  # may be the end of a line that starts in an earlier block
+        for i in range(len(lines) - 1, 0, -1):
+            parts = lines[i].split(b" ", 3)
+            if len(parts) >= 3 and parts[2].startswith(b"F"):
+                full += 1
+                if full > n:
+                    # this line ends the record before the last n: start after it
+                    return pos + sum(len(x) + 1 for x in lines[:i + 1])
+    return 0
+
+
+def _read_chunk(f, offset: int) -> tuple[list[bytes], int]:
+    """Complete lines from `offset` (at most about CHUNK bytes) and the offset after them."""
+    f.seek(offset)
+    data = f.read(CHUNK)
+    end = data.rfind(b"\n") + 1  # a half-written last line waits for the next read
+    if end == 0 and len(data) == CHUNK:
+        end = len(data)  # conmon splits lines far below this: never expected, never stuck
+    return data[:end].splitlines(keepends=True), offset + end
 
 
 async def follow(path: Path, q: LogQuery, still_running: Callable[[], bool],
@@ -122,7 +158,8 @@ async def follow(path: Path, q: LogQuery, still_running: Callable[[], bool],
     """Yield the matching records, then new ones while the container runs.
 
     The file stays open throughout, so an auto-removed container's last
-    lines are still read after its directory is gone.
+    lines are still read after its directory is gone.  Memory stays bounded:
+    the file is read in chunks, and `tail` starts reading near the end.
     """
     f = None
     while f is None:
@@ -133,26 +170,43 @@ async def follow(path: Path, q: LogQuery, still_running: Callable[[], bool],
                 return
             await asyncio.sleep(poll)
     with f:
-        recs, offset = await asyncio.to_thread(_read_records, f, q)
-        for r in recs:
-            yield r
+        parser = LineParser()
+        offset = 0
+        if q.tail is not None and q.tail >= 0:
+            offset = await asyncio.to_thread(tail_offset, f, q.tail)
+            last: deque[LogRecord] = deque(maxlen=q.tail or None)
+            while True:
+                lines, new = await asyncio.to_thread(_read_chunk, f, offset)
+                if new == offset:
+                    break
+                offset = new
+                last.extend(r for r in parser.feed(iter(lines)) if q.wants(r))
+            for r in (last if q.tail else []):
+                yield r
+        if not q.follow and q.tail is None:
+            while True:
+                lines, new = await asyncio.to_thread(_read_chunk, f, offset)
+                if new == offset:
+                    return
+                offset = new
+                for r in parser.feed(iter(lines)):
+                    if q.wants(r):
+                        yield r
         if not q.follow:
             return
         while True:
             running = still_running()
-            size = os.fstat(f.fileno()).st_size
-            if size < offset:  # truncated: start over
-                offset = 0
-            if size > offset:
-                f.seek(offset)
-                chunk = f.read(size - offset)
-                end = chunk.rfind(b"\n") + 1
-                offset += end
-                for r in parse_lines(iter(chunk[:end].splitlines(keepends=True))):
+            lines, new = await asyncio.to_thread(_read_chunk, f, offset)
+            if new < offset:  # truncated: start over
+                new = 0
+            if new > offset:
+                offset = new
+                for r in parser.feed(iter(lines)):
                     if q.until_ns and r.time_ns > q.until_ns:
                         return
                     if q.wants(r):
                         yield r
-            elif not running:
+                continue  # more may be waiting: read again before sleeping
+            if not running:
                 return
             await asyncio.sleep(poll)
