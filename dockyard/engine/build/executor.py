@@ -22,7 +22,6 @@ import contextlib
 import copy
 import json
 import logging
-import os
 import posixpath
 import re
 import shutil
@@ -35,6 +34,7 @@ from ...oci import image as oimg
 from ...oci import reference as oref
 from ..containers.createspec import parse_signal
 from ..containers.logs import STDERR, LogQuery
+from . import configops
 from . import context as ctxmod
 from .cache import BuildCache
 from .frontend import Dockerfile, Instruction, Stage, pairs, parse_trigger
@@ -97,51 +97,6 @@ class StageState:
     @property
     def shell(self) -> list[str]:
         return list(self.config.get("Shell") or DEFAULT_SHELL)
-
-
-def _go_list(items: list[str]) -> str:
-    """Go's %q of a []string, as dockerd writes CMD/ENTRYPOINT into history."""
-    return "[" + " ".join(json.dumps(i) for i in items) + "]"
-
-
-_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-            "m": 60_000_000_000, "h": 3_600_000_000_000}
-
-
-def parse_duration(text: str, flag: str) -> int:
-    """Go's time.ParseDuration -> nanoseconds."""
-    s = text.strip()
-    if s == "0":
-        return 0
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT_NS[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or not s:
-        raise InvalidParameter(f"invalid value {text!r} for --{flag}: time: invalid duration \"{text}\"")
-    return int(total)
-
-
-def exposed_ports(specs: list[str]) -> list[str]:
-    """EXPOSE arguments -> ExposedPorts keys ("80/tcp"); ranges expand."""
-    out: list[str] = []
-    for spec in specs:
-        port, _, proto = spec.partition("/")
-        proto = (proto or "tcp").lower()
-        if proto not in ("tcp", "udp", "sctp"):
-            raise InvalidParameter(f"invalid proto: {proto}")
-        lo, dash, hi = port.partition("-")
-        try:
-            start, end = int(lo), int(hi) if dash else int(lo)
-        except ValueError:
-            raise InvalidParameter(f"invalid containerPort: {port}") from None
-        if not (0 < start <= end <= 65535):
-            raise InvalidParameter(f"invalid port range: {port}")
-        out += [f"{p}/{proto}" for p in range(start, end + 1)]
-    return out
 
 
 class Builder:
@@ -410,7 +365,7 @@ class Builder:
     async def _i_expose(self, st: StageState, ins: Instruction) -> None:
         specs = [w for a in self._words(st, ins) for w in a.split()]
         ports = dict(st.config.get("ExposedPorts") or {})
-        for p in exposed_ports(specs):
+        for p in configops.exposed_ports(specs):
             ports[p] = {}
         st.config["ExposedPorts"] = ports
         await self._commit_meta(st, "EXPOSE " + " ".join(specs))
@@ -435,14 +390,14 @@ class Builder:
         cmd = list(ins.args) if ins.json else st.shell + [ins.args[0]]
         st.config["Cmd"] = cmd
         st.cmd_set = True
-        await self._commit_meta(st, "CMD " + _go_list(cmd))
+        await self._commit_meta(st, "CMD " + configops.go_list(cmd))
 
     async def _i_entrypoint(self, st: StageState, ins: Instruction) -> None:
         ep = list(ins.args) if ins.json else st.shell + [ins.args[0]]
         st.config["Entrypoint"] = ep or None
         if not st.cmd_set:
             st.config["Cmd"] = None  # an inherited CMD does not survive a new ENTRYPOINT
-        await self._commit_meta(st, "ENTRYPOINT " + _go_list(ep))
+        await self._commit_meta(st, "ENTRYPOINT " + configops.go_list(ep))
 
     async def _i_shell(self, st: StageState, ins: Instruction) -> None:
         st.config["Shell"] = list(ins.args)
@@ -453,32 +408,7 @@ class Builder:
         await self._commit_meta(st, "ONBUILD " + ins.trigger)
 
     async def _i_healthcheck(self, st: StageState, ins: Instruction) -> None:
-        kind = ins.args[0].upper()
-        if kind == "NONE":
-            hc: dict[str, Any] = {"Test": ["NONE"]}
-        else:
-            test = ["CMD", *ins.args[1:]] if ins.json else ["CMD-SHELL", ins.args[1]]
-            hc = {"Test": test}
-            for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
-                              ("start-period", "StartPeriod"), ("start-interval", "StartInterval")):
-                raw = ins.flag(flag)
-                if raw is None:
-                    continue
-                ns = parse_duration(raw, flag)
-                if 0 < ns < 1_000_000:
-                    raise InvalidParameter(f"{key} in HEALTHCHECK cannot be less than 1ms")
-                if ns:
-                    hc[key] = ns
-            raw = ins.flag("retries")
-            if raw is not None:
-                try:
-                    retries = int(raw)
-                except ValueError:
-                    raise InvalidParameter(f"invalid value {raw!r} for --retries") from None
-                if retries < 0:
-                    raise InvalidParameter("--retries cannot be negative")
-                if retries:
-                    hc["Retries"] = retries
+        hc = configops.healthcheck(ins.args, ins.json, ins.flags)
         st.config["Healthcheck"] = hc
         await self._commit_meta(st, "HEALTHCHECK " + json.dumps(hc, separators=(",", ":")))
 
