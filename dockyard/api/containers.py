@@ -104,8 +104,11 @@ async def wait(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)
     body = await result()
-    await resp.write(json.dumps(body).encode() + b"\n")
-    await resp.write_eof()
+    try:
+        await resp.write(json.dumps(body).encode() + b"\n")
+        await resp.write_eof()
+    except ConnectionError:
+        pass  # the client stopped waiting: nothing to tell anyone
     return resp
 
 

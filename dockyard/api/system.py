@@ -211,6 +211,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 ev = await asyncio.wait_for(q.get(), timeout)
             except asyncio.TimeoutError:
                 break
+            if ev is None:
+                break  # we fell too far behind: the bus dropped us
             if match(ev):
                 await resp.write(json.dumps(ev.to_json()).encode() + b"\n")
     except (ConnectionResetError, asyncio.CancelledError):

@@ -77,6 +77,11 @@ def build_app(engine: Engine) -> web.Application:
 
 
 async def serve(config: EngineConfig, stop: asyncio.Event) -> None:
+    # settings errors end the start before anything touches the host
+    ctx = _tls_context(config)
+    for host in config.hosts:
+        if not host.startswith(("unix://", "tcp://", "http://", "https://")):
+            raise SystemExit(f"unsupported host {host!r}: use unix:///path or tcp://addr:port")
     engine = Engine(config)
     await engine.start()
     app = build_app(engine)
@@ -96,7 +101,6 @@ async def serve(config: EngineConfig, stop: asyncio.Event) -> None:
         elif host.startswith(("tcp://", "http://", "https://")):
             addr = host.split("://", 1)[1]
             h, _, p = addr.rpartition(":")
-            ctx = _tls_context(config)
             site = web.TCPSite(runner, h or "127.0.0.1", int(p or (2376 if ctx else 2375)),
                                ssl_context=ctx)
             await site.start()
@@ -124,7 +128,10 @@ def _tls_context(config: EngineConfig) -> ssl.SSLContext | None:
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(config.tls_cert, config.tls_key)
-    if config.tls_verify and config.tls_cacert:
+    if config.tls_verify and not config.tls_cacert:
+        # dockerd refuses this too: "verify" without a CA would accept any client
+        raise SystemExit("--tlsverify needs --tlscacert to check client certificates against")
+    if config.tls_verify:
         ctx.load_verify_locations(config.tls_cacert)
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx

@@ -66,6 +66,9 @@ def matches(ev: Event, f: "Filters") -> bool:
     return f.match_labels(ev.attributes)
 
 
+SUBSCRIBER_BACKLOG = 10_000
+
+
 class EventBus:
     """Keeps the last events for `since` queries and fans out new ones."""
 
@@ -77,16 +80,22 @@ class EventBus:
         ev = Event(type, action, actor_id, {k: str(v) for k, v in attributes.items()})
         self._history.append(ev)
         for q in list(self._subscribers):
-            q.put_nowait(ev)
+            try:
+                q.put_nowait(ev)
+            except asyncio.QueueFull:
+                # a subscriber that stopped reading is dropped, not fed forever
+                self._subscribers.discard(q)
+                q.get_nowait()
+                q.put_nowait(None)  # tells the reader its stream is over
         return ev
 
     def history(self) -> list[Event]:
         return list(self._history)
 
-    def subscribe(self) -> asyncio.Queue[Event]:
-        q: asyncio.Queue[Event] = asyncio.Queue()
+    def subscribe(self) -> "asyncio.Queue[Event | None]":
+        q: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=SUBSCRIBER_BACKLOG)
         self._subscribers.add(q)
         return q
 
-    def unsubscribe(self, q: asyncio.Queue[Event]) -> None:
+    def unsubscribe(self, q: "asyncio.Queue[Event | None]") -> None:
         self._subscribers.discard(q)

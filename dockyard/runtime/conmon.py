@@ -144,24 +144,24 @@ class Monitor:
             for fd in child_fds:
                 os.close(fd)
         try:
-            os.write(start_w, b"\0")
-            if attach_r is not None:
-                # exec: conmon says when its attach socket listens, then waits for a second byte
-                ready = await loop.run_in_executor(None, _read_sync, attach_r)
-                if int(ready.get("data", -1)) < 0:
-                    raise SystemError_(_runtime_message(ready.get("message") or _tail(bundle / "conmon.log")))
-                on_attach_ready()
+            try:
                 os.write(start_w, b"\0")
-        finally:
-            os.close(start_w)
-            if attach_r is not None:
-                os.close(attach_r)
-        try:
+                if attach_r is not None:
+                    # exec: conmon says when its attach socket listens, then waits for a second byte
+                    ready = await loop.run_in_executor(None, _read_sync, attach_r)
+                    if int(ready.get("data", -1)) < 0:
+                        raise SystemError_(_runtime_message(ready.get("message") or _tail(bundle / "conmon.log")))
+                    on_attach_ready()
+                    os.write(start_w, b"\0")
+            finally:
+                os.close(start_w)  # on failure this also tells conmon to give up
+                if attach_r is not None:
+                    os.close(attach_r)
             msg = await loop.run_in_executor(None, _read_sync, sync_r)
         finally:
             os.close(sync_r)
-        # The first conmon process exits right after its double fork.
-        await proc.wait()
+            # The first conmon process exits right after its double fork.
+            await proc.wait()
         pid = int(msg.get("data", -1))
         if pid <= 0:
             detail = msg.get("message") or _tail(bundle / "conmon.log") or "container monitor failed"
@@ -218,9 +218,12 @@ class Monitor:
     def connect_attach(bundle: Path) -> socket.socket:
         """Connect to conmon's attach socket, whatever the length of its path."""
         dfd = os.open(bundle, os.O_PATH)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             s.connect(f"/proc/self/fd/{dfd}/attach")
+        except OSError:
+            s.close()
+            raise
         finally:
             os.close(dfd)
         s.setblocking(False)

@@ -75,3 +75,17 @@ def test_plain_tcp(private_engine):
     r = subprocess.run(["docker", "version", "--format", "{{.Server.APIVersion}}"], env=env,
                        capture_output=True, timeout=30)
     assert r.returncode == 0 and r.stdout.strip() == b"1.50"
+
+
+def test_tlsverify_without_a_ca_is_refused(tmp_path, pki: Path):
+    """As dockerd: verifying clients needs a CA to verify them against."""
+    from engine_harness import EngineProcess
+
+    eng = EngineProcess(extra_args=["-H", f"tcp://127.0.0.1:{_free_port()}", "--tlsverify",
+                                    "--tlscert", str(pki / "server-cert.pem"), "--tlskey", str(pki / "server-key.pem")])
+    try:
+        with pytest.raises(RuntimeError) as e:
+            eng.start(timeout=10)
+        assert "--tlscacert" in str(e.value)
+    finally:
+        eng.cleanup()

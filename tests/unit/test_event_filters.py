@@ -30,3 +30,19 @@ def test_type_event_and_objects():
 def test_label_and_scope():
     assert matches(C, f(label="team=a")) and not matches(C, f(label="team=b"))
     assert matches(C, f(scope="local")) and not matches(C, f(scope="swarm"))
+
+
+def test_a_subscriber_that_stops_reading_is_dropped():
+    import asyncio
+
+    from dockyard.engine import events as ev_mod
+
+    async def run():
+        bus = ev_mod.EventBus()
+        q = bus.subscribe()
+        for i in range(ev_mod.SUBSCRIBER_BACKLOG + 5):
+            bus.publish("container", "start", str(i))
+        assert q not in bus._subscribers
+        items = [q.get_nowait() for _ in range(q.qsize())]
+        assert items[-1] is None and len(items) == ev_mod.SUBSCRIBER_BACKLOG
+    asyncio.run(run())

@@ -93,6 +93,8 @@ class ContainerService:
         self._backoff: dict[str, float] = {}
         # containers whose runtime state is gone (not started since): teardown is skipped
         self._torn_down: set[str] = set()
+        # records start_service could not read: their files are kept
+        self._unreadable: set[str] = set()
         # called with a container id once it is removed (exec sessions, ...)
         self.on_remove: list[Callable[[str], None]] = []
         self.health: Any = None  # HealthChecker, set by the Engine (it needs the exec service)
@@ -167,11 +169,13 @@ class ContainerService:
     # --------------------------------------------------------------- lifecycle
     async def start_service(self) -> None:
         """Load every container and reconcile it with what is really running."""
-        for row in self.db.query("SELECT data FROM containers"):
+        for row in self.db.query("SELECT id, data FROM containers"):
             try:
                 c = Container.from_row(json.loads(row["data"]))
             except (TypeError, ValueError, KeyError) as exc:
-                log.error("skipping unreadable container record: %s", exc)
+                # keep its files: a newer engine may read it, a person may repair it
+                log.error("skipping unreadable record of container %s: %s", row["id"], exc)
+                self._unreadable.add(row["id"])
                 continue
             self._ctrs[c.id] = c
         live: set[str] = set()
@@ -217,7 +221,7 @@ class ContainerService:
             if cid not in live:
                 mounts.unmount(mp)
         for d in list(self.data_dir.iterdir()):
-            if d.name not in self._ctrs:
+            if d.name not in self._ctrs and d.name not in self._unreadable:
                 shutil.rmtree(d, ignore_errors=True)
         for pid, cid in _monitors_under(self.run_dir):
             if cid not in live:
