@@ -318,15 +318,16 @@ class Builder:
     async def _i_env(self, st: StageState, ins: Instruction) -> None:
         env = list(st.config.get("Env") or [])
         shown = []
-        for k, v in pairs(ins.args):
-            k, v = self._expand(st, k), self._expand(st, v)
+        # the whole line is expanded first: `ENV A=1 B=$A` gives B the previous A, as in Docker
+        expanded = [(self._expand(st, k), self._expand(st, v)) for k, v in pairs(ins.args)]
+        for k, v in expanded:
             keys = [e.partition("=")[0] for e in env]
             if k in keys:
                 env[keys.index(k)] = f"{k}={v}"
             else:
                 env.append(f"{k}={v}")
-            st.config["Env"] = env  # later pairs of the same line see earlier ones
             shown.append(f"{k}={v}")
+        st.config["Env"] = env
         await self._commit_meta(st, "ENV " + " ".join(shown))
 
     async def _i_label(self, st: StageState, ins: Instruction) -> None:
