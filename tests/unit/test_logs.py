@@ -43,3 +43,11 @@ def test_streams_and_since(tmp_path):
     assert records(p, stdout=False) == [b"line2\n"]
     from dockyard.engine.containers.logs import parse_time
     assert records(p, since_ns=parse_time(TS.format(2).encode())) == [b"line2\n", b"line3\n"]
+
+
+def test_output_without_a_final_newline_is_not_lost(tmp_path):
+    p = tmp_path / "log"
+    p.write_bytes(line(1) + line(2, tag="P", text="no-newline"))
+    assert records(p) == [b"line1\n", b"no-newline"]
+    assert records(p, follow=True) == [b"line1\n", b"no-newline"]
+    assert records(p, tail=1) == [b"no-newline"]

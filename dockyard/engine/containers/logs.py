@@ -181,12 +181,17 @@ async def follow(path: Path, q: LogQuery, still_running: Callable[[], bool],
                     break
                 offset = new
                 last.extend(r for r in parser.feed(iter(lines)) if q.wants(r))
+            if not q.follow:
+                last.extend(r for r in parser.flush() if q.wants(r))
             for r in (last if q.tail else []):
                 yield r
         if not q.follow and q.tail is None:
             while True:
                 lines, new = await asyncio.to_thread(_read_chunk, f, offset)
                 if new == offset:
+                    for r in parser.flush():  # output that ended without a newline
+                        if q.wants(r):
+                            yield r
                     return
                 offset = new
                 for r in parser.feed(iter(lines)):
@@ -208,5 +213,8 @@ async def follow(path: Path, q: LogQuery, still_running: Callable[[], bool],
                         yield r
                 continue  # more may be waiting: read again before sleeping
             if not running:
+                for r in parser.flush():  # the last output, if it had no newline
+                    if q.wants(r):
+                        yield r
                 return
             await asyncio.sleep(poll)
