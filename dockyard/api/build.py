@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine.build import BuildOptions, service_for
+from ..engine.build import BuildOptions
 from ..engine.build.service import error_message
 from ..errors import DockyardError, InvalidParameter
 from ..oci import reference as oref
@@ -143,7 +143,7 @@ async def _spool(request: web.Request, path: Path) -> None:
 
 @routes.post("/build")
 async def build(request: web.Request) -> web.StreamResponse:
-    svc = service_for(request.app["engine"])
+    svc = request.app["engine"].builder
     options = _options(request)
     spool_dir = svc.temp_dir("build-body-")
     try:
@@ -197,7 +197,7 @@ async def _client_gone(request: web.Request, every: float = 0.5) -> None:
 
 @routes.post("/build/prune")
 async def prune(request: web.Request) -> web.Response:
-    return json_response(service_for(request.app["engine"]).prune())
+    return json_response(request.app["engine"].builder.prune())
 
 
 @routes.post("/build/cancel")

@@ -31,6 +31,7 @@ class Engine:
         from .containers.service import ContainerService
         from .containers.archive import ContainerFiles
         from .containers.health import HealthChecker
+        from .build import BuildService
         from .distribution import DistributionService
         from .exec import ExecService
         from .volumes import VolumeService
@@ -55,6 +56,7 @@ class Engine:
         self.containers.health = HealthChecker(self.containers, self.execs)
         self.files = ContainerFiles(self.containers)
         self.distribution = DistributionService(self.images)
+        self.builder = BuildService(self)
 
     async def start(self) -> None:
         await self.images.start()
