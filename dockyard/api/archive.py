@@ -30,6 +30,20 @@ def _stat_header(stat: dict) -> str:
     return base64.b64encode(json.dumps(stat).encode()).decode()
 
 
+async def _send(request: web.Request, resp: web.StreamResponse, stream) -> web.StreamResponse:
+    """Stream a tar; a client that hangs up still ends the reader (its child, its mount)."""
+    try:
+        await resp.prepare(request)
+        async for chunk in stream:
+            await resp.write(chunk)
+        await resp.write_eof()
+    except ConnectionError:
+        pass
+    finally:
+        await stream.aclose()
+    return resp
+
+
 @routes.head("/containers/{id}/archive")
 async def archive_head(request: web.Request) -> web.Response:
     st = await _files(request).stat(request.match_info["id"], _path(request))
@@ -42,11 +56,7 @@ async def archive_get(request: web.Request) -> web.StreamResponse:
     st, stream = await _files(request).get(request.match_info["id"], _path(request))
     resp = web.StreamResponse(headers={"X-Docker-Container-Path-Stat": _stat_header(st),
                                        "Content-Type": "application/x-tar"})
-    await resp.prepare(request)
-    async for chunk in stream:
-        await resp.write(chunk)
-    await resp.write_eof()
-    return resp
+    return await _send(request, resp, stream)
 
 
 @routes.put("/containers/{id}/archive")
@@ -61,12 +71,7 @@ async def archive_put(request: web.Request) -> web.Response:
 @routes.get("/containers/{id}/export")
 async def export(request: web.Request) -> web.StreamResponse:
     stream = await _files(request).export(request.match_info["id"])
-    resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
-    await resp.prepare(request)
-    async for chunk in stream:
-        await resp.write(chunk)
-    await resp.write_eof()
-    return resp
+    return await _send(request, web.StreamResponse(headers={"Content-Type": "application/x-tar"}), stream)
 
 
 @routes.get("/containers/{id}/changes")

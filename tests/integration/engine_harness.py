@@ -164,6 +164,10 @@ class EngineProcess:
                 pass
         for mp in sorted(self.all_mounts(), key=len, reverse=True):
             subprocess.run(["umount", "-l", mp], capture_output=True)
+        keep = os.environ.get("DYK_KEEP_LOGS")  # a directory to keep engine logs in, for debugging
+        if keep and self.log_path.exists():
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.log_path, Path(keep) / f"{self.root.name}.log")
         for bridge in {self.bridge, *self._network_bridges()}:
             subprocess.run(["ip", "link", "del", bridge], capture_output=True)
             _remove_iptables_rules(bridge)

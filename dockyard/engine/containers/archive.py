@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from ...errors import InvalidParameter, NotFound
-from ...store import mounts
 
 CHUNK = 1 << 16
 
@@ -157,18 +156,8 @@ class ContainerFiles:
                 and os.path.exists(f"/proc/{c.state.pid}/root"):
             yield f"/proc/{c.state.pid}/root"
             return
-        rootfs = self.containers.ctr_dir(c.id) / "rootfs"
-        if mounts.is_mounted(rootfs):
+        async with self.containers.rootfs_in_use(c) as rootfs:
             yield str(rootfs)
-            return
-        cdir = self.containers.ctr_dir(c.id)
-        lowers = self.containers.images.layer_dirs(c.image_id) or [cdir / "empty"]
-        (cdir / "empty").mkdir(exist_ok=True)
-        await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
-        try:
-            yield str(rootfs)
-        finally:
-            await asyncio.to_thread(mounts.unmount, rootfs)
 
     async def stat(self, ref: str, path: str) -> dict[str, Any]:
         _check_path(path)
@@ -257,6 +246,7 @@ class ContainerFiles:
                 else:
                     out.append({"Path": rel, "Kind": 1})
         return sorted(out, key=lambda x: x["Path"])
+
 
 
 def _check_path(path: str) -> None:

@@ -16,6 +16,7 @@ re-adopts every conmon still alive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -93,6 +94,8 @@ class ContainerService:
         self._backoff: dict[str, float] = {}
         # containers whose runtime state is gone (not started since): teardown is skipped
         self._torn_down: set[str] = set()
+        # file access (cp, export, diff, build) holding the rootfs mount of a container
+        self._rootfs_users: dict[str, int] = {}
         # records start_service could not read: their files are kept
         self._unreadable: set[str] = set()
         # called with a container id once it is removed (exec sessions, ...)
@@ -563,6 +566,41 @@ class ContainerService:
             c.networking_config = {**c.networking_config, "EndpointsConfig": cfgs}
             self._save(c)
 
+    @contextlib.asynccontextmanager
+    async def rootfs_in_use(self, c: Container) -> AsyncIterator[Path]:
+        """The container's rootfs, mounted while the caller needs it (stopped containers too).
+
+        Counted, and changed under the container's state lock, so a concurrent
+        copy, a start or a stop never unmounts it under another user.
+        """
+        rootfs = self.ctr_dir(c.id) / "rootfs"
+        async with self._lock(c.id):
+            if c.id not in self._ctrs:
+                raise NotFound(f"No such container: {c.id}")
+            self._rootfs_users[c.id] = self._rootfs_users.get(c.id, 0) + 1
+            try:
+                if not mounts.is_mounted(rootfs):
+                    cdir = self.ctr_dir(c.id)
+                    lowers = self.images.layer_dirs(c.image_id)
+                    if not lowers:
+                        (cdir / "empty").mkdir(exist_ok=True)
+                        lowers = [cdir / "empty"]
+                    await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
+            except BaseException:
+                self._rootfs_users[c.id] -= 1
+                raise
+        try:
+            yield rootfs
+        finally:
+            async with self._lock(c.id):
+                left = self._rootfs_users.get(c.id, 1) - 1
+                if left:
+                    self._rootfs_users[c.id] = left
+                else:
+                    self._rootfs_users.pop(c.id, None)
+                    if c.state.status not in ("running", "paused", "restarting"):
+                        await asyncio.to_thread(_unmount_now, rootfs)
+
     # ------------------------------------------------------------ exit watching
     def _conmon_alive(self, c: Container) -> bool:
         pid = c.state.conmon_pid
@@ -647,7 +685,8 @@ class ContainerService:
         c.sandbox_path = None
         if self.cgroups:
             _safe(lambda: self.cgroups.remove(c.id), None)
-        await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
+        if not self._rootfs_users.get(c.id):  # `docker cp` or export still reading it
+            await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
         shutil.rmtree(self.bundle_dir(c.id), ignore_errors=True)
         self.monitor.clear_exit(c.id)
         self._torn_down.add(c.id)
@@ -1046,6 +1085,14 @@ class ContainerService:
                 out["stopped"] += 1
         return out
 
+
+
+def _unmount_now(target: Path) -> None:
+    """A full unmount (the next mount of the same upper dir must not overlap this one)."""
+    try:
+        mounts.unmount(target, lazy=False)
+    except OSError:
+        mounts.unmount(target, lazy=True)
 
 
 def _monitors_under(run_dir: Path) -> list[tuple[int, str]]:
