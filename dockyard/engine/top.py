@@ -27,6 +27,8 @@ _ASSIGN_PID = re.compile(r"\s+(\S*)=\s*(PID\S*)")
 
 def validate_ps_args(ps_args: str) -> None:
     """dockerd refuses renaming the PID column to anything but `pid=`."""
+    if "\0" in ps_args:  # no argv can carry it (exec would fail: was a 500)
+        raise InvalidParameter("invalid ps_args: NUL byte")
     for key, value in _ASSIGN_PID.findall(" " + ps_args):
         if key != "pid":
             raise InvalidParameter(f'specifying "{key}={value}" is not allowed')
