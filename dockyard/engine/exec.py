@@ -25,12 +25,13 @@ from ..oci.capabilities import engine_capabilities
 from ..runtime.conmon import Monitor
 from .containers.attach import AttachStream
 from .containers.createspec import merge_env
-from .containers.fieldtypes import check_struct, B, L, S, SL
+from .containers.fieldtypes import HOST_CONFIG, check_struct, B, L, S, SL
 
 log = logging.getLogger(__name__)
 
 EXEC_FIELDS = {"AttachStdin": B, "AttachStdout": B, "AttachStderr": B, "DetachKeys": S, "Tty": B,
-               "Env": L, "Cmd": SL, "Privileged": B, "User": S, "WorkingDir": S}
+               "Env": L, "Cmd": SL, "Privileged": B, "User": S, "WorkingDir": S,
+               "ConsoleSize": HOST_CONFIG["ConsoleSize"]}
 
 
 @dataclass

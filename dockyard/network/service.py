@@ -722,7 +722,7 @@ class NetworkService:
             await self._teardown_bridge(net)
             self._delete_network_rows(net)
             log.error("creating network %s failed", name, exc_info=True)
-            raise SystemError_(f"failed to create network {name}: {exc or type(exc).__name__}") from exc
+            raise SystemError_(f"failed to create network {name}: {str(exc) or repr(exc)}") from exc
         self._publish("create", net)
         return net
 

@@ -69,3 +69,9 @@ def test_health_filter_uses_the_container_health():
     got = select([sick, *CTRS], Filters({"health": ["unhealthy"]}), all=True, limit=-1,
                  get=lambda r: sick, image_id=lambda r: None)
     assert [c.name for c in got] == ["sick"]
+
+
+def test_exited_filter_must_be_a_number():
+    with pytest.raises(InvalidParameter):
+        ids({"exited": "x"})
+    assert ids({"exited": "0"}) == ["db"]

@@ -25,6 +25,9 @@ def select(ctrs: Iterable[Container], f: Filters, *, all: bool, limit: int,
     for h in f.get("health"):
         if h not in HEALTH:
             raise InvalidParameter(f"Unrecognised filter value for health: {h}")
+    for code in f.get("exited"):
+        if not code.lstrip("-").isdigit():
+            raise InvalidParameter(f"invalid filter 'exited={code}'")
     publish = {_port_key(p) for p in f.get("publish")}
     expose = {_port_key(p) for p in f.get("expose")}
     # Docker shows stopped containers whenever a filter or limit asks about them
