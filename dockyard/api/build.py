@@ -12,7 +12,6 @@ import binascii
 import json
 import logging
 import shutil
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,14 +20,13 @@ from ..engine.build import BuildOptions
 from ..engine.build.service import error_message
 from ..errors import DockyardError, InvalidParameter
 from ..oci import reference as oref
-from .params import json_response, qbool, qint
+from .params import json_response, qbool, qint, spool_body
 from .routing import Routes
 
 log = logging.getLogger(__name__)
 
 routes = Routes()
 
-SPOOL_FLUSH = 1 << 20
 
 
 def _json_map(request: web.Request, name: str, allow_null: bool) -> dict[str, Any]:
@@ -125,21 +123,6 @@ def _options(request: web.Request) -> BuildOptions:
     )
 
 
-async def _spool(request: web.Request, path: Path) -> None:
-    """The request body (the context tar) to a file, written from a thread."""
-    f = await asyncio.to_thread(open, path, "wb")
-    try:
-        buf = bytearray()
-        async for chunk in request.content.iter_chunked(1 << 16):
-            buf += chunk
-            if len(buf) >= SPOOL_FLUSH:
-                await asyncio.to_thread(f.write, bytes(buf))
-                buf.clear()
-        if buf:
-            await asyncio.to_thread(f.write, bytes(buf))
-    finally:
-        await asyncio.to_thread(f.close)
-
 
 @routes.post("/build")
 async def build(request: web.Request) -> web.StreamResponse:
@@ -148,7 +131,7 @@ async def build(request: web.Request) -> web.StreamResponse:
     spool_dir = svc.temp_dir("build-body-")
     try:
         body = spool_dir / "context.tar"
-        await _spool(request, body)
+        await spool_body(request, body)
         plan = await svc.prepare(body, options)
     finally:
         await asyncio.to_thread(shutil.rmtree, spool_dir, True)

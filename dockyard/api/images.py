@@ -17,13 +17,12 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import InvalidParameter
-from .params import json_response, qbool, qfilters, qint
+from .params import json_response, qbool, qfilters, qint, spool_body
 from .routing import Routes
 from .versions import at_least
 
 routes = Routes()
 
-SPOOL_FLUSH = 1 << 20
 
 
 def _images(request: web.Request):
@@ -32,23 +31,7 @@ def _images(request: web.Request):
 
 async def _spool_body(request: web.Request, prefix: str) -> Path:
     """Copy the request body to a temp file next to the content store, off the loop."""
-    path = _images(request).content.temp_file(prefix)
-    f = await asyncio.to_thread(open, path, "wb")
-    try:
-        buf = bytearray()
-        async for chunk in request.content.iter_chunked(1 << 16):
-            buf += chunk
-            if len(buf) >= SPOOL_FLUSH:
-                await asyncio.to_thread(f.write, bytes(buf))
-                buf.clear()
-        if buf:
-            await asyncio.to_thread(f.write, bytes(buf))
-    except BaseException:
-        f.close()
-        path.unlink(missing_ok=True)
-        raise
-    f.close()
-    return path
+    return await spool_body(request, _images(request).content.temp_file(prefix))
 
 
 async def _json_stream(request: web.Request, messages: list[dict[str, Any]]) -> web.StreamResponse:

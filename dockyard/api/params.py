@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -66,3 +68,29 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(
         status=status, body=json.dumps(data) + "\n", content_type="application/json"
     )
+
+
+SPOOL_FLUSH = 1 << 20
+
+
+async def spool_body(request: web.Request, path: Path) -> Path:
+    """The request body (an image or context tar) to a file, written from a thread.
+
+    The file is removed if the upload fails half way.
+    """
+    f = await asyncio.to_thread(open, path, "wb")
+    try:
+        buf = bytearray()
+        async for chunk in request.content.iter_chunked(1 << 16):
+            buf += chunk
+            if len(buf) >= SPOOL_FLUSH:
+                await asyncio.to_thread(f.write, bytes(buf))
+                buf.clear()
+        if buf:
+            await asyncio.to_thread(f.write, bytes(buf))
+    except BaseException:
+        f.close()
+        path.unlink(missing_ok=True)
+        raise
+    await asyncio.to_thread(f.close)
+    return path

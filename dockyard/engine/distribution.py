@@ -29,7 +29,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Callable
 
 from ..distribution.client import Credentials, Manifest, RegistryClient, credentials_from_json, registry_host
 from ..errors import DockyardError, InvalidParameter, NotFound, SystemError_
@@ -37,6 +37,7 @@ from ..oci import digest as dg
 from ..oci import image as oimg
 from ..oci import reference as oref
 from .images import Image, ImageService
+from .streams import run_streamed
 
 log = logging.getLogger(__name__)
 
@@ -114,37 +115,6 @@ class _Throttle:
             self.emit(progress(self.text, self.id, current, self.total))
 
 
-async def _run_streamed(worker: Callable[[Emit], Awaitable[None]]) -> AsyncIterator[dict[str, Any]]:
-    """Run `worker(emit)` as a task and yield what it emits; its exception ends the stream."""
-    q: asyncio.Queue = asyncio.Queue()
-    done = object()
-
-    async def run() -> None:
-        try:
-            await worker(q.put_nowait)
-        except BaseException as exc:
-            q.put_nowait(exc)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            q.put_nowait(done)
-
-    task = asyncio.create_task(run())
-    try:
-        while True:
-            item = await q.get()
-            if item is done:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        if not task.done():
-            task.cancel()
-            try:
-                await task
-            except BaseException:
-                pass
 
 
 # ---------------------------------------------------------------- plans
@@ -322,7 +292,7 @@ class DistributionService:
                 raise InvalidParameter(f"{ref.familiar()}: unsupported layer media type {l.get('mediaType')}")
 
     def pull(self, plan: PullPlan) -> AsyncIterator[dict[str, Any]]:
-        return _run_streamed(lambda emit: self._pull(plan, emit))
+        return run_streamed(lambda emit: self._pull(plan, emit))
 
     async def _pull(self, plan: PullPlan, emit: Emit) -> None:
         try:
@@ -419,7 +389,7 @@ class DistributionService:
         return PushPlan(repo, client, tags)
 
     def push(self, plan: PushPlan) -> AsyncIterator[dict[str, Any]]:
-        return _run_streamed(lambda emit: self._push(plan, emit))
+        return run_streamed(lambda emit: self._push(plan, emit))
 
     async def _push(self, plan: PushPlan, emit: Emit) -> None:
         try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from ...errors import DockyardError, NotFound
+from ..streams import run_streamed
 from . import context as ctxmod
 from .cache import BuildCache
 from .executor import Builder, BuildOptions, BuildPlan, StepFailed
@@ -54,32 +55,17 @@ class BuildService:
 
     async def run(self, plan: BuildPlan) -> AsyncIterator[dict[str, Any]]:
         """The build's stream messages; the context directory is removed when it ends."""
-        q: asyncio.Queue = asyncio.Queue()
-        done = object()
 
-        async def work() -> None:
+        async def work(emit) -> None:
             try:
-                await Builder(self.engine, self.cache, plan, q.put_nowait).run()
-            except DockyardError as exc:
-                q.put_nowait(error_message(exc))
-            finally:
-                q.put_nowait(done)
+                await Builder(self.engine, self.cache, plan, emit).run()
+            except DockyardError as exc:  # the client's error: the last message of the stream
+                emit(error_message(exc))
 
-        task = asyncio.create_task(work())
         try:
-            while True:
-                item = await q.get()
-                if item is done:
-                    break
+            async for item in run_streamed(work):  # a bug (not a DockyardError) surfaces here
                 yield item
-            await task  # a bug (not a DockyardError) surfaces here
         finally:
-            if not task.done():
-                task.cancel()
-                try:
-                    await task
-                except BaseException:
-                    pass
             await asyncio.to_thread(shutil.rmtree, plan.context_dir, True)
 
     def prune(self) -> dict[str, Any]:
