@@ -22,6 +22,7 @@ All implementations pass tests/unit/registry/test_storage_drivers.py.
 from __future__ import annotations
 
 import abc
+import os
 import re
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -85,6 +86,41 @@ class FileWriter(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LocalFileWriter(FileWriter):
+    """A writer onto a local file (the filesystem driver's data, the S3 driver's spool)."""
+
+    def __init__(self, local_path: str, append: bool) -> None:
+        self._local = local_path
+        self._f = open(local_path, "ab" if append else "wb")
+        self._size = self._f.seek(0, os.SEEK_END)
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def write(self, data: bytes) -> int:
+        n = self._f.write(data)
+        self._size += n
+        return n
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        self._f.writelines(chunks)
+        self._size += sum(len(c) for c in chunks)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._f.close()
+
+    def cancel(self) -> None:
+        self.close()
+        try:
+            os.unlink(self._local)
+        except FileNotFoundError:
+            pass
 
 
 class StorageDriver(abc.ABC):

@@ -14,48 +14,20 @@ import shutil
 import uuid
 from typing import BinaryIO, Iterator
 
-from .driver import FileInfo, FileWriter, PathNotFound, StorageDriver, check_path
+from .driver import LocalFileWriter, FileInfo, FileWriter, PathNotFound, StorageDriver, check_path
 
 
-class _FsWriter(FileWriter):
+class _FsWriter(LocalFileWriter):
     def __init__(self, full: str, append: bool, fsync: bool) -> None:
         os.makedirs(os.path.dirname(full), exist_ok=True)
-        self._full = full
+        super().__init__(full, append)
         self._fsync = fsync
-        self._f = open(full, "ab" if append else "wb")
-        self._size = self._f.seek(0, os.SEEK_END)
-        self._closed = False
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def write(self, data: bytes) -> int:
-        n = self._f.write(data)
-        self._size += n
-        return n
-
-    def writelines(self, chunks: list[bytes]) -> None:
-        self._f.writelines(chunks)
-        self._size += sum(len(c) for c in chunks)
 
     def commit(self) -> None:
         self._f.flush()
         if self._fsync:
             os.fsync(self._f.fileno())
         self.close()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._f.close()
-
-    def cancel(self) -> None:
-        self.close()
-        try:
-            os.unlink(self._full)
-        except FileNotFoundError:
-            pass
 
 
 class FilesystemDriver(StorageDriver):

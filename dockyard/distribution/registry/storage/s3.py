@@ -20,7 +20,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .driver import FileInfo, FileWriter, PathNotFound, StorageDriver, check_path
+from .driver import FileInfo, FileWriter, LocalFileWriter, PathNotFound, StorageDriver, check_path
 
 _MIB = 1024 * 1024
 
@@ -30,48 +30,25 @@ def _missing(e: ClientError) -> bool:
     return code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
 
 
-class _S3Writer(FileWriter):
+class _S3Writer(LocalFileWriter):
     def __init__(self, driver: "S3Driver", path: str, append: bool) -> None:
         self._d = driver
         self._path = path
-        self._spool = driver._spool_path(path)
-        if append and not os.path.exists(self._spool):
+        spool = driver._spool_path(path)
+        if append and not os.path.exists(spool):
             # Resume from a committed object: bring it back into the spool.
             try:
-                driver._client.download_file(driver.bucket, driver._key(path), self._spool)
+                driver._client.download_file(driver.bucket, driver._key(path), spool)
             except ClientError as e:
                 if not _missing(e):
                     raise
-        self._f = open(self._spool, "ab" if append else "wb")
-        self._size = self._f.seek(0, os.SEEK_END)
-        self._closed = False
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def write(self, data: bytes) -> int:
-        n = self._f.write(data)
-        self._size += n
-        return n
+        super().__init__(spool, append)
 
     def commit(self) -> None:
         self.close()
-        self._d._client.upload_file(self._spool, self._d.bucket, self._d._key(self._path),
+        self._d._client.upload_file(self._local, self._d.bucket, self._d._key(self._path),
                                     Config=self._d._transfer)
-        os.unlink(self._spool)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._f.close()
-
-    def cancel(self) -> None:
-        self.close()
-        try:
-            os.unlink(self._spool)
-        except FileNotFoundError:
-            pass
+        os.unlink(self._local)
 
 
 class S3Driver(StorageDriver):
