@@ -15,10 +15,24 @@ and a real dockerd disagree, dockyard follows dockerd, so the checks must too:
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
-SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared/reference/engine-api/engine-api-v1.50.yaml"
+_SPEC_REL = "shared/reference/engine-api/engine-api-v1.50.yaml"
+
+
+def _find_spec() -> Path:
+    """$DOCKYARD_ENGINE_SPEC, else ../shared next to this checkout, else the workplace's /work/shared."""
+    candidates = [os.environ.get("DOCKYARD_ENGINE_SPEC"),
+                  Path(__file__).resolve().parents[2].parent / _SPEC_REL, Path("/work") / _SPEC_REL]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    return Path(__file__).resolve().parents[2].parent / _SPEC_REL
+
+
+SPEC_PATH = _find_spec()
 
 
 def load_spec(path: Path = SPEC_PATH) -> dict[str, Any]:
