@@ -85,6 +85,13 @@ class EngineProcess:
         return subprocess.run(["docker", *args], env=self.docker_env, input=input,
                               capture_output=True, timeout=timeout, check=check)
 
+    def cli_ok(self, *args: str, input: bytes | None = None, timeout: float = 120) -> str:
+        """Run the docker CLI; fail the test (with the engine's log) unless it succeeds."""
+        r = self.cli(*args, input=input, timeout=timeout)
+        assert r.returncode == 0, (f"docker {' '.join(args)}: {r.stderr.decode()}{r.stdout.decode()}\n"
+                                   f"{self.log_tail(1500)}")
+        return r.stdout.decode()
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
         if self.proc is None:
             return None
@@ -188,6 +195,11 @@ class EngineProcess:
                 conn.close()
         except sqlite3.Error:
             return []
+
+
+def uniq(prefix: str) -> str:
+    """A name no other test (or test session) uses."""
+    return f"{prefix}-{secrets.token_hex(3)}"
 
 
 def _remove_iptables_rules(bridge: str) -> None:

@@ -102,7 +102,6 @@ def test_export_and_diff(engine, client):
 
 
 def test_cp_in_keeps_modes(engine, client, tmp_path):
-    import stat as st
     c = client.containers.create("busybox", "true")
     for name, mode in (("suid", 0o4755), ("sticky", 0o1777), ("shared", 0o666)):
         p = tmp_path / name

@@ -9,7 +9,6 @@ on the host's loopback) are queried: nothing leaves the machine.
 from __future__ import annotations
 
 import json
-import secrets
 import socket
 import subprocess
 import sys
@@ -19,19 +18,11 @@ import dns.message
 import dns.rrset
 import pytest
 
+from engine_harness import uniq  # noqa: E402
+
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 
 BUSYBOX = "busybox:latest"
-
-
-def run_ok(engine, *args: str) -> str:
-    r = engine.cli(*args, timeout=60)
-    assert r.returncode == 0, r.stderr.decode() + r.stdout.decode() + engine.log_tail()
-    return r.stdout.decode()
-
-
-def uniq(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
 
 
 @pytest.fixture
@@ -41,7 +32,7 @@ def networks(engine):
 
     def make(*extra: str) -> str:
         name = uniq("dyn")
-        run_ok(engine, "network", "create", *extra, name)
+        engine.cli_ok("network", "create", *extra, name)
         made.append(name)
         return name
 
@@ -69,24 +60,24 @@ def nslookup_ips(out: str, name: str) -> list[str]:
 def test_names_aliases_and_short_ids_resolve_on_a_user_network(engine, networks):
     n1 = networks()
     other = uniq("other")
-    oid = run_ok(engine, "run", "-d", "--name", other, "--network", n1, "--network-alias", "db",
+    oid = engine.cli_ok("run", "-d", "--name", other, "--network", n1, "--network-alias", "db",
                  "--network-alias", "cache", BUSYBOX, "sleep", "60").strip()
-    oip = json.loads(run_ok(engine, "inspect", oid))[0]["NetworkSettings"]["Networks"][n1]["IPAddress"]
+    oip = json.loads(engine.cli_ok("inspect", oid))[0]["NetworkSettings"]["Networks"][n1]["IPAddress"]
     assert oip
-    out = run_ok(engine, "run", "--rm", "--network", n1, BUSYBOX, "cat", "/etc/resolv.conf")
+    out = engine.cli_ok("run", "--rm", "--network", n1, BUSYBOX, "cat", "/etc/resolv.conf")
     assert "nameserver 127.0.0.11" in out.splitlines()
-    out = run_ok(engine, "run", "--rm", "--network", n1, BUSYBOX, "ping", "-c1", "-W3", other)
+    out = engine.cli_ok("run", "--rm", "--network", n1, BUSYBOX, "ping", "-c1", "-W3", other)
     assert f"({oip})" in out and "1 packets received" in out
-    out = run_ok(engine, "run", "--rm", "--network", n1, BUSYBOX, "nslookup", other, "127.0.0.11")
+    out = engine.cli_ok("run", "--rm", "--network", n1, BUSYBOX, "nslookup", other, "127.0.0.11")
     assert nslookup_ips(out, other) == [oip]
     for name in ("db", "cache", oid[:12], other.upper()):
-        out = run_ok(engine, "run", "--rm", "--network", n1, BUSYBOX, "nslookup", name, "127.0.0.11")
+        out = engine.cli_ok("run", "--rm", "--network", n1, BUSYBOX, "nslookup", name, "127.0.0.11")
         assert nslookup_ips(out, name) == [oip], (name, out)
     # reverse lookup: <name>.<network>
-    out = run_ok(engine, "run", "--rm", "--network", n1, BUSYBOX, "nslookup", oip, "127.0.0.11")
+    out = engine.cli_ok("run", "--rm", "--network", n1, BUSYBOX, "nslookup", oip, "127.0.0.11")
     assert f"{other}.{n1}" in out
     # over TCP too (asked from inside the peer's network namespace)
-    sandbox = json.loads(run_ok(engine, "inspect", oid))[0]["NetworkSettings"]["SandboxKey"]
+    sandbox = json.loads(engine.cli_ok("inspect", oid))[0]["NetworkSettings"]["SandboxKey"]
     r = subprocess.run(
         ["nsenter", f"--net={sandbox}", sys.executable, "-c",
          "import dns.message, dns.query; q = dns.message.make_query('db', 'A');"
@@ -94,24 +85,24 @@ def test_names_aliases_and_short_ids_resolve_on_a_user_network(engine, networks)
         capture_output=True, text=True, timeout=30)
     assert r.stdout.strip() == oip, r.stderr
     # the endpoint shows its DNS names
-    ep = json.loads(run_ok(engine, "inspect", oid))[0]["NetworkSettings"]["Networks"][n1]
+    ep = json.loads(engine.cli_ok("inspect", oid))[0]["NetworkSettings"]["Networks"][n1]
     assert {other, oid[:12], "db", "cache"} <= set(ep["DNSNames"])
 
 
 def test_names_on_other_networks_and_the_default_bridge_do_not_resolve(engine, networks):
     n1, n2 = networks(), networks()
     a, b = uniq("a"), uniq("b")
-    run_ok(engine, "run", "-d", "--name", a, "--network", n1, BUSYBOX, "sleep", "60")
-    run_ok(engine, "run", "-d", "--name", b, "--network", n2, "--network-alias", "bee", BUSYBOX, "sleep", "60")
+    engine.cli_ok("run", "-d", "--name", a, "--network", n1, BUSYBOX, "sleep", "60")
+    engine.cli_ok("run", "-d", "--name", b, "--network", n2, "--network-alias", "bee", BUSYBOX, "sleep", "60")
     r = engine.cli("run", "--rm", "--network", n1, BUSYBOX, "nslookup", b, "127.0.0.11")
     assert r.returncode != 0 and "NXDOMAIN" in r.stdout.decode() + r.stderr.decode()
     r = engine.cli("run", "--rm", "--network", n1, BUSYBOX, "nslookup", "bee", "127.0.0.11")
     assert r.returncode != 0
     # while n2's own members see it
-    out = run_ok(engine, "run", "--rm", "--network", n2, BUSYBOX, "nslookup", "bee", "127.0.0.11")
+    out = engine.cli_ok("run", "--rm", "--network", n2, BUSYBOX, "nslookup", "bee", "127.0.0.11")
     assert len(nslookup_ips(out, "bee")) == 1
     # the default bridge: no embedded server, the usual resolv.conf
-    out = run_ok(engine, "run", "--rm", BUSYBOX, "cat", "/etc/resolv.conf")
+    out = engine.cli_ok("run", "--rm", BUSYBOX, "cat", "/etc/resolv.conf")
     assert "127.0.0.11" not in out
     r = engine.cli("run", "--rm", BUSYBOX, "nslookup", a, "127.0.0.11")
     assert r.returncode != 0
@@ -145,7 +136,7 @@ def test_other_names_are_forwarded_to_the_upstream(engine, networks):
     t.start()
     try:
         n1 = networks()
-        out = run_ok(engine, "run", "--rm", "--network", n1, "--dns", "127.0.0.1", BUSYBOX,
+        out = engine.cli_ok("run", "--rm", "--network", n1, "--dns", "127.0.0.1", BUSYBOX,
                      "sh", "-c", "cat /etc/resolv.conf; nslookup www.example.test")
         assert "nameserver 127.0.0.11" in out
         assert nslookup_ips(out, "www.example.test") == ["192.0.2.99"]
@@ -159,16 +150,16 @@ def test_other_names_are_forwarded_to_the_upstream(engine, networks):
 def test_resolution_survives_engine_restart(private_engine):
     eng = private_engine()
     net = uniq("dyn")
-    run_ok(eng, "network", "create", net)
+    eng.cli_ok("network", "create", net)
     a, b = uniq("a"), uniq("b")
     port = _free_port()
-    run_ok(eng, "run", "-d", "--name", a, "--network", net, BUSYBOX, "sleep", "300")
-    run_ok(eng, "run", "-d", "--name", b, "--network", net, "-p", f"{port}:80", BUSYBOX, "sh", "-c",
+    eng.cli_ok("run", "-d", "--name", a, "--network", net, BUSYBOX, "sleep", "300")
+    eng.cli_ok("run", "-d", "--name", b, "--network", net, "-p", f"{port}:80", BUSYBOX, "sh", "-c",
            "mkdir -p /www && echo hi > /www/index.html && exec httpd -f -p 80 -h /www")
-    assert nslookup_ips(run_ok(eng, "exec", a, "nslookup", b, "127.0.0.11"), b)
+    assert nslookup_ips(eng.cli_ok("exec", a, "nslookup", b, "127.0.0.11"), b)
     assert eng.stop() == 0  # containers keep running
     eng.start()
-    out = run_ok(eng, "exec", a, "nslookup", b, "127.0.0.11")
+    out = eng.cli_ok("exec", a, "nslookup", b, "127.0.0.11")
     assert len(nslookup_ips(out, b)) == 1
     # the published port works and is still reserved
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -178,8 +169,8 @@ def test_resolution_survives_engine_restart(private_engine):
     with pytest.raises(OSError):
         s.bind(("0.0.0.0", port))
     s.close()
-    run_ok(eng, "rm", "-f", a, b)
-    run_ok(eng, "network", "rm", net)
+    eng.cli_ok("rm", "-f", a, b)
+    eng.cli_ok("network", "rm", net)
 
 
 def _free_port() -> int:

@@ -20,12 +20,6 @@ import requests
 from dockyard.testing.busybox import make_busybox_rootfs_tar
 
 
-def cli_ok(engine, *args, **kw) -> str:
-    r = engine.cli(*args, timeout=kw.pop("timeout", 120), **kw)
-    assert r.returncode == 0, f"docker {' '.join(args)}: {r.stderr.decode()}\n{engine.log_tail(1500)}"
-    return r.stdout.decode()
-
-
 def cli_fail(engine, *args) -> str:
     r = engine.cli(*args, timeout=120)
     assert r.returncode != 0, f"docker {' '.join(args)} unexpectedly succeeded: {r.stdout.decode()}"
@@ -85,14 +79,14 @@ def http(engine) -> requests.Session:
 # ------------------------------------------------------------------ import
 
 def test_import_with_changes_prints_the_id(engine, rootfs, own_images):
-    out = cli_ok(engine, "import", "-m", "from the test", "--platform", "linux/amd64",
+    out = engine.cli_ok("import", "-m", "from the test", "--platform", "linux/amd64",
                  "--change", 'CMD ["sh", "-c", "echo $GREETING"]', "--change", "ENV GREETING=hello",
                  "--change", "LABEL imgtest.kind=import", "--change", "EXPOSE 8080",
                  "--change", "WORKDIR /tmp", "--change", "USER app", "--change", "STOPSIGNAL SIGINT",
                  str(rootfs), "imgtest/import:v1")
     image_id = out.strip()
     assert image_id.startswith("sha256:") and len(image_id) == 71
-    info = json.loads(cli_ok(engine, "image", "inspect", "imgtest/import:v1"))[0]
+    info = json.loads(engine.cli_ok("image", "inspect", "imgtest/import:v1"))[0]
     assert info["Id"] == image_id
     assert info["RepoTags"] == ["imgtest/import:v1"]
     c = info["Config"]
@@ -101,25 +95,25 @@ def test_import_with_changes_prints_the_id(engine, rootfs, own_images):
     assert (c["WorkingDir"], c["User"], c["StopSignal"]) == ("/tmp", "app", "SIGINT")
     assert (info["Os"], info["Architecture"]) == ("linux", "amd64")
     assert len(info["RootFS"]["Layers"]) == 1 and info["Size"] > 1_000_000
-    hist = cli_ok(engine, "history", "--no-trunc", "--format", "{{.ID}}|{{.Comment}}", "imgtest/import:v1")
+    hist = engine.cli_ok("history", "--no-trunc", "--format", "{{.ID}}|{{.Comment}}", "imgtest/import:v1")
     assert hist.strip() == f"{image_id}|from the test"
 
 
 def test_import_from_stdin_gzip(engine, rootfs, own_images, tmp_path):
     gz = make_busybox_rootfs_tar(tmp_path / "rootfs.tar.gz", compress=True)
-    image_id = cli_ok(engine, "import", "-", "imgtest/gz", input=gz.read_bytes()).strip()
+    image_id = engine.cli_ok("import", "-", "imgtest/gz", input=gz.read_bytes()).strip()
     # Same uncompressed content as the plain tar: the same DiffID as busybox:latest.
-    layers = json.loads(cli_ok(engine, "image", "inspect", "--format", "{{json .RootFS.Layers}}", image_id))
-    base = json.loads(cli_ok(engine, "image", "inspect", "--format", "{{json .RootFS.Layers}}", "busybox"))
+    layers = json.loads(engine.cli_ok("image", "inspect", "--format", "{{json .RootFS.Layers}}", image_id))
+    base = json.loads(engine.cli_ok("image", "inspect", "--format", "{{json .RootFS.Layers}}", "busybox"))
     assert layers == base
-    hist = cli_ok(engine, "history", "--format", "{{.Comment}}", "imgtest/gz")
+    hist = engine.cli_ok("history", "--format", "{{.Comment}}", "imgtest/gz")
     assert hist.strip() == "Imported from -"
 
 
 def test_imported_image_runs(engine, own_images, cleanup_containers, tmp_path):
     tar = make_busybox_rootfs_tar(tmp_path / "r.tar", extra_files={"etc/motd": b"imported motd\n"})
-    cli_ok(engine, "import", "--change", 'CMD ["cat", "/etc/motd"]', str(tar), "imgtest/runs")
-    out = cli_ok(engine, "run", "--rm", "--network", "none", "imgtest/runs")
+    engine.cli_ok("import", "--change", 'CMD ["cat", "/etc/motd"]', str(tar), "imgtest/runs")
+    out = engine.cli_ok("run", "--rm", "--network", "none", "imgtest/runs")
     assert out == "imported motd\n"
 
 
@@ -157,36 +151,36 @@ def test_import_refuses_path_traversal(engine, tmp_path):
 def test_layers_are_stored_once_and_shared(engine, rootfs, own_images):
     layer_root = engine.data_root / "layers"
     dirs_before = {p.name for p in layer_root.iterdir()}
-    a = cli_ok(engine, "import", "--change", "LABEL which=a", str(rootfs), "imgtest/share:a").strip()
-    b = cli_ok(engine, "import", "--change", "LABEL which=b", str(rootfs), "imgtest/share:b").strip()
+    a = engine.cli_ok("import", "--change", "LABEL which=a", str(rootfs), "imgtest/share:a").strip()
+    b = engine.cli_ok("import", "--change", "LABEL which=b", str(rootfs), "imgtest/share:b").strip()
     assert a != b  # different configs, different IDs
-    ia, ib = (json.loads(cli_ok(engine, "image", "inspect", x))[0] for x in (a, b))
+    ia, ib = (json.loads(engine.cli_ok("image", "inspect", x))[0] for x in (a, b))
     assert ia["RootFS"]["Layers"] == ib["RootFS"]["Layers"]
     assert ia["GraphDriver"]["Data"]["UpperDir"] == ib["GraphDriver"]["Data"]["UpperDir"]
     # busybox:latest was imported from the same bytes: no new layer directory at all
     assert {p.name for p in layer_root.iterdir()} == dirs_before
-    shared = json.loads(cli_ok(engine, "system", "df", "--format", "{{json .}}").splitlines()[0])
+    shared = json.loads(engine.cli_ok("system", "df", "--format", "{{json .}}").splitlines()[0])
     assert shared  # the CLI can render it
     lst = engine.api().images(name="imgtest/share")
     assert len(lst) == 2
     # removing one image keeps the layer the other uses
-    cli_ok(engine, "rmi", "imgtest/share:a")
+    engine.cli_ok("rmi", "imgtest/share:a")
     upper = Path(ib["GraphDriver"]["Data"]["UpperDir"])
     assert (upper / "bin" / "busybox").is_file()
-    cli_ok(engine, "rmi", "imgtest/share:b")
+    engine.cli_ok("rmi", "imgtest/share:b")
     assert (upper / "bin" / "busybox").is_file()  # busybox:latest still holds it
 
 
 def test_a_new_layer_is_removed_with_its_last_image(engine, own_images, tmp_path):
     tar = make_busybox_rootfs_tar(tmp_path / "u.tar", extra_files={"unique": os.urandom(64)})
-    image_id = cli_ok(engine, "import", str(tar), "imgtest/unique").strip()
-    cli_ok(engine, "tag", image_id, "imgtest/unique:second")
-    upper = Path(json.loads(cli_ok(engine, "image", "inspect", image_id))[0]["GraphDriver"]["Data"]["UpperDir"])
+    image_id = engine.cli_ok("import", str(tar), "imgtest/unique").strip()
+    engine.cli_ok("tag", image_id, "imgtest/unique:second")
+    upper = Path(json.loads(engine.cli_ok("image", "inspect", image_id))[0]["GraphDriver"]["Data"]["UpperDir"])
     assert upper.is_dir()
-    out = cli_ok(engine, "rmi", "imgtest/unique")
+    out = engine.cli_ok("rmi", "imgtest/unique")
     assert out.strip() == "Untagged: imgtest/unique:latest"
     assert upper.is_dir()
-    out = cli_ok(engine, "rmi", "imgtest/unique:second")
+    out = engine.cli_ok("rmi", "imgtest/unique:second")
     assert "Untagged: imgtest/unique:second" in out and f"Deleted: {image_id}" in out
     assert not upper.parent.exists()
 
@@ -195,11 +189,11 @@ def test_a_new_layer_is_removed_with_its_last_image(engine, own_images, tmp_path
 
 def test_save_load_round_trip_cli(engine, own_images, tmp_path):
     tar = make_busybox_rootfs_tar(tmp_path / "r.tar", extra_files={"etc/rt": b"round trip\n"})
-    image_id = cli_ok(engine, "import", "--change", 'CMD ["cat", "/etc/rt"]', str(tar),
+    image_id = engine.cli_ok("import", "--change", 'CMD ["cat", "/etc/rt"]', str(tar),
                       "imgtest/rt:1").strip()
-    cli_ok(engine, "tag", "imgtest/rt:1", "localhost:5999/imgtest/rt:2")
+    engine.cli_ok("tag", "imgtest/rt:1", "localhost:5999/imgtest/rt:2")
     saved = tmp_path / "saved.tar"
-    cli_ok(engine, "save", "-o", str(saved), "imgtest/rt:1", "localhost:5999/imgtest/rt:2")
+    engine.cli_ok("save", "-o", str(saved), "imgtest/rt:1", "localhost:5999/imgtest/rt:2")
     with tarfile.open(saved) as tf:
         names = set(tf.getnames())
         manifest = json.load(tf.extractfile("manifest.json"))
@@ -210,47 +204,47 @@ def test_save_load_round_trip_cli(engine, own_images, tmp_path):
     assert sorted(manifest[0]["RepoTags"]) == ["imgtest/rt:1", "localhost:5999/imgtest/rt:2"]
     assert {m["annotations"]["io.containerd.image.name"] for m in index["manifests"]} == {
         "docker.io/imgtest/rt:1", "localhost:5999/imgtest/rt:2"}
-    cli_ok(engine, "rmi", "imgtest/rt:1", "localhost:5999/imgtest/rt:2")
+    engine.cli_ok("rmi", "imgtest/rt:1", "localhost:5999/imgtest/rt:2")
     assert engine.cli("image", "inspect", image_id).returncode != 0
-    out = cli_ok(engine, "load", "-i", str(saved))
+    out = engine.cli_ok("load", "-i", str(saved))
     assert sorted(out.strip().splitlines()) == ["Loaded image: imgtest/rt:1",
                                                 "Loaded image: localhost:5999/imgtest/rt:2"]
-    assert json.loads(cli_ok(engine, "image", "inspect", "imgtest/rt:1"))[0]["Id"] == image_id
-    out = cli_ok(engine, "run", "--rm", "--network", "none", "localhost:5999/imgtest/rt:2")
+    assert json.loads(engine.cli_ok("image", "inspect", "imgtest/rt:1"))[0]["Id"] == image_id
+    out = engine.cli_ok("run", "--rm", "--network", "none", "localhost:5999/imgtest/rt:2")
     assert out == "round trip\n"
 
 
 def test_load_from_stdin_and_untagged(engine, own_images, tmp_path):
     tar = make_busybox_rootfs_tar(tmp_path / "r.tar", extra_files={"x": b"untagged"})
-    image_id = cli_ok(engine, "import", str(tar)).strip()
+    image_id = engine.cli_ok("import", str(tar)).strip()
     data = subprocess.run(["docker", "save", image_id], env=engine.docker_env, capture_output=True,
                           check=True, timeout=60).stdout
-    cli_ok(engine, "rmi", image_id)
-    out = cli_ok(engine, "load", input=data)
+    engine.cli_ok("rmi", image_id)
+    out = engine.cli_ok("load", input=data)
     assert out.strip() == f"Loaded image ID: {image_id}"
 
 
 def test_load_oci_layout_only(engine, own_images, tmp_path):
     """An archive with index.json and no manifest.json (what containerd and skopeo write)."""
     tar = make_busybox_rootfs_tar(tmp_path / "r.tar", extra_files={"oci": b"layout"})
-    image_id = cli_ok(engine, "import", str(tar), "imgtest/oci:only").strip()
+    image_id = engine.cli_ok("import", str(tar), "imgtest/oci:only").strip()
     saved = tmp_path / "saved.tar"
-    cli_ok(engine, "save", "-o", str(saved), "imgtest/oci:only")
+    engine.cli_ok("save", "-o", str(saved), "imgtest/oci:only")
     oci = tmp_path / "oci.tar"
     with tarfile.open(saved) as src, tarfile.open(oci, "w") as dst:
         for m in src.getmembers():
             if m.name not in ("manifest.json", "repositories"):
                 dst.addfile(m, src.extractfile(m) if m.isfile() else None)
-    cli_ok(engine, "rmi", "imgtest/oci:only")
-    out = cli_ok(engine, "load", "-i", str(oci))
+    engine.cli_ok("rmi", "imgtest/oci:only")
+    out = engine.cli_ok("load", "-i", str(oci))
     assert out.strip() == "Loaded image: imgtest/oci:only"
-    assert json.loads(cli_ok(engine, "image", "inspect", "imgtest/oci:only"))[0]["Id"] == image_id
+    assert json.loads(engine.cli_ok("image", "inspect", "imgtest/oci:only"))[0]["Id"] == image_id
 
 
 def test_skopeo_reads_our_archive_and_we_load_its_oci_archive(engine, own_images, tmp_path):
     """A third-party producer and consumer: skopeo (containers/image)."""
     saved = tmp_path / "saved.tar"
-    cli_ok(engine, "save", "-o", str(saved), "busybox:latest")
+    engine.cli_ok("save", "-o", str(saved), "busybox:latest")
     insp = subprocess.run(["skopeo", "inspect", "--raw", f"docker-archive:{saved}"],
                           capture_output=True, timeout=60)
     assert insp.returncode == 0, insp.stderr.decode()
@@ -259,10 +253,10 @@ def test_skopeo_reads_our_archive_and_we_load_its_oci_archive(engine, own_images
                         f"docker-archive:{saved}", f"oci-archive:{oci}:imgtest/skopeo:gz"],
                        capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr.decode()
-    out = cli_ok(engine, "load", "-i", str(oci))
+    out = engine.cli_ok("load", "-i", str(oci))
     assert out.strip() == "Loaded image: imgtest/skopeo:gz"
-    a = json.loads(cli_ok(engine, "image", "inspect", "imgtest/skopeo:gz"))[0]
-    b = json.loads(cli_ok(engine, "image", "inspect", "busybox:latest"))[0]
+    a = json.loads(engine.cli_ok("image", "inspect", "imgtest/skopeo:gz"))[0]
+    b = json.loads(engine.cli_ok("image", "inspect", "busybox:latest"))[0]
     # gzip-compressed layers were decompressed to the same DiffIDs (skopeo rewrites the
     # config into OCI form, so the image ID differs, but the layer is shared).
     assert a["RootFS"] == b["RootFS"]
@@ -310,10 +304,10 @@ def test_docker_py_images(engine, own_images, tmp_path):
 # ------------------------------------------------------------------ list and filters
 
 def test_list_filters(engine, own_images, rootfs, tmp_path):
-    old = cli_ok(engine, "import", "--change", "LABEL imgtest.f=old", str(rootfs), "imgtest/f:old").strip()
-    new = cli_ok(engine, "import", "--change", "LABEL imgtest.f=new", "--change", "LABEL other=1",
+    old = engine.cli_ok("import", "--change", "LABEL imgtest.f=old", str(rootfs), "imgtest/f:old").strip()
+    new = engine.cli_ok("import", "--change", "LABEL imgtest.f=new", "--change", "LABEL other=1",
                  str(rootfs), "imgtest/f:new").strip()
-    ids = lambda *a: set(cli_ok(engine, "images", "-q", "--no-trunc", *a).split())  # noqa: E731
+    ids = lambda *a: set(engine.cli_ok("images", "-q", "--no-trunc", *a).split())  # noqa: E731
     assert ids("--filter", "reference=imgtest/f") == {old, new}
     assert ids("--filter", "reference=imgtest/f:n*") == {new}
     assert ids("--filter", "label=imgtest.f=old") == {old}
@@ -321,11 +315,11 @@ def test_list_filters(engine, own_images, rootfs, tmp_path):
     assert ids("--filter", "reference=imgtest/*", "--filter", "since=imgtest/f:old") >= {new}
     assert old not in ids("--filter", "since=imgtest/f:old")
     assert new not in ids("--filter", "before=imgtest/f:new")
-    dangling_id = cli_ok(engine, "import", "--change", "LABEL imgtest.f=dangling", str(rootfs)).strip()
+    dangling_id = engine.cli_ok("import", "--change", "LABEL imgtest.f=dangling", str(rootfs)).strip()
     assert dangling_id in ids("--filter", "dangling=true")
     assert dangling_id not in ids("--filter", "dangling=false")
     assert old not in ids("--filter", "dangling=true")
-    table = cli_ok(engine, "images", "--filter", "dangling=true", "--format", "{{.Repository}}:{{.Tag}}")
+    table = engine.cli_ok("images", "--filter", "dangling=true", "--format", "{{.Repository}}:{{.Tag}}")
     assert "<none>:<none>" in table.splitlines()
     s = http(engine)
     r = s.get("http://engine/v1.50/images/json", params={"filters": json.dumps({"bogus": ["x"]})})
@@ -355,62 +349,62 @@ def test_tag_errors_and_status(engine, own_images):
 
 def test_rmi_by_id_with_several_repositories_needs_force(engine, own_images, tmp_path):
     tar = make_busybox_rootfs_tar(tmp_path / "r.tar", extra_files={"rm": b"force"})
-    image_id = cli_ok(engine, "import", str(tar), "imgtest/rm1").strip()
-    cli_ok(engine, "tag", image_id, "imgtest/rm2:x")
+    image_id = engine.cli_ok("import", str(tar), "imgtest/rm1").strip()
+    engine.cli_ok("tag", image_id, "imgtest/rm2:x")
     err = cli_fail(engine, "rmi", image_id[7:19])
     assert (f"conflict: unable to delete {image_id[7:19]} (must be forced) - "
             "image is referenced in multiple repositories") in err
-    out = cli_ok(engine, "rmi", "-f", image_id[7:19]).splitlines()
+    out = engine.cli_ok("rmi", "-f", image_id[7:19]).splitlines()
     assert sorted(out[:2]) == ["Untagged: imgtest/rm1:latest", "Untagged: imgtest/rm2:x"]
     assert out[2] == f"Deleted: {image_id}"
 
 
 def test_rmi_conflicts_with_containers(engine, own_images, cleanup_containers, tmp_path):
     tar = make_busybox_rootfs_tar(tmp_path / "r.tar", extra_files={"in-use": b"1"})
-    image_id = cli_ok(engine, "import", str(tar), "imgtest/used").strip()
+    image_id = engine.cli_ok("import", str(tar), "imgtest/used").strip()
     short = image_id[7:19]
-    stopped = cli_ok(engine, "create", "--network", "none", "imgtest/used", "true").strip()
+    stopped = engine.cli_ok("create", "--network", "none", "imgtest/used", "true").strip()
     err = cli_fail(engine, "rmi", "imgtest/used")
     assert (f'conflict: unable to remove repository reference "imgtest/used" (must force) - '
             f"container {stopped[:12]} is using its referenced image {short}") in err
     err = cli_fail(engine, "rmi", image_id)
     assert (f"conflict: unable to delete {short} (must be forced) - "
             f"image is being used by stopped container {stopped[:12]}") in err
-    running = cli_ok(engine, "run", "-d", "--network", "none", "imgtest/used", "sleep", "60").strip()
+    running = engine.cli_ok("run", "-d", "--network", "none", "imgtest/used", "sleep", "60").strip()
     err = cli_fail(engine, "rmi", "-f", image_id)
     assert (f"conflict: unable to delete {short} (cannot be forced) - "
             f"image is being used by running container {running[:12]}") in err
-    cli_ok(engine, "rm", "-f", running)
+    engine.cli_ok("rm", "-f", running)
     # As dockerd: force deletes an image that only stopped containers use...
-    out = cli_ok(engine, "rmi", "-f", "imgtest/used")
+    out = engine.cli_ok("rmi", "-f", "imgtest/used")
     assert out.splitlines()[:2] == ["Untagged: imgtest/used:latest", f"Deleted: {image_id}"]
     assert engine.cli("image", "inspect", image_id).returncode != 0
     # ...but the container keeps its layers and still starts.
-    cli_ok(engine, "start", "-a", stopped)
-    upper = json.loads(cli_ok(engine, "inspect", "--format", "{{json .GraphDriver.Data}}", stopped))
+    engine.cli_ok("start", "-a", stopped)
+    upper = json.loads(engine.cli_ok("inspect", "--format", "{{json .GraphDriver.Data}}", stopped))
     own_layer = Path(upper["LowerDir"].split(":")[0]).parent  # the image's only (unique) layer
     assert own_layer.is_dir()
-    cli_ok(engine, "rm", stopped)
+    engine.cli_ok("rm", stopped)
     # Once the container is gone, its held layer goes with the next prune
     # (other tests' images may go too: only this layer is checked).
-    cli_ok(engine, "image", "prune", "-f")
+    engine.cli_ok("image", "prune", "-f")
     assert not own_layer.exists(), upper
 
 
 def test_prune(engine, own_images, tmp_path):
-    a = cli_ok(engine, "import", "--change", "LABEL imgtest.prune=1",
+    a = engine.cli_ok("import", "--change", "LABEL imgtest.prune=1",
                str(make_busybox_rootfs_tar(tmp_path / "a.tar", extra_files={"a": b"a"}))).strip()
-    b = cli_ok(engine, "import", "--change", "LABEL imgtest.prune=1",
+    b = engine.cli_ok("import", "--change", "LABEL imgtest.prune=1",
                str(make_busybox_rootfs_tar(tmp_path / "b.tar", extra_files={"b": b"b"})),
                "imgtest/prune:tagged").strip()
-    keep = cli_ok(engine, "import", "--change", "LABEL imgtest.prune=0",
+    keep = engine.cli_ok("import", "--change", "LABEL imgtest.prune=0",
                   str(make_busybox_rootfs_tar(tmp_path / "c.tar", extra_files={"c": b"c"}))).strip()
-    out = cli_ok(engine, "image", "prune", "-f", "--filter", "label=imgtest.prune=1")
+    out = engine.cli_ok("image", "prune", "-f", "--filter", "label=imgtest.prune=1")
     assert f"deleted: {a}" in out and b not in out and "Total reclaimed space" in out
-    out = cli_ok(engine, "image", "prune", "-a", "-f", "--filter", "label=imgtest.prune=1",
+    out = engine.cli_ok("image", "prune", "-a", "-f", "--filter", "label=imgtest.prune=1",
                  "--filter", "until=1m")
     assert b not in out  # created less than a minute ago
-    out = cli_ok(engine, "image", "prune", "-a", "-f", "--filter", "label=imgtest.prune=1")
+    out = engine.cli_ok("image", "prune", "-a", "-f", "--filter", "label=imgtest.prune=1")
     assert "untagged: imgtest/prune:tagged" in out and f"deleted: {b}" in out
     assert engine.cli("image", "inspect", keep).returncode == 0
     assert engine.cli("image", "inspect", "busybox:latest").returncode == 0
@@ -420,9 +414,9 @@ def test_events_for_image_actions(engine, own_images, rootfs):
     s = http(engine)
     import time
     since = str(int(time.time()) - 1)
-    image_id = cli_ok(engine, "import", str(rootfs), "imgtest/ev").strip()
-    cli_ok(engine, "tag", "imgtest/ev", "imgtest/ev:2")
-    cli_ok(engine, "rmi", "imgtest/ev:2")
+    image_id = engine.cli_ok("import", str(rootfs), "imgtest/ev").strip()
+    engine.cli_ok("tag", "imgtest/ev", "imgtest/ev:2")
+    engine.cli_ok("rmi", "imgtest/ev:2")
     r = s.get("http://engine/v1.50/events", params={
         "since": since, "until": str(int(time.time()) + 1),
         "filters": json.dumps({"type": ["image"]})}, timeout=30)
@@ -438,10 +432,10 @@ def test_events_for_image_actions(engine, own_images, rootfs):
 def test_load_progress_in_a_terminal(engine, own_images, tmp_path):
     """With a TTY the CLI asks for progress (quiet=0) and draws dockerd-style layer bars."""
     tar = make_busybox_rootfs_tar(tmp_path / "r.tar", extra_files={"tty": b"bars"})
-    cli_ok(engine, "import", str(tar), "imgtest/tty")
+    engine.cli_ok("import", str(tar), "imgtest/tty")
     saved = tmp_path / "s.tar"
-    cli_ok(engine, "save", "-o", str(saved), "imgtest/tty")
-    cli_ok(engine, "rmi", "imgtest/tty")
+    engine.cli_ok("save", "-o", str(saved), "imgtest/tty")
+    engine.cli_ok("rmi", "imgtest/tty")
     r = subprocess.run(["script", "-qec", f"docker load -i {saved}", "/dev/null"], env=engine.docker_env,
                        capture_output=True, timeout=120)
     out = r.stdout.decode(errors="replace")

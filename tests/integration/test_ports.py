@@ -61,14 +61,8 @@ def http_get(host: str, port: int, deadline: float = 15.0) -> str:
     raise AssertionError(f"no answer from {host}:{port}: {last}")
 
 
-def run_ok(engine, *args: str) -> str:
-    r = engine.cli(*args, timeout=60)
-    assert r.returncode == 0, r.stderr.decode() + engine.log_tail()
-    return r.stdout.decode()
-
-
 def inspect(engine, ref: str) -> dict:
-    return json.loads(run_ok(engine, "inspect", ref))[0]
+    return json.loads(engine.cli_ok("inspect", ref))[0]
 
 
 def nat_rules() -> str:
@@ -77,27 +71,27 @@ def nat_rules() -> str:
 
 def test_publish_reached_from_host_and_other_containers(engine):
     port = free_port()
-    cid = run_ok(engine, "run", "-d", "-p", f"{port}:80", BUSYBOX, "sh", "-c", HTTPD).strip()
+    cid = engine.cli_ok("run", "-d", "-p", f"{port}:80", BUSYBOX, "sh", "-c", HTTPD).strip()
     hostname = cid[:12]
     # the host itself, through loopback and through its primary address
     assert f"hello-{hostname}" in http_get("127.0.0.1", port)
     assert f"hello-{hostname}" in http_get(primary_ip(), port)
     # another container, through the host's address (hairpin on the same bridge)
-    out = run_ok(engine, "run", "--rm", BUSYBOX, "sh", "-c",
+    out = engine.cli_ok("run", "--rm", BUSYBOX, "sh", "-c",
                  f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 10 nc {primary_ip()} {port}")
     assert f"hello-{hostname}" in out
     # what docker shows
     ports = inspect(engine, cid)["NetworkSettings"]["Ports"]
     assert ports == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
-    assert run_ok(engine, "port", cid).strip() == f"80/tcp -> 0.0.0.0:{port}"
-    assert run_ok(engine, "port", cid, "80").strip() == f"0.0.0.0:{port}"
-    ps = run_ok(engine, "ps", "--filter", f"id={cid}", "--format", "{{.Ports}}").strip()
+    assert engine.cli_ok("port", cid).strip() == f"80/tcp -> 0.0.0.0:{port}"
+    assert engine.cli_ok("port", cid, "80").strip() == f"0.0.0.0:{port}"
+    ps = engine.cli_ok("ps", "--filter", f"id={cid}", "--format", "{{.Ports}}").strip()
     assert ps == f"0.0.0.0:{port}->80/tcp"
 
 
 def test_host_ip_ephemeral_and_udp(engine):
     tport, uport = free_port(), free_port(socket.SOCK_DGRAM)
-    cid = run_ok(engine, "run", "-d", "-p", f"127.0.0.1:{tport}:80/tcp", "-p", "80",
+    cid = engine.cli_ok("run", "-d", "-p", f"127.0.0.1:{tport}:80/tcp", "-p", "80",
                  "-p", f"127.0.0.1:{uport}:5353/udp", BUSYBOX, "sh", "-c", HTTPD).strip()
     ports = inspect(engine, cid)["NetworkSettings"]["Ports"]
     assert {"HostIp": "127.0.0.1", "HostPort": str(tport)} in ports["80/tcp"]
@@ -126,13 +120,13 @@ def test_host_ip_ephemeral_and_udp(engine):
     finally:
         echo.kill()
         echo.wait()
-    ps = run_ok(engine, "ps", "--filter", f"id={cid}", "--format", "{{.Ports}}")
+    ps = engine.cli_ok("ps", "--filter", f"id={cid}", "--format", "{{.Ports}}")
     assert f"127.0.0.1:{tport}->80/tcp" in ps and f"127.0.0.1:{uport}->5353/udp" in ps
     assert f"0.0.0.0:{ephemeral[0]}->80/tcp" in ps
     # the udp flow's conntrack entry (DNATed to the container) goes with the container
     cip = inspect(engine, cid)["NetworkSettings"]["IPAddress"]
     assert udp_flows(cip, 5353) >= 1
-    run_ok(engine, "rm", "-f", cid)
+    engine.cli_ok("rm", "-f", cid)
     assert udp_flows(cip, 5353) == 0
 
 
@@ -145,7 +139,7 @@ def udp_flows(ip: str, port: int) -> int:
 
 
 def test_publish_all_from_exposed_ports(engine):
-    cid = run_ok(engine, "run", "-d", "-P", "--expose", "80", "--expose", "7000/udp",
+    cid = engine.cli_ok("run", "-d", "-P", "--expose", "80", "--expose", "7000/udp",
                  BUSYBOX, "sh", "-c", HTTPD).strip()
     ports = inspect(engine, cid)["NetworkSettings"]["Ports"]
     assert set(ports) == {"80/tcp", "7000/udp"}
@@ -153,14 +147,14 @@ def test_publish_all_from_exposed_ports(engine):
     assert ports["80/tcp"][0]["HostIp"] == "0.0.0.0" and hp > 0
     assert "hello" in http_get("127.0.0.1", hp)
     # exposed but not published without -P: listed as null
-    other = run_ok(engine, "run", "-d", "--expose", "81", BUSYBOX, "sleep", "30").strip()
+    other = engine.cli_ok("run", "-d", "--expose", "81", BUSYBOX, "sleep", "30").strip()
     assert inspect(engine, other)["NetworkSettings"]["Ports"] == {"81/tcp": None}
-    assert run_ok(engine, "ps", "--filter", f"id={other}", "--format", "{{.Ports}}").strip() == "81/tcp"
+    assert engine.cli_ok("ps", "--filter", f"id={other}", "--format", "{{.Ports}}").strip() == "81/tcp"
 
 
 def test_port_conflicts_are_clear_errors(engine):
     port = free_port()
-    first = run_ok(engine, "run", "-d", "-p", f"{port}:80", BUSYBOX, "sh", "-c", HTTPD).strip()
+    first = engine.cli_ok("run", "-d", "-p", f"{port}:80", BUSYBOX, "sh", "-c", HTTPD).strip()
     r = engine.cli("run", "-d", "-p", f"{port}:80", BUSYBOX, "sleep", "30")
     assert r.returncode != 0
     assert f"Bind for 0.0.0.0:{port} failed: port is already allocated" in r.stderr.decode()
@@ -183,23 +177,23 @@ def test_port_conflicts_are_clear_errors(engine):
         s.bind(("0.0.0.0", port))
     assert err.value.errno == errno.EADDRINUSE
     s.close()
-    run_ok(engine, "rm", "-f", first)
+    engine.cli_ok("rm", "-f", first)
 
 
 def test_rules_and_reservation_removed_when_container_stops(engine):
     port = free_port()
-    cid = run_ok(engine, "run", "-d", "-p", f"{port}:80", BUSYBOX, "sh", "-c", HTTPD).strip()
+    cid = engine.cli_ok("run", "-d", "-p", f"{port}:80", BUSYBOX, "sh", "-c", HTTPD).strip()
     ip = inspect(engine, cid)["NetworkSettings"]["IPAddress"]
     assert f"--dport {port} -j DNAT --to-destination {ip}:80" in nat_rules()
-    run_ok(engine, "stop", "-t", "1", cid)
+    engine.cli_ok("stop", "-t", "1", cid)
     assert f"--dport {port} " not in nat_rules()
     assert inspect(engine, cid)["NetworkSettings"]["Ports"] == {}
-    assert run_ok(engine, "port", cid).strip() == ""
+    assert engine.cli_ok("port", cid).strip() == ""
     s = socket.socket()
     s.bind(("0.0.0.0", port))  # free again
     s.close()
     # and back on start, with the same host port
-    run_ok(engine, "start", cid)
+    engine.cli_ok("start", cid)
     assert "hello" in http_get("127.0.0.1", port)
 
 

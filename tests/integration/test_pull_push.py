@@ -8,7 +8,6 @@ DOCKER_CONFIG per test, so logins never leak), docker-py, skopeo and raw HTTP.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 import io

@@ -116,7 +116,6 @@ def test_system_df_lists_volumes(engine, client):
 
 def test_copy_up_never_follows_an_image_symlink_to_the_host(engine, client, tmp_path):
     """An image whose VOLUME path is a symlink to a host directory must not copy the host's files."""
-    import io
     import tarfile
 
     secret_dir = tmp_path / "hostdir"
