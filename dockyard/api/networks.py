@@ -94,13 +94,19 @@ async def prune_networks(request: web.Request) -> web.Response:
     return json_response({"NetworksDeleted": deleted or None})
 
 
-@routes.post("/networks/{id}/connect")
-async def connect(request: web.Request) -> web.Response:
+async def _network_and_container(request: web.Request):
+    """The body of connect/disconnect, its network (404 if unknown) and the container named."""
     body = await json_object(request)
     net = _svc(request).resolve(request.match_info["id"])
     ref = body.get("Container")
     if not isinstance(ref, str) or not ref:
         raise InvalidParameter("Container is required")
+    return body, net, ref
+
+
+@routes.post("/networks/{id}/connect")
+async def connect(request: web.Request) -> web.Response:
+    body, net, ref = await _network_and_container(request)
     endpoint_config = body.get("EndpointConfig") or {}
     if not isinstance(endpoint_config, dict):
         raise InvalidParameter("invalid value for EndpointConfig: expected an object")
@@ -112,11 +118,7 @@ async def connect(request: web.Request) -> web.Response:
 
 @routes.post("/networks/{id}/disconnect")
 async def disconnect(request: web.Request) -> web.Response:
-    body = await json_object(request)
-    net = _svc(request).resolve(request.match_info["id"])
-    ref = body.get("Container")
-    if not isinstance(ref, str) or not ref:
-        raise InvalidParameter("Container is required")
+    body, net, ref = await _network_and_container(request)
     containers = request.app["engine"].containers
     containers.get(ref)
     await containers.disconnect_network(ref, net.name, _bool(body, "Force"))
