@@ -97,14 +97,14 @@ async def serve(config: EngineConfig, stop: asyncio.Event) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             if os.path.exists(path):
                 os.unlink(path)
-            site = web.UnixSite(runner, path)
+            site = web.UnixSite(runner, path, backlog=listen_backlog())
             await site.start()
             os.chmod(path, 0o660)
         elif host.startswith(("tcp://", "http://", "https://")):
             addr = host.split("://", 1)[1]
             h, _, p = addr.rpartition(":")
             site = web.TCPSite(runner, h or "127.0.0.1", int(p or (2376 if ctx else 2375)),
-                               ssl_context=ctx)
+                               ssl_context=ctx, backlog=listen_backlog())
             await site.start()
         else:
             raise SystemExit(f"unsupported host {host!r}: use unix:///path or tcp://addr:port")
@@ -123,6 +123,15 @@ async def serve(config: EngineConfig, stop: asyncio.Event) -> None:
                     os.unlink(host[len("unix://"):])
                 except FileNotFoundError:
                     pass
+
+
+def listen_backlog() -> int:
+    """The kernel's somaxconn, as dockerd listens (aiohttp's default of 128 turned
+    clients away with EAGAIN when a few hundred `docker run` arrived at once)."""
+    try:
+        return max(128, int(Path("/proc/sys/net/core/somaxconn").read_text()))
+    except (OSError, ValueError):
+        return 4096
 
 
 def _tls_context(config: EngineConfig) -> ssl.SSLContext | None:
