@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
-from ..distribution.client import RegistryClient
 from ..errors import DockyardError, SystemError_
 from ..store.layers import Layer, LayerStore
 from ..store.pipe import ChunkPipe, PipeClosed
+
+if TYPE_CHECKING:
+    from ..distribution.client import RegistryClient
 
 Emit = Callable[[dict[str, Any]], None]
 ProgressMsg = Callable[[str, str, int, int], dict[str, Any]]
@@ -31,7 +33,62 @@ EXTRACT_POLL = 0.1  # seconds between "Extracting" progress messages
 
 
 class Cancelled(SystemError_):
-    """The pull was abandoned (client gone) while this layer was in flight."""
+    """The transfer was abandoned (client gone) while this layer was in flight."""
+
+
+class FedImport:
+    """`LayerStore.import_stream` in a worker thread, fed chunk by chunk from the event loop."""
+
+    def __init__(self, layers: LayerStore, parent: str | None, pinned: list[str],
+                 diff_id: str | None = None, *, expected_digest: str | None = None, name: str | None = None) -> None:
+        self.pipe = ChunkPipe()
+
+        def run() -> Layer:
+            try:
+                return layers.import_stream(self.pipe, parent, pinned, diff_id, expected_digest=expected_digest,
+                                            name=name)
+            finally:
+                self.pipe.close()  # a failed import releases the producer at once
+
+        self.task: asyncio.Task[Layer] = asyncio.create_task(asyncio.to_thread(run))
+
+    async def feed(self, chunk: bytes) -> None:
+        """Raises PipeClosed when the importer has stopped (its error is the one to report)."""
+        await asyncio.to_thread(self.pipe.put, chunk)
+
+    async def finish(self) -> Layer:
+        try:
+            await asyncio.to_thread(self.pipe.finish)
+        except PipeClosed:
+            pass
+        return await self.result()
+
+    async def result(self) -> Layer:
+        try:
+            return await asyncio.shield(self.task)
+        except asyncio.CancelledError:
+            await self.abort(Cancelled("cancelled"))
+            raise
+
+    async def abort(self, exc: BaseException) -> None:
+        """Stop the importer (it removes what it made) and wait for its thread."""
+        self.pipe.fail(exc if isinstance(exc, DockyardError) else Cancelled(f"cancelled: {exc!r}"))
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def import_chunks(layers: LayerStore, chunks: AsyncIterator[bytes], parent: str | None,
+                        pinned: list[str], **kw: Any) -> Layer:
+    """Import a layer from chunks arriving on the event loop (an upload), in one pass."""
+    imp = FedImport(layers, parent, pinned, **kw)
+    try:
+        async for chunk in chunks:
+            await imp.feed(chunk)
+    except PipeClosed:
+        return await imp.result()  # raises the importer's error
+    except BaseException as exc:
+        await imp.abort(exc)
+        raise
+    return await imp.finish()
 
 
 async def pull_layer(client: RegistryClient, repo: str, desc: dict[str, Any], layers: LayerStore,
@@ -40,41 +97,26 @@ async def pull_layer(client: RegistryClient, repo: str, desc: dict[str, Any], la
                      throttle: Callable[[str, int], Callable[[int], None]]) -> Layer:
     digest = desc["digest"]
     total = int(desc.get("size") or 0)
-    pipe = ChunkPipe()
-
-    def run_import() -> Layer:
-        try:
-            return layers.import_stream(pipe, parent, pinned, diff_id, expected_digest=digest,
-                                        name=f"layer {digest}")
-        finally:
-            pipe.close()  # a failed import releases the download at once
-
-    importing = asyncio.create_task(asyncio.to_thread(run_import))
-
-    async def feed(chunk: bytes) -> None:
-        await asyncio.to_thread(pipe.put, chunk)
-
+    imp = FedImport(layers, parent, pinned, diff_id, expected_digest=digest, name=f"layer {digest}")
     tick = throttle("Downloading", total)
     tick(0)
     try:
-        await client.stream_blob(repo, digest, feed, tick, size=total or None)
-        await asyncio.to_thread(pipe.finish)
+        await client.stream_blob(repo, digest, imp.feed, tick, size=total or None)
+        await asyncio.to_thread(imp.pipe.finish)
     except PipeClosed:
         pass  # the importer stopped early: its error is the one to report
     except BaseException as exc:
-        pipe.fail(exc if isinstance(exc, DockyardError) else Cancelled(f"pull of layer {digest} cancelled"))
-        await asyncio.gather(importing, return_exceptions=True)  # the thread ends at its next read
+        await imp.abort(exc)
         raise
     else:
         emit(status("Verifying Checksum", sid))
         emit(status("Download complete", sid))
     try:
-        await _extract_progress(importing, pipe, total, sid, emit, progress)
-        return await importing
-    except BaseException:
-        pipe.fail(Cancelled(f"pull of layer {digest} cancelled"))
-        await asyncio.gather(importing, return_exceptions=True)
+        await _extract_progress(imp.task, imp.pipe, total, sid, emit, progress)
+    except asyncio.CancelledError:
+        await imp.abort(Cancelled(f"pull of layer {digest} cancelled"))
         raise
+    return await imp.result()
 
 
 async def _extract_progress(importing: asyncio.Task, pipe: ChunkPipe, total: int, sid: str, emit: Emit,
