@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 
@@ -31,7 +32,6 @@ class Engine:
         from .containers.service import ContainerService
         from .containers.archive import ContainerFiles
         from .containers.health import HealthChecker
-        from .build import BuildService
         from .distribution import DistributionService
         from .exec import ExecService
         from .volumes import VolumeService
@@ -56,7 +56,13 @@ class Engine:
         self.containers.health = HealthChecker(self.containers, self.execs)
         self.files = ContainerFiles(self.containers)
         self.distribution = DistributionService(self.images)
-        self.builder = BuildService(self)
+
+    @functools.cached_property
+    def builder(self):  # type: ignore[no-untyped-def]
+        """The build service, made by the first build: its Dockerfile frontend is not idle-engine weight."""
+        from .build import BuildService
+
+        return BuildService(self)
 
     async def start(self) -> None:
         await self.images.start()
