@@ -50,7 +50,7 @@ from . import compression
 from .compressed import CompressedBlobs
 from .content import CHUNK, BlobWriter, ContentStore
 from .metadata import Database
-from .pipe import PipeClosed, TeeReader
+from .pipe import BackgroundWriter, HashSink, PipeClosed, TeeReader
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
+# Layers that arrive in these are kept as received (what push sends) instead of as a tar.
+KEPT_COMPRESSED = (compression.GZIP, compression.ZSTD)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS layers (
@@ -316,11 +318,36 @@ class LayerStore:
         return int(self.db.scalar("SELECT COUNT(*) FROM layer_refs WHERE chain_id=?", (chain_id,)))
 
     def tar_path(self, diff_id: str) -> Path:
-        """The layer's uncompressed tar, byte-identical to what was imported."""
+        """The layer's uncompressed tar, byte-identical to what was imported.
+
+        A layer that arrived compressed is kept compressed only (one copy less to
+        write on pull); its tar is inflated into the content store when first asked
+        for (`docker save`, a push in another compression) and verified.
+        """
         p = self.content.path(diff_id)
-        if not p.exists():
-            raise NotFound(f"layer tar {diff_id} is missing from the content store")
-        return p
+        if p.exists():
+            return p
+        for kind in KEPT_COMPRESSED:
+            kept = self.compressed.find(diff_id, kind)
+            if kept is None:
+                continue
+            with self.content.open(kept.digest) as f, compression.decompressed(f) as (plain, _), \
+                    self.content.writer() as w:
+                shutil.copyfileobj(plain, w, CHUNK)
+                w.commit(diff_id)
+            return p
+        raise NotFound(f"layer tar {diff_id} is missing from the content store")
+
+    def tar_size(self, diff_id: str) -> int:
+        """Bytes of the layer's tar, without inflating a layer kept compressed."""
+        p = self.content.path(diff_id)
+        if p.exists():
+            return p.stat().st_size
+        for kind in KEPT_COMPRESSED:
+            kept = self.compressed.find(diff_id, kind)
+            if kept is not None:
+                return kept.tar_size
+        raise NotFound(f"layer tar {diff_id} is missing from the content store")
 
     # -- pins
 
@@ -362,35 +389,47 @@ class LayerStore:
         what = name or "layer"
         packed = self.content.writer()
         blob = self.content.writer()
+        # Each copy is hashed and written by a thread of its own while this one unpacks.
+        packed_bg, blob_bg = BackgroundWriter(packed), BackgroundWriter(blob)
+        tar_hash = HashSink()
         work = Path(tempfile.mkdtemp(dir=self.tmp_dir, prefix="unpack-"))
         try:
-            tee = TeeReader(raw, packed)
-            tar = TeeReader(tee, blob)  # replaced by the decompressed stream below
+            tee = TeeReader(raw, packed_bg)
+            tar = TeeReader(tee, blob_bg)  # replaced by the decompressed stream below
             kind = "unknown"
             try:
                 with compression.decompressed(io.BufferedReader(tee, CHUNK)) as (plain, kind):
                     if kind == "tar":
                         tee.sink = None  # the tar is kept once, as the layer tar below
-                    tar = TeeReader(plain, blob)  # type: ignore[arg-type]
+                    if kind in KEPT_COMPRESSED:  # the tar can be had back by decompressing
+                        tar = TeeReader(plain, tar_hash)  # type: ignore[arg-type]
+                    else:
+                        tar = TeeReader(plain, blob_bg)  # type: ignore[arg-type]
                     (work / "diff").mkdir()
                     os.chmod(work / "diff", 0o755)
                     size = unpack_tar(io.BufferedReader(tar, CHUNK), work / "diff")  # type: ignore[arg-type]
                     tar.drain()
                 tee.drain()
+                packed_bg.wait()
+                blob_bg.wait()
             except (InvalidParameter, *compression.decode_errors()) as exc:
                 if isinstance(exc, PipeClosed):
                     raise
                 # What has seen every byte received: the plain tee for a plain tar.
                 if kind == "tar":
+                    tar.sink = blob
+                    blob_bg.wait()
                     self._check_received(tar, blob, expected_digest)
                 else:
+                    tee.sink = packed
+                    packed_bg.wait()
                     self._check_received(tee, packed, expected_digest)
                 detail = exc.message if isinstance(exc, InvalidParameter) else f"invalid layer archive: {exc}"
                 raise InvalidParameter(f"{what}: {detail}") from None
             received = blob if kind == "tar" else packed
             if expected_digest is not None and received.digest != expected_digest:
                 raise InvalidParameter(f"filesystem layer verification failed for digest {expected_digest}")
-            diff_id = blob.digest
+            diff_id = tar_hash.digest if kind in KEPT_COMPRESSED else blob.digest
             if expected_diff_id is not None and expected_diff_id != diff_id:
                 raise InvalidParameter(f"{what}: layer digest mismatch: config says {expected_diff_id}, "
                                        f"tar is {diff_id}")
@@ -398,12 +437,13 @@ class LayerStore:
             with self._lock:
                 self._pins[chain_id] += 1
             pinned.append(chain_id)
-            blob.commit(diff_id)
-            if kind in (compression.GZIP, compression.ZSTD):
+            if kind in KEPT_COMPRESSED:
                 digest, csize = packed.digest, packed.size
                 packed.commit(digest)
-                self.compressed.add(diff_id, kind, digest, csize)
+                self.compressed.add(diff_id, kind, digest, csize, tar_hash.size)
+                blob.abort()
             else:
+                blob.commit(diff_id)
                 packed.abort()
             existing = self.get(chain_id)
             if existing is not None and self.diff_dir(chain_id).is_dir():
@@ -415,6 +455,8 @@ class LayerStore:
                     raise
                 # Someone unpacked the same layer concurrently: theirs wins.
         finally:
+            packed_bg.stop()
+            blob_bg.stop()
             blob.abort()
             packed.abort()
             shutil.rmtree(work, ignore_errors=True)
