@@ -492,6 +492,9 @@ def measure_ps(t: Target, n: int, runs: int) -> dict:
 def measure_restart(t: Target, n: int) -> dict:
     start_s, ids = start_detached(t, n, 5, "bench-restart")
     out: dict = {"containers": n, "start_all_s": start_s}
+    time.sleep(1.0)
+    # the daemon's own memory with n containers running (monitors not counted)
+    out["daemon_vmrss_kib"] = sum(proc_status_kib(p) or 0 for p in t.daemon_pids().values())
     try:
         for sig in (signal.SIGKILL, signal.SIGTERM):
             exit_s = t.kill(sig)
@@ -506,7 +509,9 @@ def measure_restart(t: Target, n: int) -> dict:
                     raise RuntimeError(f"only {c} of {n} containers running 120s after restart")
                 time.sleep(0.01)
             all_s = time.perf_counter() - t0
-            out[signal.Signals(sig).name] = {"exit_s": exit_s, "ping_s": ping_s, "all_running_s": all_s}
+            out[signal.Signals(sig).name] = {
+                "exit_s": exit_s, "ping_s": ping_s, "all_running_s": all_s,
+                "daemon_vmrss_kib_after": sum(proc_status_kib(p) or 0 for p in t.daemon_pids().values())}
             print(f"  [{t.name}] {signal.Signals(sig).name}: exit {exit_s:.3f}s, ping {ping_s:.3f}s, "
                   f"{n} running {all_s:.3f}s", file=sys.stderr)
     finally:
@@ -758,6 +763,9 @@ def table(results: dict) -> str:
         (f"restart, {rst} running, SIGTERM: /_ping", lambda r: secs(r["restart"]["SIGTERM"]["ping_s"]), ""),
         (f"restart, {rst} running, SIGTERM: all {rst} listed running", lambda r: secs(r["restart"]["SIGTERM"]["all_running_s"]), ""),
         ("RSS at the end (daemon[s])", lambda r: mib(sum(v["vmrss_kib"] or 0 for v in r["rss_end"].values())), ""),
+        (f"daemon RSS with {rst} running / after SIGKILL restart", lambda r: f"{mib(r['restart']['daemon_vmrss_kib'])}"
+         f" / {mib(r['restart']['SIGKILL']['daemon_vmrss_kib_after'])}", ""),
+        ("daemon memory per running container", lambda r: f"{(r['restart']['daemon_vmrss_kib'] - r['rss_idle_total_kib']) / rst:.0f} KiB", ""),
     ]
     head = "| measurement | " + " | ".join(names) + " | target |"
     lines = [head, "|" + "---|" * (len(names) + 2)]
