@@ -133,9 +133,10 @@ def _ports(engine, c: Container) -> dict[str, Any]:
     return engine.networks.port_map(c.id, c.config.get("ExposedPorts") or {})
 
 
-def _configured_networks(engine, c: Container) -> dict[str, dict[str, Any]]:
+def _configured_networks(engine, c: Container, resolved: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """A container never started has no endpoints yet; dockerd still lists the networks it will
-    join (its network mode and EndpointsConfig), with empty addresses."""
+    join (its network mode and EndpointsConfig), with empty addresses.  `resolved` caches network
+    lookups across the containers of one listing (1000 created containers: 1000 lookups of "bridge")."""
     from ..errors import DockyardError
     from ..network.service import Endpoint
 
@@ -143,10 +144,16 @@ def _configured_networks(engine, c: Container) -> dict[str, dict[str, Any]]:
         return c.networks
     out: dict[str, dict[str, Any]] = {}
     cfgs = c.networking_config.get("EndpointsConfig") or {}
+    cache = resolved if resolved is not None else {}
     for key in [c.network_mode, *cfgs]:
-        try:
-            net = engine.networks.resolve("bridge" if key == "default" else key)
-        except DockyardError:
+        name = "bridge" if key == "default" else key
+        if name not in cache:
+            try:
+                cache[name] = engine.networks.resolve(name)
+            except DockyardError:
+                cache[name] = None
+        net = cache[name]
+        if net is None:
             continue
         if net.name in out:
             continue
@@ -158,11 +165,11 @@ def _configured_networks(engine, c: Container) -> dict[str, dict[str, Any]]:
     return out
 
 
-def network_settings(engine, c: Container) -> dict[str, Any]:
+def network_settings(engine, c: Container, resolved: dict[str, Any] | None = None) -> dict[str, Any]:
     nets = c.networks if c.state.running else {
         k: {**v, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
             "MacAddress": "", "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
-        for k, v in _configured_networks(engine, c).items()}
+        for k, v in _configured_networks(engine, c, resolved).items()}
     br = nets.get("bridge") or (next(iter(nets.values())) if len(nets) == 1 else {}) or {}
     return {
         "Bridge": "",
@@ -239,8 +246,9 @@ def _command(c: Container) -> str:
     return " ".join(a if a and not any(ch in a for ch in " \t\n'\"") else shlex.quote(a) for a in argv)
 
 
-def list_entry(engine, c: Container) -> dict[str, Any]:
-    ns = network_settings(engine, c)
+def list_entry(engine, c: Container, resolved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One `docker ps` row; pass the same `resolved` dict for every row of one listing."""
+    ns = network_settings(engine, c, resolved)
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
