@@ -25,6 +25,7 @@ PING_HEADERS = {
     "OSType": "linux",
     "Docker-Experimental": "false",
     "Builder-Version": "1",
+    "Swarm": "inactive",
     "Cache-Control": "no-cache, no-store, must-revalidate",
     "Pragma": "no-cache",
 }
