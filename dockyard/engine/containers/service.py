@@ -44,6 +44,7 @@ from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
+from .netplan import is_planned, planned_networks
 from .logs import LogQuery, LogRecord, follow
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
 
@@ -473,38 +474,30 @@ class ContainerService:
             return f"/proc/{other.state.pid}/ns/net", None, None
         netns = await self.networks.create_sandbox(c.id, mode)
         c.sandbox_path = netns
-        cfgs = c.networking_config.get("EndpointsConfig") or {}
-        primary = self.networks.resolve("bridge" if mode == "default" else mode)
-        # the primary network's settings may sit under its name, "default" or its id
-        ep_cfg = next((v or {} for k, v in cfgs.items() if self.networks.same_network(k, primary.id)), {})
+        plan = planned_networks(self.networks, c)
+        primary, ep_cfg = plan[0]
         ipam = ep_cfg.get("IPAMConfig") or {}
         ep = await self.networks.connect(
-            c.id, mode, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
+            c.id, primary.name, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
             ip=ipam.get("IPv4Address") or None, aliases=list(ep_cfg.get("Aliases") or []),
             name=c.name)
-        c.networks = {mode: ep.to_docker(mode)}
+        c.networks = {primary.name: ep.to_docker(primary.name)}
         hc = c.host_config
         # published ports go to the primary network (host and none publish nothing)
-        await self.networks.publish(c.id, mode, hc.get("PortBindings"), c.config.get("ExposedPorts"),
+        await self.networks.publish(c.id, primary.name, hc.get("PortBindings"), c.config.get("ExposedPorts"),
                                     bool(hc.get("PublishAllPorts")))
-        if mode not in ("host", "none"):
-            # more networks: several --network at create, or `docker network connect` while stopped
-            for key, extra in cfgs.items():
-                if self.networks.same_network(key, primary.id):
-                    continue
-                net = self.networks.resolve(key)
-                extra = extra or {}
-                xe = await self.networks.connect(
-                    c.id, net.name, netns, mac=extra.get("MacAddress") or None,
-                    ip=(extra.get("IPAMConfig") or {}).get("IPv4Address") or None,
-                    aliases=list(extra.get("Aliases") or []), name=c.name)
-                c.networks[net.name] = xe.to_docker(net.name)
+        # more networks: several --network at create, or `docker network connect` while stopped
+        for net, extra in plan[1:]:
+            xe = await self.networks.connect(
+                c.id, net.name, netns, mac=extra.get("MacAddress") or None,
+                ip=(extra.get("IPAMConfig") or {}).get("IPv4Address") or None,
+                aliases=list(extra.get("Aliases") or []), name=c.name)
+            c.networks[net.name] = xe.to_docker(net.name)
         return netns, ep.ip_address or None, ep.gateway or None
 
     async def connect_network(self, ref: str, network: str, endpoint_config: dict[str, Any]) -> None:
         """`docker network connect`: at once when running, at the next start otherwise."""
         from ...errors import Forbidden
-        from ...network import Endpoint
 
         c = self.get(ref)
         if not isinstance(endpoint_config, dict):
@@ -523,27 +516,23 @@ class ContainerService:
         if c.network_mode.startswith("container:"):
             raise InvalidParameter(
                 "container sharing network namespace with another container or host cannot be connected to any other network")
-        if net.driver == "null" or c.network_mode == "none":
-            raise InvalidParameter(
-                "container cannot be connected to multiple networks with one of the networks in private (none) mode")
         async with self._lock(c.id):
-            if net.name in c.networks:
+            running = c.state.status in ("running", "paused") and c.sandbox_path
+            current = ([self.networks.resolve(n) for n in c.networks] if running
+                       else [n for n, _ in planned_networks(self.networks, c, fallback=False)])
+            if any(n.id == net.id for n in current):
                 raise Forbidden(f"endpoint with name {c.name} already exists in network {net.name}")
-            if c.state.status in ("running", "paused") and c.sandbox_path:
+            if current and (net.driver == "null" or any(n.driver == "null" for n in current)):
+                # Docker's ErrConflictNoNetwork, once `none` itself is disconnected it no longer applies
+                raise InvalidParameter(
+                    "container cannot be connected to multiple networks with one of the networks in private (none) mode")
+            if running:
                 ep = await self.networks.connect(
                     c.id, net.name, c.sandbox_path, mac=endpoint_config.get("MacAddress") or None,
                     ip=ipam.get("IPv4Address") or None, aliases=list(aliases), name=c.name)
                 c.networks[net.name] = ep.to_docker(net.name)
-            else:
-                # shown by inspect now (with the primary network), addressed at start
-                if not c.networks:
-                    primary = self.networks.resolve(c.network_mode)
-                    c.networks[primary.name] = Endpoint(
-                        container_id=c.id, network_id=primary.id, endpoint_id="").to_docker(primary.name)
-                c.networks[net.name] = Endpoint(
-                    container_id=c.id, network_id=net.id, endpoint_id="", aliases=list(aliases),
-                    requested_ip=ipam.get("IPv4Address") or None).to_docker(net.name)
-            cfgs = dict(c.networking_config.get("EndpointsConfig") or {})
+            cfgs = {k: v for k, v in (c.networking_config.get("EndpointsConfig") or {}).items()
+                    if not self.networks.same_network(k, net.id)}
             cfgs[net.name] = endpoint_config
             c.networking_config = {**c.networking_config, "EndpointsConfig": cfgs}
             self._save(c)
@@ -557,13 +546,17 @@ class ContainerService:
         if net.driver == "host" or c.network_mode == "host":
             raise InvalidParameter("container cannot be disconnected from host network or connected to host network")
         async with self._lock(c.id):
-            if net.name not in c.networks:
+            running = c.state.status in ("running", "paused") and c.sandbox_path
+            if not (net.name in c.networks if running else is_planned(self.networks, c, net.id)):
                 raise Forbidden(f"container {c.id} is not connected to network {net.name}")
-            await self.networks.disconnect(c.id, net.name)
+            if running:
+                await self.networks.disconnect(c.id, net.name)
             c.networks.pop(net.name, None)
             cfgs = {k: v for k, v in (c.networking_config.get("EndpointsConfig") or {}).items()
                     if not self.networks.same_network(k, net.id)}
             c.networking_config = {**c.networking_config, "EndpointsConfig": cfgs}
+            if self.networks.same_network(c.network_mode, net.id):
+                c.primary_detached = True  # not rejoined at the next start
             self._save(c)
 
     @contextlib.asynccontextmanager
