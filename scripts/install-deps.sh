@@ -19,6 +19,7 @@ APT_PACKAGES=(
   zstd                # zstd-compressed layers
   openssl curl        # TLS test certificates; scripts/api-fuzz.sh
   gcc libc6-dev       # confinement tests build a static seccomp probe
+  docker-compose      # compose tests: docker-compose 1.29, a real client (on Debian's python3-docker)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

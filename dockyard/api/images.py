@@ -158,7 +158,10 @@ async def inspect(request: web.Request) -> web.Response:
         out["VirtualSize"] = out["Size"]
     if not at_least(request, "1.45"):
         out["Container"] = ""
-        out["ContainerConfig"] = out.get("Config")
+    # dockerd drops ContainerConfig from API 1.45, and docker-compose 1.29 (which negotiates the
+    # highest version) then fails every recreation with KeyError 'ContainerConfig': kept, a
+    # deliberate departure
+    out["ContainerConfig"] = out.get("Config")
     return json_response(out)
 
 

@@ -954,9 +954,8 @@ class NetworkService:
                     "IPv4Address": f"{ep.ip_address}/{ep.prefix_len}" if ep.ip_address else "",
                     "IPv6Address": "",
                 }
+        # what the user gave, as dockerd (compose compares it with its file to decide on recreation)
         opts = dict(net.options)
-        if net.driver == "bridge" and not net.builtin:
-            opts.setdefault("com.docker.network.bridge.name", net.bridge or "")
         return {
             "Name": net.name,
             "Id": net.id,
