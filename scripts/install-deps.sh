@@ -44,3 +44,9 @@ if ! command -v docker >/dev/null 2>&1; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+
+# Node.js test clients (dockerode), pinned by tests/node/package-lock.json, installed there only.
+if ! command -v npm >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+fi
+npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
