@@ -26,6 +26,7 @@ def test_cli_prints_dockerds_messages(engine):
     assert r.returncode != 0 and "swarm mode is not supported" in r.stderr.decode()
     out = engine.cli_ok("info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}")
     assert out.split() == ["inactive", "false"]
+    assert " Swarm: inactive\n" in engine.cli_ok("info")
 
 
 def test_docker_py_teardown_and_errors(engine, client, api):
