@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..engine.containers.model import Container, rfc3339_to_unix
+from ..engine.containers.initlayer import INIT_DIR
 from ..network.ports import docker_port_list
 
 
@@ -216,7 +217,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
         "GraphDriver": {
             "Name": "overlay2",
             "Data": {
-                "LowerDir": ":".join(str(p) for p in lowers),
+                "LowerDir": ":".join(str(p) for p in [cdir / INIT_DIR, *lowers]),
                 "UpperDir": str(cdir / "upper"),
                 "WorkDir": str(cdir / "work"),
                 "MergedDir": str(cdir / "rootfs"),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from ...errors import InvalidParameter, NotFound
+from .initlayer import INIT_DIR
 
 CHUNK = 1 << 16
 
@@ -233,6 +234,7 @@ class ContainerFiles:
         c = self.containers.get(ref)
         upper = self.containers.ctr_dir(c.id) / "upper"
         lowers = [Path(p) for p in self.containers.images.layer_dirs(c.image_id)]
+        lowers.insert(0, self.containers.ctr_dir(c.id) / INIT_DIR)
         out: list[dict[str, Any]] = []
         for dirpath, dirnames, filenames in os.walk(upper):
             for name in sorted(dirnames + filenames):

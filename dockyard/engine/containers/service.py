@@ -43,6 +43,7 @@ from . import listing, names, restartpolicy, volumeplan
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
+from .initlayer import container_lowers
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
 from .logs import LogQuery, LogRecord, follow
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
@@ -385,11 +386,7 @@ class ContainerService:
         try:
             bundle.mkdir(parents=True, exist_ok=True)
             if not mounts.is_mounted(rootfs):
-                lowers = self.images.layer_dirs(c.image_id)
-                if not lowers:
-                    empty = cdir / "empty"
-                    empty.mkdir(exist_ok=True)
-                    lowers = [empty]
+                lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id))
                 await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
             stage = "network"
             netns, ip, gateway = await self._setup_network(c)
@@ -581,10 +578,7 @@ class ContainerService:
             try:
                 if not mounts.is_mounted(rootfs):
                     cdir = self.ctr_dir(c.id)
-                    lowers = self.images.layer_dirs(c.image_id)
-                    if not lowers:
-                        (cdir / "empty").mkdir(exist_ok=True)
-                        lowers = [cdir / "empty"]
+                    lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id))
                     await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
             except BaseException:
                 self._rootfs_users[c.id] -= 1
