@@ -1005,19 +1005,37 @@ class ContainerService:
         if config is not None:
             check_create(config)
         cfg = {**c.config, **{k: v for k, v in (config or {}).items() if v is not None}}
-        paused = pause and c.state.status == "running"
-        if paused:  # a consistent snapshot, as dockerd takes it
-            await self.runtime.pause(c.id)
-        try:
-            image = await self.images.commit_layer(
-                self.ctr_dir(c.id) / "upper", c.image_id, cfg, container_id=c.id,
-                created_by=" ".join([c.path, *c.args]), repo=repo, tag=tag, changes=changes,
-                comment=comment, author=author)
-        finally:
-            if paused:
-                await _quiet(self.runtime.resume(c.id))
+        # no start, stop, pause or removal in between; the snapshot is consistent
+        async with self._op_lock(c.id):
+            paused = pause and await self._freeze_for_commit(c)
+            try:
+                image = await self.images.commit_layer(
+                    self.ctr_dir(c.id) / "upper", c.image_id, cfg, container_id=c.id,
+                    created_by=" ".join([c.path, *c.args]), repo=repo, tag=tag, changes=changes,
+                    comment=comment, author=author)
+            finally:
+                if paused:
+                    await _quiet(self.runtime.resume(c.id))
         self.events.publish("container", "commit", c.id, image=c.image_ref, name=c.name)
         return image.id
+
+    async def _freeze_for_commit(self, c: Container) -> bool:
+        """Pause a running container for a commit; False when there is nothing to pause.
+
+        The process may end between our look at the state and runc's pause (its exit not yet
+        recorded): then nothing writes to the layer any more and the commit goes on unpaused.
+        """
+        async with self._lock(c.id):
+            if c.state.status != "running":
+                return False
+            try:
+                await self.runtime.pause(c.id)
+                return True
+            except (Conflict, NotFound):
+                st = await self.runtime.state(c.id)
+                if st is not None and st.get("status") in ("running", "paused"):
+                    raise
+                return False
 
     # ------------------------------------------------------- attach and logs
     async def attach(self, ref: str, *, stdin: bool, stdout: bool, stderr: bool,
