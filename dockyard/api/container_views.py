@@ -83,6 +83,13 @@ def _mounts(engine, c: Container) -> list[dict[str, Any]]:
         out.append({"Type": m.get("Type"), "Source": m.get("Source", ""),
                     "Destination": m.get("Target"), "Mode": "", "RW": not m.get("ReadOnly"),
                     "Propagation": "rprivate" if m.get("Type") == "bind" else ""})
+    for m in c.volumes_from:  # --volumes-from
+        if m["Type"] == "volume":
+            if m["ReadOnly"]:
+                ro_volumes.add(m["Target"])
+            continue
+        out.append({"Type": m["Type"], "Source": m["Source"], "Destination": m["Target"], "Mode": "",
+                    "RW": not m["ReadOnly"], "Propagation": "rprivate" if m["Type"] == "bind" else ""})
     for path in (c.host_config.get("Tmpfs") or {}):
         out.append({"Type": "tmpfs", "Source": "", "Destination": path, "Mode": "",
                     "RW": True, "Propagation": ""})

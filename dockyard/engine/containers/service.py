@@ -39,7 +39,7 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import listing, names, restartpolicy, volumeplan
+from . import listing, mountpoints, names, restartpolicy, volumeplan
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
@@ -346,12 +346,18 @@ class ContainerService:
                         f'invalid mount config for type "bind": bind source path does not exist: {src}')
 
     def _attach_volumes(self, c: Container) -> None:
-        """Create (or find) every volume the container names, and its anonymous ones."""
-        for use in volumeplan.plan(c.host_config, c.config):
+        """Create (or find) every volume the container names, and its anonymous ones; take
+        the mounts of the `--volumes-from` containers."""
+        c.volumes_from = mountpoints.inherit(c.host_config.get("VolumesFrom"), self.get,
+                                             volumeplan.own_destinations(c.host_config))
+        for use in volumeplan.plan(c.host_config, c.config, {m["Target"] for m in c.volumes_from}):
             v = self.volumes.create(use.name)
             c.volumes[use.destination] = v.name
             if use.name is None:
                 c.anonymous_volumes.append(v.name)
+        for m in c.volumes_from:
+            if m["Type"] == "volume":
+                c.volumes[m["Target"]] = self.volumes.create(m["Source"]).name
 
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._ctrs.values() if name in c.volumes.values()]
