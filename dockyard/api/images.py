@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import InvalidParameter
+from ..errors import DockyardError, InvalidParameter
 from .params import json_response, qbool, qfilters, qint, spool_body
 from .routing import Routes
 from .versions import at_least
@@ -87,6 +87,8 @@ async def load(request: web.Request) -> web.StreamResponse:
     src = await _spool_body(request, "load-")
     try:
         result = await _images(request).load(src)
+    except DockyardError as exc:  # dockerd answers 200 and reports a failed load in the stream
+        return await _json_stream(request, [{"errorDetail": {"message": exc.message}, "error": exc.message}])
     finally:
         src.unlink(missing_ok=True)
     msgs: list[dict[str, Any]] = []

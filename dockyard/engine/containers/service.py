@@ -39,10 +39,11 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import listing, names, restartpolicy, volumeplan
+from . import listing, mountpoints, names, restartpolicy, volumeplan
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
+from .initlayer import container_lowers
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
 from .netplan import is_planned, planned_networks
 from .logs import LogQuery, LogRecord, follow
@@ -346,12 +347,18 @@ class ContainerService:
                         f'invalid mount config for type "bind": bind source path does not exist: {src}')
 
     def _attach_volumes(self, c: Container) -> None:
-        """Create (or find) every volume the container names, and its anonymous ones."""
-        for use in volumeplan.plan(c.host_config, c.config):
+        """Create (or find) every volume the container names, and its anonymous ones; take
+        the mounts of the `--volumes-from` containers."""
+        c.volumes_from = mountpoints.inherit(c.host_config.get("VolumesFrom"), self.get,
+                                             volumeplan.own_destinations(c.host_config))
+        for use in volumeplan.plan(c.host_config, c.config, {m["Target"] for m in c.volumes_from}):
             v = self.volumes.create(use.name)
             c.volumes[use.destination] = v.name
             if use.name is None:
                 c.anonymous_volumes.append(v.name)
+        for m in c.volumes_from:
+            if m["Type"] == "volume":
+                c.volumes[m["Target"]] = self.volumes.create(m["Source"]).name
 
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._ctrs.values() if name in c.volumes.values()]
@@ -386,11 +393,7 @@ class ContainerService:
         try:
             bundle.mkdir(parents=True, exist_ok=True)
             if not mounts.is_mounted(rootfs):
-                lowers = self.images.layer_dirs(c.image_id)
-                if not lowers:
-                    empty = cdir / "empty"
-                    empty.mkdir(exist_ok=True)
-                    lowers = [empty]
+                lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id))
                 await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
             stage = "network"
             netns, ip, gateway = await self._setup_network(c)
@@ -574,10 +577,7 @@ class ContainerService:
             try:
                 if not mounts.is_mounted(rootfs):
                     cdir = self.ctr_dir(c.id)
-                    lowers = self.images.layer_dirs(c.image_id)
-                    if not lowers:
-                        (cdir / "empty").mkdir(exist_ok=True)
-                        lowers = [cdir / "empty"]
+                    lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id))
                     await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
             except BaseException:
                 self._rootfs_users[c.id] -= 1
@@ -1004,19 +1004,37 @@ class ContainerService:
         if config is not None:
             check_create(config)
         cfg = {**c.config, **{k: v for k, v in (config or {}).items() if v is not None}}
-        paused = pause and c.state.status == "running"
-        if paused:  # a consistent snapshot, as dockerd takes it
-            await self.runtime.pause(c.id)
-        try:
-            image = await self.images.commit_layer(
-                self.ctr_dir(c.id) / "upper", c.image_id, cfg, container_id=c.id,
-                created_by=" ".join([c.path, *c.args]), repo=repo, tag=tag, changes=changes,
-                comment=comment, author=author)
-        finally:
-            if paused:
-                await _quiet(self.runtime.resume(c.id))
+        # no start, stop, pause or removal in between; the snapshot is consistent
+        async with self._op_lock(c.id):
+            paused = pause and await self._freeze_for_commit(c)
+            try:
+                image = await self.images.commit_layer(
+                    self.ctr_dir(c.id) / "upper", c.image_id, cfg, container_id=c.id,
+                    created_by=" ".join([c.path, *c.args]), repo=repo, tag=tag, changes=changes,
+                    comment=comment, author=author)
+            finally:
+                if paused:
+                    await _quiet(self.runtime.resume(c.id))
         self.events.publish("container", "commit", c.id, image=c.image_ref, name=c.name)
         return image.id
+
+    async def _freeze_for_commit(self, c: Container) -> bool:
+        """Pause a running container for a commit; False when there is nothing to pause.
+
+        The process may end between our look at the state and runc's pause (its exit not yet
+        recorded): then nothing writes to the layer any more and the commit goes on unpaused.
+        """
+        async with self._lock(c.id):
+            if c.state.status != "running":
+                return False
+            try:
+                await self.runtime.pause(c.id)
+                return True
+            except (Conflict, NotFound):
+                st = await self.runtime.state(c.id)
+                if st is not None and st.get("status") in ("running", "paused"):
+                    raise
+                return False
 
     # ------------------------------------------------------- attach and logs
     async def attach(self, ref: str, *, stdin: bool, stdout: bool, stderr: bool,
