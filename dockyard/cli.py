@@ -27,6 +27,8 @@ def _engine_parser() -> argparse.ArgumentParser:
                    help="manage iptables NAT and forwarding rules")
     p.add_argument("--stop-containers-on-shutdown", action="store_true",
                    help="stop running containers on SIGTERM instead of leaving them running")
+    p.add_argument("--push-compression", default="gzip", choices=["gzip", "zstd"],
+                   help="compression of the layers `docker push` compresses")
     return p
 
 
@@ -62,6 +64,7 @@ def engine_main(argv: list[str]) -> int:
         tls_verify=a.tlsverify,
         iptables=a.iptables == "true",
         stop_containers_on_shutdown=a.stop_containers_on_shutdown,
+        push_compression=a.push_compression,
     )
     return run_daemon(cfg)
 

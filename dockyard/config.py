@@ -26,6 +26,11 @@ class EngineConfig:
     # Live-restore is the default: a clean stop leaves containers running.
     stop_containers_on_shutdown: bool = False
     iptables: bool = True
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
+    # Compression of layers that `docker push` has to compress: "gzip" (Docker schema2
+    # manifests, what every registry takes) or "zstd" (OCI manifests with tar+zstd layers).
+    push_compression: str = "gzip"
 
     @property
     def db_path(self) -> Path:

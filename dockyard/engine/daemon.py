@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 
@@ -31,7 +32,6 @@ class Engine:
         from .containers.service import ContainerService
         from .containers.archive import ContainerFiles
         from .containers.health import HealthChecker
-        from .build import BuildService
         from .distribution import DistributionService
         from .exec import ExecService
         from .volumes import VolumeService
@@ -56,7 +56,13 @@ class Engine:
         self.containers.health = HealthChecker(self.containers, self.execs)
         self.files = ContainerFiles(self.containers)
         self.distribution = DistributionService(self.images)
-        self.builder = BuildService(self)
+
+    @functools.cached_property
+    def builder(self):  # type: ignore[no-untyped-def]
+        """The build service, made by the first build: its Dockerfile frontend is not idle-engine weight."""
+        from .build import BuildService
+
+        return BuildService(self)
 
     async def start(self) -> None:
         await self.images.start()
@@ -97,14 +103,14 @@ async def serve(config: EngineConfig, stop: asyncio.Event) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             if os.path.exists(path):
                 os.unlink(path)
-            site = web.UnixSite(runner, path)
+            site = web.UnixSite(runner, path, backlog=listen_backlog())
             await site.start()
             os.chmod(path, 0o660)
         elif host.startswith(("tcp://", "http://", "https://")):
             addr = host.split("://", 1)[1]
             h, _, p = addr.rpartition(":")
             site = web.TCPSite(runner, h or "127.0.0.1", int(p or (2376 if ctx else 2375)),
-                               ssl_context=ctx)
+                               ssl_context=ctx, backlog=listen_backlog())
             await site.start()
         else:
             raise SystemExit(f"unsupported host {host!r}: use unix:///path or tcp://addr:port")
@@ -123,6 +129,15 @@ async def serve(config: EngineConfig, stop: asyncio.Event) -> None:
                     os.unlink(host[len("unix://"):])
                 except FileNotFoundError:
                     pass
+
+
+def listen_backlog() -> int:
+    """The kernel's somaxconn, as dockerd listens (aiohttp's default of 128 turned
+    clients away with EAGAIN when a few hundred `docker run` arrived at once)."""
+    try:
+        return max(128, int(Path("/proc/sys/net/core/somaxconn").read_text()))
+    except (OSError, ValueError):
+        return 4096
 
 
 def _tls_context(config: EngineConfig) -> ssl.SSLContext | None:
