@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
+from ..config import EngineConfig
+from ..distribution.client.endpoints import RegistryEndpoints
 from ..distribution.client import Credentials, Manifest, RegistryClient, credentials_from_json, registry_host
 from ..errors import DockyardError, InvalidParameter, NotFound, SystemError_
 from ..oci import digest as dg
@@ -65,8 +67,6 @@ LAYER_TYPES = {
 GZIP_TYPES = {oimg.DOCKER_LAYER_GZIP, oimg.OCI_LAYER_GZIP}
 CONFIG_TYPES = {oimg.DOCKER_CONFIG, oimg.OCI_CONFIG}
 GZIP_LEVEL = 6
-DOWNLOADS = 3
-UPLOADS = 3
 PROGRESS_EVERY = 0.1  # seconds between progress messages of one layer
 
 Emit = Callable[[dict[str, Any]], None]
@@ -210,8 +210,10 @@ def _gzip_file(src: Path, dst: Path) -> tuple[str, int]:
 
 
 class DistributionService:
-    def __init__(self, images: ImageService) -> None:
+    def __init__(self, images: ImageService, config: EngineConfig) -> None:
         self.images = images
+        self.config = config
+        self.endpoints = RegistryEndpoints(config)
         self.db = images.db
         self.db.ensure_schema(SCHEMA)
 
@@ -235,7 +237,7 @@ class DistributionService:
         if host == "docker.io":
             raise InvalidParameter("login to Docker Hub is not supported by this engine: "
                                    "name a registry, e.g. `docker login 127.0.0.1:5000`")
-        async with RegistryClient(host, creds) as client:
+        async with self.endpoints.client(host, creds) as client:
             token = await client.login()
         return {"Status": "Login Succeeded", "IdentityToken": token}
 
@@ -245,10 +247,24 @@ class DistributionService:
                            platform: str | None = None) -> PullPlan:
         """Resolve everything up to the config; raises before any progress is streamed."""
         ref = pull_reference(from_image, tag)
-        if ref.domain == oref.DEFAULT_DOMAIN:
-            raise _hub_refused("pull", ref)
         oimg.parse_platform(platform)
-        client = RegistryClient(ref.domain, creds)
+        endpoints = self.endpoints.for_pull(ref.domain)
+        if not endpoints:
+            raise _hub_refused("pull", ref)
+        last: DockyardError | None = None
+        for ep in endpoints:
+            client = self.endpoints.client(ep.host, creds, ep.schemes)
+            try:
+                return await self._resolve(client, ref, platform)
+            except DockyardError as exc:
+                if not ep.mirror:
+                    raise
+                log.info("pull %s from mirror %s failed, trying the next: %s", ref.familiar(), ep.host, exc)
+                last = exc
+        # every mirror failed; Docker Hub itself is never contacted from this engine
+        raise type(last)(f"{last} (from the registry mirrors; Docker Hub itself is not contacted)")
+
+    async def _resolve(self, client: RegistryClient, ref: oref.Reference, platform: str | None) -> PullPlan:
         try:
             wanted = ref.digest or ref.tag or oref.DEFAULT_TAG
             top = await client.get_manifest(ref.path, wanted)
@@ -309,7 +325,7 @@ class DistributionService:
         present = [self.images.layers.get(c) is not None for c in chain]
         for i, have in enumerate(present):
             emit(status("Already exists" if have else "Pulling fs layer", ids[i]))
-        sem = asyncio.Semaphore(DOWNLOADS)
+        sem = asyncio.Semaphore(self.config.max_concurrent_downloads)
         temps: list[Path] = []
 
         async def download(i: int) -> Path:
@@ -380,7 +396,7 @@ class DistributionService:
                 raise NotFound(f"An image does not exist locally with the tag: {r.familiar()}") from None
         if not tags:
             raise NotFound(f"An image does not exist locally with the tag: {repo.familiar_name}")
-        client = RegistryClient(ref.domain, creds)
+        client = self.endpoints.client(ref.domain, creds)
         try:
             await client.ping()
         except BaseException:
@@ -403,7 +419,7 @@ class DistributionService:
         order = list(reversed(range(len(img.diff_ids))))  # dockerd lists the top layer first
         for i in order:
             emit(status("Preparing", dg.short_id(img.diff_ids[i])))
-        sem = asyncio.Semaphore(UPLOADS)
+        sem = asyncio.Semaphore(self.config.max_concurrent_uploads)
 
         async def one(i: int) -> dict[str, Any]:
             async with sem:
