@@ -506,9 +506,9 @@ def _validate(cfg: EngineConfig, where: str) -> None:
         raise ConfigError(f"{where}invalid value for default-runtime: specified default runtime "
                           f"'{cfg.default_runtime}' does not exist")
     if cfg.tls_verify and not cfg.tls_cacert:
-        raise ConfigError(f"{where}tlsverify needs tlscacert to check client certificates against")
+        raise ConfigError(f"{where}--tlsverify needs --tlscacert to check client certificates against")
     if (cfg.tls or cfg.tls_verify) and not (cfg.tls_cert and cfg.tls_key):
-        raise ConfigError(f"{where}tls needs tlscert and tlskey")
+        raise ConfigError(f"{where}--tls needs --tlscert and --tlskey")
     if cfg.tls is False and cfg.tls_verify:
         raise ConfigError(f"{where}tls=false contradicts tlsverify=true")
     if not cfg.hosts:

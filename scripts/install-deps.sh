@@ -19,6 +19,7 @@ APT_PACKAGES=(
   zstd                # zstd-compressed layers
   openssl curl        # TLS test certificates; scripts/api-fuzz.sh
   gcc libc6-dev       # confinement tests build a static seccomp probe
+  systemd             # systemd-socket-activate: the fd:// (socket activation) tests; PID 1 stays as it is
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
