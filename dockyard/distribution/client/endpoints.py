@@ -65,7 +65,8 @@ class RegistryEndpoints:
 
     # ------------------------------------------------------------ certs.d
 
-    def tls_context(self, host: str) -> ssl.SSLContext | None:
+    def tls_context(self, host: str, insecure: bool = False) -> ssl.SSLContext | None:
+        """The certs.d/<host>/ settings; an insecure registry still presents its client certificate."""
         d = self.config.certs_dir / host
         if not d.is_dir():
             return None
@@ -74,6 +75,9 @@ class RegistryEndpoints:
         if not cas and not certs:
             return None
         ctx = ssl.create_default_context()
+        if insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
         try:
             for ca in cas:
                 ctx.load_verify_locations(str(ca))
@@ -90,7 +94,8 @@ class RegistryEndpoints:
     # ------------------------------------------------------------ clients
 
     def client(self, host: str, creds: Credentials | None, schemes: tuple[str, ...] | None = None) -> RegistryClient:
-        return RegistryClient(host, creds, insecure=self.is_insecure(host), ssl_context=self.tls_context(host),
+        insecure = self.is_insecure(host)
+        return RegistryClient(host, creds, insecure=insecure, ssl_context=self.tls_context(host, insecure),
                               schemes=list(schemes) if schemes else None)
 
     def for_pull(self, domain: str) -> list[Endpoint]:

@@ -108,9 +108,9 @@ class RegistryClient:
 
     @property
     def _ssl(self) -> bool | ssl.SSLContext:
-        if self.insecure:
-            return False
-        return self.ssl_context or True
+        if self.ssl_context is not None:  # certs.d (checks off for an insecure registry, as dockerd)
+            return self.ssl_context
+        return False if self.insecure else True
 
     # ------------------------------------------------------------ ping and auth
 
