@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ..config import EngineConfig
 from .listeners import prepare_unix
+from .sdnotify import notify
 from ..store.metadata import Database
 from .events import EventBus
 
@@ -138,12 +139,14 @@ async def _serve(loaded, stop, reload_requests, planned, gid, ctx) -> None:
     metrics_runner = await engine.metrics.serve(config.metrics_addr) if config.metrics_addr else None
     log.info("dockyard engine listening on %s", ", ".join(config.hosts))
     engine.events.publish("daemon", "start", "dockyard")
+    notify(f"READY=1\nMAINPID={os.getpid()}")
     reloader = Reloader(engine, loaded.flags)
     reloading = asyncio.get_running_loop().create_task(reloader.run(reload_requests))
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
+        notify("STOPPING=1")
         reloading.cancel()
         if metrics_runner is not None:
             await metrics_runner.cleanup()

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..daemonconfig import BY_KEY, ConfigError, reload
 from ..logsetup import apply_level
+from .sdnotify import notify
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,13 @@ class Reloader:
             self.reload_once()
 
     def reload_once(self) -> dict[str, tuple[Any, Any]]:
+        notify("RELOADING=1")
+        try:
+            return self._reload()
+        finally:
+            notify("READY=1")
+
+    def _reload(self) -> dict[str, tuple[Any, Any]]:
         cfg = self.engine.config
         log.info("got SIGHUP: reloading configuration from %s", cfg.config_file or "(no file)")
         try:
