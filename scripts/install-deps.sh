@@ -20,6 +20,7 @@ APT_PACKAGES=(
   openssl curl        # TLS test certificates; scripts/api-fuzz.sh
   gcc libc6-dev       # confinement tests build a static seccomp probe
   docker-compose      # compose tests: docker-compose 1.29, a real client (on Debian's python3-docker)
+  systemd             # systemd-socket-activate: the fd:// (socket activation) tests; PID 1 stays as it is
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

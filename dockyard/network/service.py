@@ -823,7 +823,7 @@ class NetworkService:
             present = await asyncio.to_thread(self.firewall.tables_present)
             self._set_state("fw_tables_created", json.dumps(sorted({"nat", "filter"} - present)))
         cur = await asyncio.to_thread(self.firewall.ip_forward)
-        if cur != "1":
+        if cur != "1" and self.config.ip_forward:  # `ip-forward: false` leaves the host's setting alone
             if self._state("ip_forward_prev") is None:
                 self._set_state("ip_forward_prev", cur)
             await asyncio.to_thread(self.firewall.set_ip_forward, "1")

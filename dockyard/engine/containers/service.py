@@ -39,7 +39,7 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import listing, mountpoints, names, restartpolicy, volumeplan
+from . import daemondefaults, listing, mountpoints, names, restartpolicy, volumeplan
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
@@ -106,7 +106,7 @@ class ContainerService:
         self._bg: set[asyncio.Task] = set()
         self._closing = False
         images.set_usage_checker(self._image_users)
-        self.bundles = BundleWriter(networks, volumes, cgroups, self.ctr_dir, self.get)
+        self.bundles = BundleWriter(networks, volumes, cgroups, self.ctr_dir, self.get, config)
         networks.container_name = self._name_of
         volumes.users = self.volume_users
 
@@ -245,15 +245,26 @@ class ContainerService:
             t.cancel()
         if self.health is not None:
             self.health.stop_all()
-        if self.config.stop_containers_on_shutdown:
-            await asyncio.gather(*(self.stop(c.id, timeout=10, by_user=False)
-                                   for c in self._ctrs.values() if c.state.running),
-                                 return_exceptions=True)
+        if not self.config.live_restore:
+            await self._stop_all_for_shutdown()
         loop = asyncio.get_running_loop()
         for cid, fd in list(self._watch_fds.items()):
             loop.remove_reader(fd)
             os.close(fd)
         self._watch_fds.clear()
+
+    async def _stop_all_for_shutdown(self) -> None:
+        """live-restore off: each container stops with its own stop timeout, all within shutdown-timeout."""
+        running = [c.id for c in self._ctrs.values() if c.state.running]
+        limit = self.config.shutdown_timeout
+        stops = asyncio.gather(*(self.stop(cid, by_user=False) for cid in running), return_exceptions=True)
+        try:
+            await asyncio.wait_for(stops, None if limit < 0 else limit)
+        except asyncio.TimeoutError:
+            log.warning("containers did not stop within shutdown-timeout (%ss): killing them", limit)
+            await asyncio.gather(*(self.kill(cid, "SIGKILL") for cid in running
+                                   if self._ctrs.get(cid) and self._ctrs[cid].state.running),
+                                 return_exceptions=True)
 
     def _spawn(self, coro) -> asyncio.Task:
         t = asyncio.get_running_loop().create_task(coro)
@@ -282,7 +293,7 @@ class ContainerService:
         image = self.images.resolve(image_ref)
         config = merge_config(body, image.config)
         config["Image"] = image_ref
-        host_config = normalize_host_config(body.get("HostConfig"))
+        host_config = daemondefaults.at_create(normalize_host_config(body.get("HostConfig")), self.config)
         mode = network_mode(host_config)
         if mode.startswith("container:"):
             target = self.get(mode.split(":", 1)[1])
