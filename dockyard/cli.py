@@ -27,6 +27,9 @@ def _engine_parser() -> argparse.ArgumentParser:
                    help="manage iptables NAT and forwarding rules")
     p.add_argument("--stop-containers-on-shutdown", action="store_true",
                    help="stop running containers on SIGTERM instead of leaving them running")
+    p.add_argument("--log-driver", default="json-file", help="default log driver of containers")
+    p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="default log driver option (repeatable)")
     return p
 
 
@@ -62,7 +65,17 @@ def engine_main(argv: list[str]) -> int:
         tls_verify=a.tlsverify,
         iptables=a.iptables == "true",
         stop_containers_on_shutdown=a.stop_containers_on_shutdown,
+        log_driver=a.log_driver,
+        log_opts=dict(o.split("=", 1) if "=" in o else (o, "") for o in a.log_opt),
     )
+    from .engine.logdrivers import validate_log_config
+    from .errors import DockyardError
+
+    try:
+        validate_log_config(cfg.log_driver, cfg.log_opts)
+    except DockyardError as exc:
+        print(f"dockyard engine: invalid log configuration: {exc.message}", file=sys.stderr)
+        return 1
     return run_daemon(cfg)
 
 
@@ -76,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd == "engine":
         return engine_main(rest)
+    if cmd == "logd":  # started by the engine: the per-engine log daemon
+        from .engine.logdrivers.logd import main as logd_main
+
+        return logd_main(rest)
     if cmd == "registry":
         from .distribution.registry.cli import main as registry_main
 

@@ -26,6 +26,9 @@ class EngineConfig:
     # Live-restore is the default: a clean stop leaves containers running.
     stop_containers_on_shutdown: bool = False
     iptables: bool = True
+    # the daemon's default log driver and its options (daemon.json log-driver / log-opts)
+    log_driver: str = "json-file"
+    log_opts: dict[str, str] = field(default_factory=dict)
 
     @property
     def db_path(self) -> Path:

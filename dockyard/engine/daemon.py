@@ -69,6 +69,7 @@ class Engine:
         await self.networks.shutdown(keep=running)
         if not running:
             self.volumes.unmount_all()
+            await self.containers.logging.daemon.shutdown()  # nothing left to log for
         self.db.close()
 
 
