@@ -70,6 +70,8 @@ class Engine:
         if not running:
             self.volumes.unmount_all()
             await self.containers.logging.daemon.shutdown()  # nothing left to log for
+        else:
+            self.containers.logging.daemon.close()  # it goes on logging for them
         self.db.close()
 
 

@@ -28,6 +28,9 @@ class LogDaemonClient:
         self.proc: subprocess.Popen | None = None
         self._starting: asyncio.Lock | None = None
         self._bg: set[asyncio.Task] = set()
+        self._pidfd = -1
+        self._watched_pid = 0
+        self._closing = False
 
     def _spawn(self) -> None:
         if self.proc is not None:
@@ -61,7 +64,7 @@ class LogDaemonClient:
             self._starting = asyncio.Lock()
         async with self._starting:
             try:
-                await self._ask({"op": "ping"}, 2.0)
+                self._watch(await self._ask({"op": "ping"}, 2.0))
                 return
             except (OSError, asyncio.TimeoutError, ValueError):
                 pass
@@ -69,13 +72,43 @@ class LogDaemonClient:
             deadline = time.monotonic() + timeout
             while True:
                 try:
-                    await self._ask({"op": "ping"}, 2.0)
+                    self._watch(await self._ask({"op": "ping"}, 2.0))
                     return
                 except (OSError, asyncio.TimeoutError, ValueError):
                     if time.monotonic() > deadline or (self.proc and self.proc.poll() is not None):
                         log.error("the log daemon did not start: see %s", self.exec_root / "logd.log")
                         return
                     await asyncio.sleep(0.05)
+
+    def _watch(self, pong: dict) -> None:
+        """A pidfd on the daemon: if it dies, start another at once (spools must not wait)."""
+        pid = int(pong.get("pid") or 0)
+        if not pid or pid == self._watched_pid:
+            return
+        self._unwatch()
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            return
+        self._pidfd, self._watched_pid = fd, pid
+        asyncio.get_running_loop().add_reader(fd, self._died)
+
+    def _unwatch(self) -> None:
+        if self._pidfd >= 0:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+        self._pidfd, self._watched_pid = -1, 0
+
+    def _died(self) -> None:
+        self._unwatch()
+        if self.proc is not None:
+            self.proc.poll()
+        if self._closing:
+            return
+        log.warning("the log daemon exited: starting it again")
+        t = asyncio.get_running_loop().create_task(self.ensure())
+        self._bg.add(t)
+        t.add_done_callback(self._bg.discard)
 
     async def request(self, op: str, cid: str, timeout: float = 30.0) -> bool:
         """Ask and wait; a daemon found dead is started again once.  False when it failed."""
@@ -98,8 +131,15 @@ class LogDaemonClient:
         self._bg.add(t)
         t.add_done_callback(self._bg.discard)
 
+    def close(self) -> None:
+        """The engine stops and leaves the daemon running (containers still run)."""
+        self._closing = True
+        self._unwatch()
+
     async def shutdown(self) -> None:
         """Stop the daemon (no container left running): it saves its progress first."""
+        self._closing = True  # its exit is not a death to repair
+        self.close()
         try:
             await self._ask({"op": "exit"}, 5.0)
         except (OSError, asyncio.TimeoutError, ValueError):

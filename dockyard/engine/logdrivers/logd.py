@@ -176,7 +176,9 @@ class LogDaemon:
             if old is not None:
                 old.drain()
                 old.close()
-            self._tap(cid)
+            # no spool: the container already stopped and was drained (a `stop` overtook us)
+            if (self.ctr_root / cid / SPOOL_NAME).exists():
+                self._tap(cid)
             return {"ok": True}
         if op == "sync":
             t = self.taps.get(cid)

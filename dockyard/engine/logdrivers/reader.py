@@ -2,8 +2,10 @@
 
 Files are read in bounded chunks off the event loop; `tail` walks back from the
 newest file; rotated `.gz` files are decompressed into a temporary file first.
-Following keeps the live file open: when the writer rotates it away, the rest of
-the old file is read, then the new live file from its start.
+Following keeps the live file open and notices, at every step, a new live file
+the writer rotated in: the rest of the old file is read, then the new one from its
+start.  As with dockerd, a file rotated in and out again between two steps of a
+slow reader is not seen.
 """
 
 from __future__ import annotations
@@ -96,38 +98,34 @@ async def read_logs(live: Path, codec, q: LogQuery, still_running: Callable[[], 
                 live_offset = off
         if not q.follow or live_f is None:
             return
-        f, off = live_f, live_offset
+        # files to read in order: the one being read, then any the writer rotated in since
+        queue: list[list] = [[live_f, live_offset, os.fstat(live_f.fileno()).st_ino]]
         while True:
             running = still_running()
+            try:
+                ino = os.stat(live).st_ino
+            except FileNotFoundError:
+                ino = None
+            if ino is not None and ino != queue[-1][2]:
+                try:
+                    nf = open(live, "rb")
+                    sources.append(nf)
+                    queue.append([nf, 0, os.fstat(nf.fileno()).st_ino])
+                except FileNotFoundError:
+                    pass
+            f, off = queue[0][0], queue[0][1]
             recs, new = await asyncio.to_thread(_read_chunk, f, off, codec)
             if new > off:
-                off = new
+                queue[0][1] = new
                 for r in recs:
                     if q.until_ns and r.time_ns > q.until_ns:
                         return
                     if q.wants(r):
                         yield r
                 continue
-            try:
-                rotated = os.stat(live).st_ino != os.fstat(f.fileno()).st_ino
-            except FileNotFoundError:
-                rotated = False
-            if rotated:
-                # the old file is complete: finish it above, then move to the new one
-                recs, new = await asyncio.to_thread(_read_chunk, f, off, codec)
-                if new > off:
-                    off = new
-                    for r in recs:
-                        if q.wants(r):
-                            yield r
-                    continue
+            if len(queue) > 1:  # rotated away and read to its end: on to the next file
                 f.close()
-                try:
-                    f = open(live, "rb")
-                except FileNotFoundError:
-                    return
-                live_f, off = f, 0
-                sources.append(f)
+                queue.pop(0)
                 continue
             if not running:
                 return
