@@ -527,24 +527,14 @@ def _validate(cfg: EngineConfig, where: str) -> None:
 
 
 def validate_log_config(driver: str, opts: dict[str, str], where: str = "") -> None:
-    """The log helper's checks when present; until then only the built-in json-file, no options."""
+    """The log drivers' own checks (dockerd's messages), with the key named."""
+    from .engine.logdrivers import validate_log_config as check
+    from .errors import DockyardError
+
     try:
-        from .engine import logdrivers  # type: ignore[attr-defined]
-        check = logdrivers.validate_log_config
-    except (ImportError, AttributeError):
-        check = None
-    if check is not None:
-        try:
-            check(driver, opts)
-        except Exception as exc:  # the log helper's error names the driver or option
-            raise ConfigError(f"{where}invalid value for log-driver/log-opts: {exc}") from None
-        return
-    if driver != "json-file":
-        raise ConfigError(f"{where}invalid value for log-driver: log driver {driver!r} is not supported "
-                          "(json-file is)")
-    if opts:
-        raise ConfigError(f"{where}invalid value for log-opts: unknown log opt '{sorted(opts)[0]}' "
-                          "for json-file log driver")
+        check(driver, opts)
+    except DockyardError as exc:
+        raise ConfigError(f"{where}invalid value for log-driver/log-opts: {exc}") from None
 
 
 @dataclass

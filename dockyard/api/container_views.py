@@ -203,7 +203,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
         "ResolvConfPath": str(cdir / "resolv.conf"),
         "HostnamePath": str(cdir / "hostname"),
         "HostsPath": str(cdir / "hosts"),
-        "LogPath": str(engine.containers.log_path(c.id)),
+        "LogPath": engine.containers.log_path(c),
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
         "Driver": "overlay2",

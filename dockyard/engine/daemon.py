@@ -90,6 +90,9 @@ class Engine:
         await self.networks.shutdown(keep=running)
         if not running:
             self.volumes.unmount_all()
+            await self.containers.logging.daemon.shutdown()  # nothing left to log for
+        else:
+            self.containers.logging.daemon.close()  # it goes on logging for them
         self.db.close()
 
 

@@ -4,7 +4,7 @@ Where state lives:
 - SQLite (table `containers`): the Docker-visible record, written before any
   side effect is acted on, so a crash leaves a record the next start repairs.
 - `<data_root>/containers/<id>/`: the writable layer (upper, work), the
-  rootfs mount point, the log file, /etc files.
+  rootfs mount point, conmon's log spool and the log driver's files, /etc files.
 - `<exec_root>/containers/<id>/`: the OCI bundle and conmon's sockets, fifos,
   pid files and exit files (runtime state, gone after a reboot).
 
@@ -46,7 +46,8 @@ from .fieldtypes import check_create, check_update
 from .initlayer import container_lowers
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
 from .netplan import is_planned, planned_networks
-from .logs import LogQuery, LogRecord, follow
+from .logs import LogQuery, LogRecord
+from .logwiring import ContainerLogs
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class ContainerService:
         self._bg: set[asyncio.Task] = set()
         self._closing = False
         images.set_usage_checker(self._image_users)
+        self.logging = ContainerLogs(config, self.ctr_dir)
         self.bundles = BundleWriter(networks, volumes, cgroups, self.ctr_dir, self.get, config)
         networks.container_name = self._name_of
         volumes.users = self.volume_users
@@ -140,8 +142,9 @@ class ContainerService:
     def bundle_dir(self, cid: str) -> Path:
         return self.run_dir / cid
 
-    def log_path(self, cid: str) -> Path:
-        return self.ctr_dir(cid) / "container.log"
+    def log_path(self, c: Container) -> str:
+        """`LogPath` in inspect (json-file only, as dockerd)."""
+        return self.logging.inspect_path(c)
 
     def get(self, ref: str) -> Container:
         """By full id, name (with or without /), or unique id prefix: Docker's order."""
@@ -174,6 +177,7 @@ class ContainerService:
     # --------------------------------------------------------------- lifecycle
     async def start_service(self) -> None:
         """Load every container and reconcile it with what is really running."""
+        await self.logging.daemon.ensure()  # adopt the log daemon that outlived us, or start one
         for row in self.db.query("SELECT id, data FROM containers"):
             try:
                 c = Container.from_row(json.loads(row["data"]))
@@ -294,6 +298,7 @@ class ContainerService:
         config = merge_config(body, image.config)
         config["Image"] = image_ref
         host_config = daemondefaults.at_create(normalize_host_config(body.get("HostConfig")), self.config)
+        self.logging.merge(host_config)
         mode = network_mode(host_config)
         if mode.startswith("container:"):
             target = self.get(mode.split(":", 1)[1])
@@ -411,12 +416,15 @@ class ContainerService:
             stage = "spec"
             spec = await asyncio.to_thread(self.bundles.prepare, c, rootfs, netns, ip, gateway)
             (bundle / "config.json").write_text(json.dumps(spec))
+            stage = "logging"
+            spool, spool_max = await self.logging.prepare_start(c, c.image_ref)
             stage = "runtime"
             cfg = c.config
             handle = await self.monitor.create(
-                cid, c.name, bundle, self.log_path(cid),
+                cid, c.name, bundle, spool,
                 terminal=bool(cfg.get("Tty")), stdin=bool(cfg.get("OpenStdin")),
                 leave_stdin_open=not cfg.get("StdinOnce") or bool(cfg.get("Tty")),
+                log_size_max=spool_max,
             )
             c.state.pid = handle.container_pid
             c.state.conmon_pid = handle.conmon_pid
@@ -431,6 +439,7 @@ class ContainerService:
         except BaseException as exc:
             await self._rollback_start(c, exc, stage)
             raise
+        self.logging.started(c)
         c.state.status = "running"
         c.state.started_at = now_rfc3339()
         c.state.finished_at = ZERO_TIME if not c.has_been_started else c.state.finished_at
@@ -460,6 +469,7 @@ class ContainerService:
         for st in self._pending_attach.pop(c.id, []) + self._live_attach.pop(c.id, []):
             st.close()
         await self._teardown_runtime(c)
+        await self.logging.stopped(c.id)
         c.state.pid = 0
         c.state.conmon_pid = 0
         c.state.error = msg
@@ -646,6 +656,8 @@ class ContainerService:
         await self._after_exit(c)
 
     async def _handle_exit(self, c: Container, engine_restart: bool = False) -> None:
+        # conmon is gone: the log daemon writes its last output before anyone sees the exit
+        await self.logging.stopped(c.id)
         code = self.monitor.exit_code(c.id)
         bundle = self.bundle_dir(c.id)
         c.state.oom_killed = self.monitor.oom_killed(bundle) or (
@@ -928,6 +940,7 @@ class ContainerService:
         for st in self._pending_attach.pop(c.id, []) + self._live_attach.pop(c.id, []):
             st.end()  # attach clients waiting for a start that will never come
         await self._teardown_runtime(c)
+        await self.logging.stopped(c.id)
         await asyncio.to_thread(shutil.rmtree, self.ctr_dir(c.id), True)
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
         self._ctrs.pop(c.id, None)
@@ -1080,7 +1093,7 @@ class ContainerService:
 
     def logs(self, ref: str, q: LogQuery) -> tuple[Container, AsyncIterator[LogRecord]]:
         c = self.get(ref)
-        return c, follow(self.log_path(c.id), q, lambda: c.state.running and c.id in self._ctrs)
+        return c, self.logging.read(c, q, lambda: c.state.running and c.id in self._ctrs)
 
     # ----------------------------------------------------------------- listing
     def list(self, *, all: bool = False, limit: int = -1, filters: Filters | None = None) -> list[Container]:
