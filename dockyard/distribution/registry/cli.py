@@ -7,11 +7,16 @@ import argparse
 import asyncio
 import concurrent.futures
 import logging
+import random
 import signal
 import ssl
 import sys
+from typing import TYPE_CHECKING
 
 from .config import RegistryConfig
+
+if TYPE_CHECKING:
+    from .service import Registry
 
 
 def _serve_parser() -> argparse.ArgumentParser:
@@ -64,11 +69,41 @@ async def _serve(cfg: RegistryConfig, access_log: bool = False) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    purger = asyncio.create_task(_purge_uploads(registry, stop))
     try:
         await stop.wait()
     finally:
+        purger.cancel()
         await runner.cleanup()
         registry.close()
+
+
+async def _purge_uploads(registry: "Registry", stop: asyncio.Event) -> None:
+    """Distribution's storage.maintenance.uploadpurging: every `interval`, delete uploads
+    older than `age`.  The first run waits a random part of the interval (at most an hour),
+    so replicas started together do not all list the bucket at once."""
+    cfg = registry.cfg.upload_purging
+    if not cfg.enabled or registry.cfg.readonly:
+        return
+    log = logging.getLogger("dockyard.registry.purge")
+    delay = random.uniform(0, min(cfg.interval, 3600.0))
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+            return
+        except asyncio.TimeoutError:
+            pass
+        delay = cfg.interval
+        try:
+            res = await asyncio.to_thread(registry.uploads.purge, cfg.age, cfg.dry_run)
+        except Exception:
+            log.exception("upload purge failed")
+            continue
+        verb = "would purge" if cfg.dry_run else "purged"
+        for u in res.uploads:
+            log.info("%s upload %s", verb, u)
+        log.info("%s %d uploads older than %ds; aborted %d unfinished multipart uploads",
+                 verb, len(res.uploads), cfg.age, res.multipart_aborted)
 
 
 def main(argv: list[str]) -> int:

@@ -20,7 +20,13 @@
       access:                       # optional ACL, first match wins; default: users may do anything
         - {account: alice, repository: "alice/*", actions: [pull, push, delete]}
         - {account: "*", repository: "*", actions: [pull]}
-    http: {addr: 127.0.0.1:5000, tls: {certificate: cert.pem, key: key.pem}}
+    http: {addr: 127.0.0.1:5000, tls: {certificate: cert.pem, key: key.pem},
+           secret: s3cr3t}          # signs upload URLs: the same on every replica of a fleet
+    storage:                        # fleet settings, with Distribution's spellings
+      redirect: {disable: false}    # blob GET/HEAD answer 307 to a presigned bucket URL (s3)
+      maintenance:
+        readonly: {enabled: true}   # writes answer 405 UNSUPPORTED (while gc runs)
+        uploadpurging: {enabled: true, age: 168h, interval: 24h, dryrun: false}
 """
 
 from __future__ import annotations
@@ -53,6 +59,28 @@ class AuthConfig:
 
 
 @dataclass
+class UploadPurging:
+    enabled: bool = True
+    age: float = 168 * 3600.0
+    interval: float = 24 * 3600.0
+    dry_run: bool = False
+
+
+def parse_duration(v: Any) -> float:
+    """Go-style durations as Distribution writes them ("168h", "1h30m", "90s", "500ms"), or seconds."""
+    import re
+
+    if isinstance(v, (int, float)):
+        return float(v)
+    s = str(v).strip()
+    parts = re.findall(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)", s)
+    if not parts or "".join(n + u for n, u in parts) != s:
+        raise ValueError(f"invalid duration {s!r}")
+    scale = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+@dataclass
 class RegistryConfig:
     root: str
     addr: str = "127.0.0.1:5000"
@@ -64,6 +92,12 @@ class RegistryConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
+    # Fleet settings (Distribution's keys): shared upload-state secret, blob redirects,
+    # read-only maintenance mode, stale upload purging.
+    http_secret: str | None = None
+    redirect: bool = False
+    readonly: bool = False
+    upload_purging: "UploadPurging" = field(default_factory=lambda: UploadPurging())
 
     @classmethod
     def load(cls, root: str, path: str | None = None, **overrides: Any) -> "RegistryConfig":
@@ -85,6 +119,14 @@ class RegistryConfig:
         tls = http.get("tls") or {}
         cfg.tls_cert, cfg.tls_key = tls.get("certificate"), tls.get("key")
         cfg.auth = _auth(raw.get("auth") or {})
+        cfg.http_secret = http.get("secret") or None
+        cfg.redirect = not bool((storage.get("redirect") or {}).get("disable", True))
+        maint = storage.get("maintenance") or {}
+        cfg.readonly = bool((maint.get("readonly") or {}).get("enabled", False))
+        up = maint.get("uploadpurging") or {}
+        cfg.upload_purging = UploadPurging(
+            enabled=bool(up.get("enabled", True)), age=parse_duration(up.get("age", "168h")),
+            interval=parse_duration(up.get("interval", "24h")), dry_run=bool(up.get("dryrun", False)))
         for k, v in overrides.items():
             if v is not None:
                 setattr(cfg, k, v)

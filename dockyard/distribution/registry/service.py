@@ -20,7 +20,7 @@ class Registry:
         self.cfg = cfg
         self.driver = driver or make_driver(cfg.driver, cfg.root, cfg.driver_options)
         self.blobs = BlobService(self.driver, cfg.delete_enabled)
-        self.uploads = UploadService(self.driver, self.blobs)
+        self.uploads = UploadService(self.driver, self.blobs, cfg.http_secret)
         self.tags = TagService(self.driver, cfg.delete_enabled)
         self.referrers = ReferrerService(self.driver)
         self.manifests = ManifestService(self.driver, self.blobs, self.tags, self.referrers,
