@@ -474,6 +474,9 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Docker-Distribution-API-Version"] = API_VERSION
+    for name, values in _reg(request).cfg.http.headers.items():  # http.headers
+        for v in values:
+            response.headers.add(name, v)
 
 
 def make_app(registry: Registry) -> web.Application:

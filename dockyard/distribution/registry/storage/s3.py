@@ -47,7 +47,7 @@ class _S3Writer(LocalFileWriter):
     def commit(self) -> None:
         self.close()
         self._d._client.upload_file(self._local, self._d.bucket, self._d._key(self._path),
-                                    Config=self._d._transfer)
+                                    ExtraArgs=self._d._put_args, Config=self._d._transfer)
         os.unlink(self._local)
 
 
@@ -56,17 +56,32 @@ class S3Driver(StorageDriver):
 
     def __init__(self, bucket: str, region: str = "us-east-1", endpoint_url: str | None = None,
                  access_key: str | None = None, secret_key: str | None = None, prefix: str = "",
-                 spool_dir: str | None = None, create_bucket: bool = False, **_: Any) -> None:
+                 spool_dir: str | None = None, create_bucket: bool = False,
+                 session_token: str | None = None, chunk_size: int | None = None, encrypt: bool = False,
+                 kms_key_id: str | None = None, verify: bool = True, storage_class: str | None = None,
+                 acl: str | None = None, path_style: bool = True, dualstack: bool = False,
+                 accelerate: bool = False) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self._client = boto3.client(
-            "s3", region_name=region, endpoint_url=endpoint_url,
-            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            "s3", region_name=region, endpoint_url=endpoint_url, verify=verify,
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key, aws_session_token=session_token,
             config=Config(max_pool_connections=32, retries={"max_attempts": 3},
-                          s3={"addressing_style": "path"}),
+                          s3={"addressing_style": "path" if path_style else "auto",
+                              "use_dualstack_endpoint": dualstack, "use_accelerate_endpoint": accelerate}),
         )
-        self._transfer = TransferConfig(multipart_threshold=64 * _MIB, multipart_chunksize=64 * _MIB,
-                                        max_concurrency=4)
+        part = chunk_size or 64 * _MIB
+        self._transfer = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=4)
+        # Distribution's encrypt/keyid/storageclass/objectacl: applied to every object written.
+        self._put_args: dict[str, str] = {}
+        if encrypt:
+            self._put_args["ServerSideEncryption"] = "aws:kms" if kms_key_id else "AES256"
+            if kms_key_id:
+                self._put_args["SSEKMSKeyId"] = kms_key_id
+        if storage_class:
+            self._put_args["StorageClass"] = storage_class
+        if acl:
+            self._put_args["ACL"] = acl
         tag = hashlib.sha256(f"{endpoint_url}|{bucket}|{self.prefix}".encode()).hexdigest()[:16]
         self.spool_dir = spool_dir or os.path.join(tempfile.gettempdir(), f"dockyard-s3-spool-{tag}")
         os.makedirs(self.spool_dir, exist_ok=True)
@@ -98,7 +113,7 @@ class S3Driver(StorageDriver):
             raise
 
     def put_content(self, path: str, data: bytes) -> None:
-        self._client.put_object(Bucket=self.bucket, Key=self._key(path), Body=data)
+        self._client.put_object(Bucket=self.bucket, Key=self._key(path), Body=data, **self._put_args)
 
     def reader(self, path: str, offset: int = 0) -> BinaryIO:
         kw: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(path)}
@@ -149,7 +164,7 @@ class S3Driver(StorageDriver):
     def move(self, src: str, dst: str) -> None:
         try:
             self._client.copy({"Bucket": self.bucket, "Key": self._key(src)}, self.bucket, self._key(dst),
-                              Config=self._transfer)
+                              ExtraArgs=self._put_args, Config=self._transfer)
         except ClientError as e:
             if _missing(e):
                 raise PathNotFound(src) from None
@@ -192,7 +207,7 @@ class S3Driver(StorageDriver):
         try:
             self._client.copy_object(Bucket=self.bucket, Key=self._key(path),
                                      CopySource={"Bucket": self.bucket, "Key": self._key(path)},
-                                     MetadataDirective="REPLACE")
+                                     MetadataDirective="REPLACE", **self._put_args)
         except ClientError as e:
             if _missing(e):
                 raise PathNotFound(path) from None
