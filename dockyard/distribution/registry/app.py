@@ -131,7 +131,10 @@ async def base(request: web.Request, m: Match) -> web.StreamResponse:
 
 async def catalog(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize(request, Scope("registry", "catalog", ("*",)))
-    n = parse_n(request.query.get("n"))
+    cap = _reg(request).cfg.catalog_max_entries  # catalog.maxentries: a page is never longer
+    n = parse_n(request.query.get("n"), cap) if cap else parse_n(request.query.get("n"))
+    if n is None and cap:
+        n = cap
     last = request.query.get("last")
     repos, more = await asyncio.to_thread(_reg(request).repos.catalog, n, last)
     headers = {"Link": _link("/v2/_catalog", n, repos[-1])} if more and repos else None
@@ -247,7 +250,7 @@ def _parse_range(value: str, size: int) -> "tuple[int, int] | str | None":
         start = int(a)
         end = min(int(b), size - 1) if b else size - 1
         if b and int(b) < start:
-            return None  # syntactically invalid: ignored (RFC 9110 14.1.1)
+            return "unsatisfiable"  # bytes=500-0: 416, as Go's ServeContent and the OCI conformance suite
     else:
         if int(b) == 0:
             return "unsatisfiable"
