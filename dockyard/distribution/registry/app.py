@@ -131,7 +131,10 @@ async def base(request: web.Request, m: Match) -> web.StreamResponse:
 
 async def catalog(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize(request, Scope("registry", "catalog", ("*",)))
-    n = parse_n(request.query.get("n"))
+    cap = _reg(request).cfg.catalog_max_entries  # catalog.maxentries: a page is never longer
+    n = parse_n(request.query.get("n"), cap) if cap else parse_n(request.query.get("n"))
+    if n is None and cap:
+        n = cap
     last = request.query.get("last")
     repos, more = await asyncio.to_thread(_reg(request).repos.catalog, n, last)
     headers = {"Link": _link("/v2/_catalog", n, repos[-1])} if more and repos else None
@@ -252,7 +255,7 @@ def _parse_range(value: str, size: int) -> "tuple[int, int] | str | None":
         start = int(a)
         end = min(int(b), size - 1) if b else size - 1
         if b and int(b) < start:
-            return None  # syntactically invalid: ignored (RFC 9110 14.1.1)
+            return "unsatisfiable"  # bytes=500-0: 416, as Go's ServeContent and the OCI conformance suite
     else:
         if int(b) == 0:
             return "unsatisfiable"
@@ -439,7 +442,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if "name" in groups:
             validate_name(groups["name"])
         handler = methods.get(request.method)
-        if handler is not None and request.method not in _READ_METHODS and _reg(request).cfg.readonly:
+        if handler is not None and request.method not in _READ_METHODS and _reg(request).cfg.maintenance.readonly:
             # storage.maintenance.readonly: GC may be sweeping the bucket; pulls go on.
             raise RegistryError("UNSUPPORTED", "The operation is unsupported.")
         if handler is None:
@@ -492,6 +495,9 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Docker-Distribution-API-Version"] = API_VERSION
+    for name, values in _reg(request).cfg.http.headers.items():  # http.headers
+        for v in values:
+            response.headers.add(name, v)
 
 
 def make_app(registry: Registry) -> web.Application:

@@ -39,21 +39,35 @@ class S3Driver(StorageDriver):
 
     def __init__(self, bucket: str, region: str = "us-east-1", endpoint_url: str | None = None,
                  access_key: str | None = None, secret_key: str | None = None, prefix: str = "",
-                 create_bucket: bool = False, chunksize: int = 10 * _MIB, **_: Any) -> None:
+                 create_bucket: bool = False,
+                 session_token: str | None = None, chunk_size: int | None = None, encrypt: bool = False,
+                 kms_key_id: str | None = None, verify: bool = True, storage_class: str | None = None,
+                 acl: str | None = None, path_style: bool = True, dualstack: bool = False,
+                 accelerate: bool = False) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        if int(chunksize) < 5 * _MIB:
-            raise ValueError(f"s3 chunksize {chunksize} is below S3's 5 MiB minimum part size")
-        self.part_size = int(chunksize)
+        # Distribution's chunksize: the part size of writes (S3's minimum is 5 MiB).
+        self.part_size = max(int(chunk_size or 10 * _MIB), 5 * _MIB)
         self._client = boto3.client(
-            "s3", region_name=region, endpoint_url=endpoint_url,
-            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            "s3", region_name=region, endpoint_url=endpoint_url, verify=verify,
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key, aws_session_token=session_token,
             config=Config(max_pool_connections=32, retries={"max_attempts": 3},
-                          s3={"addressing_style": "path"}),
+                          s3={"addressing_style": "path" if path_style else "auto",
+                              "use_dualstack_endpoint": dualstack, "use_accelerate_endpoint": accelerate}),
         )
         self._transfer = TransferConfig(multipart_threshold=64 * _MIB, multipart_chunksize=64 * _MIB,
                                         max_concurrency=4)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="s3-part")
+        # Distribution's encrypt/keyid/storageclass/objectacl: applied to every object written.
+        self._put_args: dict[str, str] = {}
+        if encrypt:
+            self._put_args["ServerSideEncryption"] = "aws:kms" if kms_key_id else "AES256"
+            if kms_key_id:
+                self._put_args["SSEKMSKeyId"] = kms_key_id
+        if storage_class:
+            self._put_args["StorageClass"] = storage_class
+        if acl:
+            self._put_args["ACL"] = acl
         if create_bucket:
             try:
                 self._client.head_bucket(Bucket=bucket)
@@ -95,7 +109,7 @@ class S3Driver(StorageDriver):
             raise
 
     def put_content(self, path: str, data: bytes) -> None:
-        self._client.put_object(Bucket=self.bucket, Key=self._key(path), Body=data)
+        self._client.put_object(Bucket=self.bucket, Key=self._key(path), Body=data, **self._put_args)
 
     def reader(self, path: str, offset: int = 0) -> BinaryIO:
         kw: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(path)}
@@ -149,7 +163,7 @@ class S3Driver(StorageDriver):
     def move(self, src: str, dst: str) -> None:
         try:
             self._client.copy({"Bucket": self.bucket, "Key": self._key(src)}, self.bucket, self._key(dst),
-                              Config=self._transfer)
+                              ExtraArgs=self._put_args, Config=self._transfer)
         except ClientError as e:
             if _missing(e):
                 raise PathNotFound(src) from None
@@ -190,7 +204,7 @@ class S3Driver(StorageDriver):
         try:
             self._client.copy_object(Bucket=self.bucket, Key=self._key(path),
                                      CopySource={"Bucket": self.bucket, "Key": self._key(path)},
-                                     MetadataDirective="REPLACE")
+                                     MetadataDirective="REPLACE", **self._put_args)
         except ClientError as e:
             if _missing(e):
                 raise PathNotFound(path) from None

@@ -109,7 +109,8 @@ class S3Writer(FileWriter):
     def _send_part(self) -> None:
         c = self._d._client
         if self._mpu is None:
-            self._mpu = c.create_multipart_upload(Bucket=self._d.bucket, Key=self._chunk_key)["UploadId"]
+            self._mpu = c.create_multipart_upload(Bucket=self._d.bucket, Key=self._chunk_key,
+                                                 **self._d._put_args)["UploadId"]
         body = b"".join(self._buf)
         self._buf, self._buf_len = [], 0
         n = len(self._parts) + 1
@@ -127,7 +128,8 @@ class S3Writer(FileWriter):
         c = self._d._client
         if self._mpu is None:
             if self._written:
-                c.put_object(Bucket=self._d.bucket, Key=self._chunk_key, Body=b"".join(self._buf))
+                c.put_object(Bucket=self._d.bucket, Key=self._chunk_key, Body=b"".join(self._buf),
+                             **self._d._put_args)
         else:
             if self._buf_len:
                 self._send_part()
@@ -172,13 +174,14 @@ class S3Writer(FileWriter):
 def compose(driver: "S3Driver", sources: list[tuple[str, int]], target: str) -> None:
     c, bucket = driver._client, driver.bucket
     if not sources:
-        c.put_object(Bucket=bucket, Key=target, Body=b"")
+        c.put_object(Bucket=bucket, Key=target, Body=b"", **driver._put_args)
         return
     if len(sources) == 1:
         if sources[0][0] != target:
-            c.copy({"Bucket": bucket, "Key": sources[0][0]}, bucket, target, Config=driver._transfer)
+            c.copy({"Bucket": bucket, "Key": sources[0][0]}, bucket, target, ExtraArgs=driver._put_args,
+                   Config=driver._transfer)
         return
-    mpu = c.create_multipart_upload(Bucket=bucket, Key=target)["UploadId"]
+    mpu = c.create_multipart_upload(Bucket=bucket, Key=target, **driver._put_args)["UploadId"]
     parts: list[dict[str, Any]] = []
 
     def put(body: bytes) -> None:
