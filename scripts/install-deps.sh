@@ -13,6 +13,7 @@ APT_PACKAGES=(
   tini                # --init
   skopeo              # registry tests: a real client
   docker-registry     # registry benchmark yardstick (CNCF Distribution)
+  haproxy             # registry fleet tests and bench: a load balancer in front of replicas
   apache2-utils       # htpasswd for registry auth tests
   tmux bsdutils       # TTY tests (tmux, script)
   procps              # docker top compares with ps
