@@ -25,6 +25,9 @@ def _engine_parser() -> argparse.ArgumentParser:
     p.add_argument("--tlsverify", action="store_true")
     p.add_argument("--iptables", default="true", choices=["true", "false"],
                    help="manage iptables NAT and forwarding rules")
+    p.add_argument("--default-address-pool", action="append", dest="default_address_pools", default=None,
+                   metavar="base=CIDR,size=N",
+                   help="a pool that networks created without a subnet take theirs from (repeatable)")
     p.add_argument("--stop-containers-on-shutdown", action="store_true",
                    help="stop running containers on SIGTERM instead of leaving them running")
     return p
@@ -62,8 +65,17 @@ def engine_main(argv: list[str]) -> int:
         tls_verify=a.tlsverify,
         iptables=a.iptables == "true",
         stop_containers_on_shutdown=a.stop_containers_on_shutdown,
+        default_address_pools=[_pool_flag(v) for v in a.default_address_pools or []],
     )
     return run_daemon(cfg)
+
+
+def _pool_flag(value: str) -> dict:
+    """`base=10.10.0.0/16,size=24` (dockerd's --default-address-pool) as daemon.json's shape."""
+    fields = dict(part.split("=", 1) for part in value.split(",") if "=" in part)
+    if "base" not in fields or not fields.get("size", "").isdigit():
+        raise SystemExit(f"invalid --default-address-pool {value!r}: expected base=CIDR,size=N")
+    return {"base": fields["base"], "size": int(fields["size"])}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,8 @@ class EngineConfig:
     # Live-restore is the default: a clean stop leaves containers running.
     stop_containers_on_shutdown: bool = False
     iptables: bool = True
+    # daemon.json's default-address-pools: [{"base": "10.10.0.0/16", "size": 24}]
+    default_address_pools: list[dict] = field(default_factory=list)
 
     @property
     def db_path(self) -> Path:
