@@ -139,7 +139,7 @@ def plan_pools(req: IpamRequest, enable_ipv6: bool, taken: list[tuple[IPNetwork,
         if rng is None:
             if any(subnet.overlaps(t) for t, _ in seen if t.version == subnet.version):
                 raise Forbidden(POOL_OVERLAP)
-        elif (subnet, rng) in seen or (subnet, None) in seen:
+        elif (subnet, rng) in seen:
             raise Forbidden(POOL_OVERLAP)
         seen.append((subnet, rng))
         gateway = cfg["Gateway"] or _first_host(subnet, rng)
