@@ -39,7 +39,7 @@ from ..engine.filters import Filters
 from ..engine.timeutil import parse_timestamp
 from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemError_
 from ..store.metadata import Database
-from . import links, ports
+from . import links, parentlink, ports
 from .dns import DNS_IP, EmbeddedDns
 from .driveropts import bridge_options
 from .firewall import BridgePolicy, Firewall, PortRule
@@ -382,18 +382,17 @@ class NetworkService:
             sandbox=sandbox_path, aliases=list(aliases), name=name, requested_ip=ip or None,
             requested_ip6=ip6 or None, link_local=list(link_local),
         )
-        if net.driver != "bridge":
+        if net.driver in ("host", "null"):
             self._insert_endpoint(ep)
             self._publish("connect", net, container_id)
             return self._decorate(ep, net)
 
-        assert net.bridge
         self.check_endpoint(net, {"IPAMConfig": {"IPv4Address": ip or "", "IPv6Address": ip6 or "",
                                                  "LinkLocalIPs": list(link_local)},
                                   "MacAddress": mac or "", "Aliases": list(aliases)})
         taken_ifnames = {e.ifname for e in self.endpoints(container_id)}
         ep.ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in taken_ifnames)
-        ep.host_veth = self._unused_veth_name()
+        ep.host_veth = self._unused_veth_name() if net.driver == "bridge" else None
         with self.db.transaction():
             pools = self.ipam.pools(net.id)
             addr = self.ipam.allocate(net.id, ep.endpoint_id, ip or None, 4)
@@ -422,6 +421,15 @@ class NetworkService:
         return self._decorate(ep, net)
 
     def _plumb(self, ep: Endpoint, net: Network) -> None:
+        if net.driver in parentlink.KINDS:
+            assert ep.sandbox and ep.ifname
+            addrs = [f"{ep.ip_address}/{ep.prefix_len}", *([f"{ep.ip6_address}/{ep.prefix_len6}"] if ep.ip6_address else []),
+                     *ep.link_local]
+            po = parentlink.options(net.driver, net.options)
+            parentlink.plumb(net.driver, po, ep.sandbox, ep.ifname, ep.mac_address, bridge_options(net.options).mtu, addrs,
+                             None if net.internal else ep.gateway,
+                             ep.gateway6 if ep.ip6_address and not net.internal else None, self.netns.run_in)
+            return
         assert ep.sandbox and ep.host_veth and ep.ifname and net.bridge
         links.add_veth(ep.host_veth, net.bridge, ep.sandbox, ep.ifname, ep.mac_address, self.net_mtu(net))
         iface = IPv4Interface(f"{ep.ip_address}/{ep.prefix_len}")
@@ -471,6 +479,8 @@ class NetworkService:
                         log.info("conntrack cleanup for %s: %s", ep.ip_address, exc)
         for s in self._port_socks.pop(ep.endpoint_id, []):
             s.close()
+        if not ep.host_veth and ep.ifname and ep.sandbox and wait:  # a macvlan/ipvlan link
+            await asyncio.to_thread(parentlink.unplumb, ep.sandbox, ep.ifname, self.netns.run_in)
         if ep.host_veth and wait:
             await asyncio.to_thread(links.delete_link, ep.host_veth)
         elif ep.host_veth:
@@ -736,7 +746,7 @@ class NetworkService:
         driver = driver or "bridge"
         if driver in ("host", "null"):
             raise Forbidden(f'only one instance of "{driver}" network is allowed')
-        if driver != "bridge":
+        if driver not in ("bridge", *parentlink.KINDS):
             raise NotFound(f'plugin "{driver}" not found')
         options = {str(k): str(v) for k, v in (options or {}).items()}
         labels = {str(k): str(v) for k, v in (labels or {}).items()}
@@ -747,6 +757,9 @@ class NetworkService:
         if enable_ipv6:
             raise InvalidParameter("IPv6 networks are not supported")
         req = parse_ipam(ipam, enable_ipv6)
+        if driver in parentlink.KINDS:
+            return await self._create_parent_network(name, driver, internal, attachable, enable_ipv6,
+                                                     req, options, labels)
         opts = bridge_options(options)
         if sum(c["Subnet"].version == 4 for c in req.configs) > 1 or \
                 sum(c["Subnet"].version == 6 for c in req.configs) > 1:
@@ -788,13 +801,36 @@ class NetworkService:
         self._publish("create", net)
         return net
 
+    async def _create_parent_network(self, name: str, driver: str, internal: bool, attachable: bool,
+                                     enable_ipv6: bool, req, options: dict[str, str],
+                                     labels: dict[str, str]) -> Network:
+        """macvlan/ipvlan: only rows (the links come with each container)."""
+        net = Network(id=_new_id(), name=name, driver=driver, bridge=None, subnet=None, gateway=None,
+                      created=_now_rfc3339(), internal=internal, attachable=attachable,
+                      enable_ipv6=enable_ipv6, options=options, labels=labels, ipam_options=req.options)
+        async with self._create_lock:
+            others = [(n.id, n.driver, n.options) for n in self._networks()]
+            await asyncio.to_thread(parentlink.check, driver, options, others)
+            if self.db.query_one("SELECT 1 FROM net_networks WHERE name=?", (name,)):
+                raise Conflict(f"network with name {name} already exists")
+            pools = plan_pools(req, enable_ipv6, self.ipam.pairs(), [],
+                               parse_default_pools(getattr(self.config, "default_address_pools", None)))
+            v4 = next(p for p in pools if p.version == 4)
+            net.subnet, net.gateway = v4.subnet, v4.gateway
+            with self.db.transaction():
+                self._insert_network(net)
+                self.ipam.set_pools(net.id, pools)
+        self._publish("create", net)
+        return net
+
     async def remove_network(self, name_or_id: str) -> None:
         net = self.resolve(name_or_id)
         if net.builtin:
             raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
         if self._endpoint_rows(network_id=net.id):
             raise Forbidden(f"error while removing network: network {net.name} id {net.id} has active endpoints")
-        await self._teardown_bridge(net)
+        if net.driver == "bridge":
+            await self._teardown_bridge(net)
         self._delete_network_rows(net)
         self._publish("destroy", net)
 
