@@ -305,6 +305,9 @@ class ContainerService:
             mode = f"container:{target.id}"
         elif mode not in ("bridge", "host", "none"):
             mode = self.networks.resolve(mode).name  # 404 for an unknown network
+        for key, ep_cfg in ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).items():
+            if isinstance(ep_cfg, dict):  # addresses outside the subnets, bad MACs: 400 now, not at start
+                self.networks.check_endpoint(key, ep_cfg)
         if mode == "host" and config.get("Hostname"):
             pass  # Docker allows it and keeps the host's UTS namespace
         self._validate_mounts(host_config)
@@ -504,7 +507,7 @@ class ContainerService:
         ep = await self.networks.connect(
             c.id, primary.name, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
             ip=ipam.get("IPv4Address") or None, aliases=list(ep_cfg.get("Aliases") or []),
-            name=c.name)
+            name=c.name, ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or ())
         c.networks = {primary.name: ep.to_docker(primary.name)}
         hc = c.host_config
         # published ports go to the primary network (host and none publish nothing)
@@ -515,7 +518,9 @@ class ContainerService:
             xe = await self.networks.connect(
                 c.id, net.name, netns, mac=extra.get("MacAddress") or None,
                 ip=(extra.get("IPAMConfig") or {}).get("IPv4Address") or None,
-                aliases=list(extra.get("Aliases") or []), name=c.name)
+                aliases=list(extra.get("Aliases") or []), name=c.name,
+                ip6=(extra.get("IPAMConfig") or {}).get("IPv6Address") or None,
+                link_local=(extra.get("IPAMConfig") or {}).get("LinkLocalIPs") or ())
             c.networks[net.name] = xe.to_docker(net.name)
         return netns, ep.ip_address or None, ep.gateway or None
 
@@ -537,6 +542,7 @@ class ContainerService:
         net = self.networks.resolve(network)
         if net.driver == "host" or c.network_mode == "host":
             raise InvalidParameter("container cannot be disconnected from host network or connected to host network")
+        self.networks.check_endpoint(net, endpoint_config)
         if c.network_mode.startswith("container:"):
             raise InvalidParameter(
                 "container sharing network namespace with another container or host cannot be connected to any other network")
@@ -553,7 +559,8 @@ class ContainerService:
             if running:
                 ep = await self.networks.connect(
                     c.id, net.name, c.sandbox_path, mac=endpoint_config.get("MacAddress") or None,
-                    ip=ipam.get("IPv4Address") or None, aliases=list(aliases), name=c.name)
+                    ip=ipam.get("IPv4Address") or None, aliases=list(aliases), name=c.name,
+                    ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or ())
                 c.networks[net.name] = ep.to_docker(net.name)
             cfgs = {k: v for k, v in (c.networking_config.get("EndpointsConfig") or {}).items()
                     if not self.networks.same_network(k, net.id)}
