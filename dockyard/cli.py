@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd == "engine":
         return engine_main(rest)
+    if cmd == "logd":  # started by the engine: the per-engine log daemon
+        from .engine.logdrivers.logd import main as logd_main
+
+        return logd_main(rest)
     if cmd == "registry":
         from .distribution.registry.cli import main as registry_main
 

@@ -57,6 +57,9 @@ class EngineConfig:
     registry_mirrors: list[str] = field(default_factory=list)
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
+    # Compression of layers that `docker push` has to compress: "gzip" (Docker schema2
+    # manifests, what every registry takes) or "zstd" (OCI manifests with tar+zstd layers).
+    push_compression: str = "gzip"
     default_ulimits: dict[str, dict] = field(default_factory=dict)  # name -> {Name, Soft, Hard}
     default_shm_size: int = DEFAULT_SHM_SIZE
     runtimes: dict[str, dict] = field(default_factory=dict)  # name -> {"path": ..., "runtimeArgs": [...]}

@@ -170,6 +170,13 @@ def _log_format(v: Any) -> str:
     return s
 
 
+def _compression(v: Any) -> str:
+    s = _str(v)
+    if s not in ("gzip", "zstd"):
+        raise ValueError(f"unknown compression {s!r}: use gzip or zstd")
+    return s
+
+
 def _str_map(v: Any) -> dict[str, str]:
     if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
         raise ValueError(f"expected an object of strings, got {json.dumps(v)}")
@@ -374,6 +381,9 @@ OPTIONS: tuple[Option, ...] = (
            flag_type=_flag_int, help="layers downloaded at once per pull"),
     Option("max-concurrent-uploads", "max_concurrent_uploads", _int_min(1, "max concurrent uploads"), reloadable=True,
            flag_type=_flag_int, help="layers uploaded at once per push"),
+    # dockyard's own key: docker push has no compression flag, so the daemon chooses
+    Option("push-compression", "push_compression", _compression,
+           help="compression of the layers docker push compresses: gzip or zstd"),
     Option("live-restore", "live_restore", _bool, reloadable=True, flag_type=_flag_bool,
            help="keep containers running when the engine stops (default true)"),
     Option("shutdown-timeout", "shutdown_timeout", _int_min(-1), reloadable=True, flag_type=_flag_int,
@@ -510,24 +520,14 @@ def _validate(cfg: EngineConfig, where: str) -> None:
 
 
 def validate_log_config(driver: str, opts: dict[str, str], where: str = "") -> None:
-    """The log helper's checks when present; until then only the built-in json-file, no options."""
+    """The log drivers' own checks (dockerd's messages), with the key named."""
+    from .engine.logdrivers import validate_log_config as check
+    from .errors import DockyardError
+
     try:
-        from .engine import logdrivers  # type: ignore[attr-defined]
-        check = logdrivers.validate_log_config
-    except (ImportError, AttributeError):
-        check = None
-    if check is not None:
-        try:
-            check(driver, opts)
-        except Exception as exc:  # the log helper's error names the driver or option
-            raise ConfigError(f"{where}invalid value for log-driver/log-opts: {exc}") from None
-        return
-    if driver != "json-file":
-        raise ConfigError(f"{where}invalid value for log-driver: log driver {driver!r} is not supported "
-                          "(json-file is)")
-    if opts:
-        raise ConfigError(f"{where}invalid value for log-opts: unknown log opt '{sorted(opts)[0]}' "
-                          "for json-file log driver")
+        check(driver, opts)
+    except DockyardError as exc:
+        raise ConfigError(f"{where}invalid value for log-driver/log-opts: {exc}") from None
 
 
 @dataclass

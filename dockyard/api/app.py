@@ -12,7 +12,7 @@ from .versions import version_middleware
 
 log = logging.getLogger(__name__)
 
-RESOURCE_MODULES = ("system", "containers", "images", "networks", "stats", "top", "exec", "volumes", "distribution", "archive", "build")
+RESOURCE_MODULES = ("system", "containers", "images", "networks", "stats", "top", "exec", "volumes", "distribution", "archive", "build", "legacy", "swarm")
 
 
 @web.middleware

@@ -25,6 +25,7 @@ PING_HEADERS = {
     "OSType": "linux",
     "Docker-Experimental": "false",
     "Builder-Version": "1",
+    "Swarm": "inactive",
     "Cache-Control": "no-cache, no-store, must-revalidate",
     "Pragma": "no-cache",
 }
@@ -115,7 +116,9 @@ async def info(request: web.Request) -> web.Response:
         "ContainersRunning": counts["running"],
         "ContainersPaused": counts["paused"],
         "ContainersStopped": counts["stopped"],
-        "Images": len(engine.images.list_images(all=False)) if hasattr(engine.images, "list_images") else 0,
+        # dockerd counts its whole image store (len(imageStore.Map())), intermediate images too,
+        # so the figure matches `docker images -a`
+        "Images": len(engine.images.all_images()),
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"],
                          ["Using metacopy", "false"], ["Native Overlay Diff", "true"]],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 
@@ -10,6 +11,7 @@ import signal
 import socket
 import ssl
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -38,7 +40,6 @@ class Engine:
         from .containers.service import ContainerService
         from .containers.archive import ContainerFiles
         from .containers.health import HealthChecker
-        from .build import BuildService
         from .distribution import DistributionService
         from .exec import ExecService
         from .volumes import VolumeService
@@ -63,8 +64,14 @@ class Engine:
         self.containers.health = HealthChecker(self.containers, self.execs)
         self.files = ContainerFiles(self.containers)
         self.distribution = DistributionService(self.images, config)
-        self.builder = BuildService(self)
         self.metrics = None  # set by serve() (engine/metrics.py)
+
+    @functools.cached_property
+    def builder(self):  # type: ignore[no-untyped-def]
+        """The build service, made by the first build: its Dockerfile frontend is not idle-engine weight."""
+        from .build import BuildService
+
+        return BuildService(self)
 
     def runtime_binary(self, cid: str) -> str:
         """The runtime binary of a container (by id), as `runtimes` and its HostConfig.Runtime say."""
@@ -89,6 +96,9 @@ class Engine:
         await self.networks.shutdown(keep=running)
         if not running:
             self.volumes.unmount_all()
+            await self.containers.logging.daemon.shutdown()  # nothing left to log for
+        else:
+            self.containers.logging.daemon.close()  # it goes on logging for them
         self.db.close()
 
 
@@ -135,12 +145,14 @@ async def _serve(loaded, stop, reload_requests, planned, gid, ctx) -> None:
         if lst.kind == "unix":
             sock = prepare_unix(lst.path, gid)
             unix_paths.append(lst.path)
-            site = web.SockSite(runner, sock)
+            site = web.SockSite(runner, sock, backlog=listen_backlog())
         elif lst.kind == "tcp":
-            site = web.TCPSite(runner, lst.addr[0], lst.addr[1], ssl_context=ctx)
+            site = web.TCPSite(runner, lst.addr[0], lst.addr[1], ssl_context=ctx,
+                               backlog=listen_backlog())
         else:  # fd://: TLS applies to activated TCP sockets, as for tcp://
             tcp = lst.sock.family in (socket.AF_INET, socket.AF_INET6)
-            site = web.SockSite(runner, lst.sock, ssl_context=ctx if tcp else None)
+            site = web.SockSite(runner, lst.sock, ssl_context=ctx if tcp else None,
+                                 backlog=listen_backlog())
         await site.start()
     metrics_runner = await engine.metrics.serve(config.metrics_addr) if config.metrics_addr else None
     log.info("dockyard engine listening on %s", ", ".join(config.hosts))
@@ -163,6 +175,15 @@ async def _serve(loaded, stop, reload_requests, planned, gid, ctx) -> None:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+
+
+def listen_backlog() -> int:
+    """The kernel's somaxconn, as dockerd listens (aiohttp's default of 128 turned
+    clients away with EAGAIN when a few hundred `docker run` arrived at once)."""
+    try:
+        return max(128, int(Path("/proc/sys/net/core/somaxconn").read_text()))
+    except (OSError, ValueError):
+        return 4096
 
 
 def _tls_context(config: EngineConfig) -> ssl.SSLContext | None:

@@ -76,13 +76,14 @@ class BundleWriter:
         cg_path = self.cgroups.oci_cgroups_path(c.id) if self.cgroups else f"/dockyard/{c.id}"
         resources = self.cgroups.resources(hc) if self.cgroups else {}
         volume_paths: dict[str, str] = {}
-        nocopy = volumeplan.nocopy_destinations(hc, cfg)
+        # volumes taken with --volumes-from keep their content: no copy-up (dockerd's CopyData false)
+        nocopy = volumeplan.nocopy_destinations(hc, cfg) | {m["Target"] for m in c.volumes_from}
         for dest, name in c.volumes.items():
             volume_paths[name] = self.volumes.path_for_use(name)
             if dest not in nocopy:
                 self.volumes.copy_up(name, rootfs, dest)
         return runtime_spec.build_spec(
-            cfg, volumeplan.spec_host_config(hc, c.volumes, c.anonymous_volumes),
+            cfg, volumeplan.spec_host_config(hc, c.volumes, c.anonymous_volumes, c.volumes_from),
             rootfs=str(rootfs), hostname=cfg["Hostname"], netns_path=netns,
             volume_paths=volume_paths, etc_files=etc, cgroups_path=cg_path,
             cgroup_resources=resources, user=resolved.as_tuple(),
