@@ -540,6 +540,9 @@ def bench_target(t: Target, args: argparse.Namespace) -> dict:
         f"{args.rss_containers}: {r['total_vmrss_kib'] / 1024:.1f} MiB")
     res["ps"] = p = measure_ps(t, args.ps_containers, args.ps_runs)
     log(f"ps -a with {args.ps_containers}: median {p['ps_a']['median']:.3f}s")
+    for n in args.ps_more or []:
+        res[f"ps_{n}"] = p = measure_ps(t, n, args.ps_runs)
+        log(f"ps -a with {n}: median {p['ps_a']['median']:.3f}s")
     res["ping"] = g = asyncio.run(ping_rate(t.socket, args.ping_concurrency, args.ping_seconds))
     log(f"/_ping: {g['req_per_s']:.0f} req/s")
     if args.restart_containers:
@@ -751,6 +754,10 @@ def table(results: dict) -> str:
         (f"{par} parallel `run -d sleep 300`: wall", lambda r: secs(r["parallel_run_d"]["wall_s"]), ""),
         (f"`ps -a`, {ps} containers: median of {psr}", lambda r: secs(r["ps"]["ps_a"]["median"]), ""),
         (f"GET /containers/json?all=1, {ps}: median", lambda r: secs(r["ps"]["raw_get_containers_json_all"]["median"]), ""),
+        *[(f"`ps -a`, {n} containers: median of {psr}", lambda r, n=n: secs(r[f"ps_{n}"]["ps_a"]["median"]), "")
+          for n in prm.get("ps_more") or []],
+        *[(f"GET /containers/json?all=1, {n}: median", lambda r, n=n: secs(r[f"ps_{n}"]["raw_get_containers_json_all"]["median"]), "")
+          for n in prm.get("ps_more") or []],
         (f"create {ps} containers (API, 8 at a time)", lambda r: secs(r["ps"]["api_create_s"]), ""),
         ("/_ping req/s (keep-alive)", lambda r: f"{r['ping']['req_per_s']:.0f}", ""),
         ("RSS idle (daemon[s], VmRSS)", lambda r: mib(r["rss_idle_total_kib"]), "< 64 MiB (dockerd+containerd 128 MiB)"),
@@ -817,6 +824,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parallel", type=int, default=20)
     ap.add_argument("--ps-containers", type=int, default=200)
     ap.add_argument("--ps-runs", type=int, default=10)
+    ap.add_argument("--ps-more", type=int, nargs="*", help="further container counts for `ps -a` (e.g. 1000)")
     ap.add_argument("--ping-seconds", type=float, default=3.0)
     ap.add_argument("--ping-concurrency", type=int, default=16)
     ap.add_argument("--rss-containers", type=int, default=10)

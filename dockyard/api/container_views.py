@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 from ..engine.containers.model import Container, rfc3339_to_unix
+from ..engine.containers.initlayer import INIT_DIR
+from ..errors import DockyardError
 from ..network.ports import docker_port_list
 
 
@@ -82,6 +84,13 @@ def _mounts(engine, c: Container) -> list[dict[str, Any]]:
         out.append({"Type": m.get("Type"), "Source": m.get("Source", ""),
                     "Destination": m.get("Target"), "Mode": "", "RW": not m.get("ReadOnly"),
                     "Propagation": "rprivate" if m.get("Type") == "bind" else ""})
+    for m in c.volumes_from:  # --volumes-from
+        if m["Type"] == "volume":
+            if m["ReadOnly"]:
+                ro_volumes.add(m["Target"])
+            continue
+        out.append({"Type": m["Type"], "Source": m["Source"], "Destination": m["Target"], "Mode": "",
+                    "RW": not m["ReadOnly"], "Propagation": "rprivate" if m["Type"] == "bind" else ""})
     for path in (c.host_config.get("Tmpfs") or {}):
         out.append({"Type": "tmpfs", "Source": "", "Destination": path, "Mode": "",
                     "RW": True, "Propagation": ""})
@@ -133,31 +142,39 @@ def _ports(engine, c: Container) -> dict[str, Any]:
     return engine.networks.port_map(c.id, c.config.get("ExposedPorts") or {})
 
 
-def _configured_networks(engine, c: Container, resolved: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """A container never started has no endpoints yet; dockerd still lists the networks it will
-    join (its network mode and EndpointsConfig), with empty addresses.  `resolved` caches network
-    lookups across the containers of one listing (1000 created containers: 1000 lookups of "bridge")."""
-    from ..errors import DockyardError
+class ResolveCache:
+    """engine.networks with `resolve` remembered, for the rows of one listing (1000 created
+    containers would otherwise look the same "bridge" up 1000 times in SQLite)."""
+
+    def __init__(self, networks: Any) -> None:
+        self._networks = networks
+        self._seen: dict[str, tuple[Any, BaseException | None]] = {}
+
+    def resolve(self, key: str) -> Any:
+        if key not in self._seen:
+            try:
+                self._seen[key] = (self._networks.resolve(key), None)
+            except DockyardError as exc:
+                self._seen[key] = (None, exc)
+        net, err = self._seen[key]
+        if err is not None:
+            raise err
+        return net
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._networks, name)
+
+
+def _configured_networks(engine, c: Container, networks: Any = None) -> dict[str, dict[str, Any]]:
+    """A container not running has no endpoints; dockerd still lists the networks it will
+    join (its network mode's unless disconnected, and EndpointsConfig), with empty addresses."""
+    from ..engine.containers.netplan import planned_networks
     from ..network.service import Endpoint
 
-    if c.networks or c.network_mode.startswith("container:"):
+    if c.network_mode.startswith("container:"):
         return c.networks
     out: dict[str, dict[str, Any]] = {}
-    cfgs = c.networking_config.get("EndpointsConfig") or {}
-    cache = resolved if resolved is not None else {}
-    for key in [c.network_mode, *cfgs]:
-        name = "bridge" if key == "default" else key
-        if name not in cache:
-            try:
-                cache[name] = engine.networks.resolve(name)
-            except DockyardError:
-                cache[name] = None
-        net = cache[name]
-        if net is None:
-            continue
-        if net.name in out:
-            continue
-        cfg = next((v or {} for k, v in cfgs.items() if engine.networks.same_network(k, net.id)), {})
+    for net, cfg in planned_networks(networks or engine.networks, c, fallback=False):
         ipam = cfg.get("IPAMConfig") or {}
         out[net.name] = Endpoint(container_id=c.id, network_id=net.id, endpoint_id="",
                                  aliases=list(cfg.get("Aliases") or []),
@@ -165,11 +182,11 @@ def _configured_networks(engine, c: Container, resolved: dict[str, Any] | None =
     return out
 
 
-def network_settings(engine, c: Container, resolved: dict[str, Any] | None = None) -> dict[str, Any]:
+def network_settings(engine, c: Container, networks: Any = None) -> dict[str, Any]:
     nets = c.networks if c.state.running else {
         k: {**v, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
             "MacAddress": "", "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
-        for k, v in _configured_networks(engine, c, resolved).items()}
+        for k, v in _configured_networks(engine, c, networks).items()}
     br = nets.get("bridge") or (next(iter(nets.values())) if len(nets) == 1 else {}) or {}
     return {
         "Bridge": "",
@@ -210,7 +227,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
         "ResolvConfPath": str(cdir / "resolv.conf"),
         "HostnamePath": str(cdir / "hostname"),
         "HostsPath": str(cdir / "hosts"),
-        "LogPath": str(engine.containers.log_path(c.id)),
+        "LogPath": engine.containers.log_path(c),
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
         "Driver": "overlay2",
@@ -223,7 +240,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
         "GraphDriver": {
             "Name": "overlay2",
             "Data": {
-                "LowerDir": ":".join(str(p) for p in lowers),
+                "LowerDir": ":".join(str(p) for p in [cdir / INIT_DIR, *lowers]),
                 "UpperDir": str(cdir / "upper"),
                 "WorkDir": str(cdir / "work"),
                 "MergedDir": str(cdir / "rootfs"),
@@ -246,9 +263,9 @@ def _command(c: Container) -> str:
     return " ".join(a if a and not any(ch in a for ch in " \t\n'\"") else shlex.quote(a) for a in argv)
 
 
-def list_entry(engine, c: Container, resolved: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One `docker ps` row; pass the same `resolved` dict for every row of one listing."""
-    ns = network_settings(engine, c, resolved)
+def list_entry(engine, c: Container, networks: Any = None) -> dict[str, Any]:
+    """One `docker ps` row; `networks`: a ResolveCache shared by the rows of one listing."""
+    ns = network_settings(engine, c, networks)
     return {
         "Id": c.id,
         "Names": ["/" + c.name],

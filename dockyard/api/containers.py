@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
 
 from aiohttp import web
 
@@ -42,9 +41,9 @@ async def list_(request: web.Request) -> web.Response:
                                   filters=qfilters(request))
     size = qbool(request, "size")
     out = []
-    resolved: dict[str, Any] = {}  # network lookups shared by the rows
+    networks = views.ResolveCache(engine.networks)  # network lookups shared by the rows
     for c in ctrs:
-        e = views.list_entry(engine, c, resolved)
+        e = views.list_entry(engine, c, networks)
         if size:
             e["SizeRw"] = await asyncio.to_thread(engine.containers.size_rw, c)
             e["SizeRootFs"] = e["SizeRw"]

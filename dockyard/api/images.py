@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import InvalidParameter
+from ..errors import DockyardError, InvalidParameter
 from .params import body_chunks, json_response, qbool, qfilters, qint, spool_body
 from .routing import Routes
 from .versions import at_least
@@ -84,6 +84,8 @@ async def load(request: web.Request) -> web.StreamResponse:
     src = await _spool_body(request, "load-")
     try:
         result = await _images(request).load(src)
+    except DockyardError as exc:  # dockerd answers 200 and reports a failed load in the stream
+        return await _json_stream(request, [{"errorDetail": {"message": exc.message}, "error": exc.message}])
     finally:
         src.unlink(missing_ok=True)
     msgs: list[dict[str, Any]] = []
@@ -155,7 +157,10 @@ async def inspect(request: web.Request) -> web.Response:
         out["VirtualSize"] = out["Size"]
     if not at_least(request, "1.45"):
         out["Container"] = ""
-        out["ContainerConfig"] = out.get("Config")
+    # dockerd drops ContainerConfig from API 1.45, and docker-compose 1.29 (which negotiates the
+    # highest version) then fails every recreation with KeyError 'ContainerConfig': kept, a
+    # deliberate departure
+    out["ContainerConfig"] = out.get("Config")
     return json_response(out)
 
 

@@ -32,6 +32,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
+from ..config import EngineConfig
+from ..distribution.client.endpoints import RegistryEndpoints
 from ..distribution.client import Credentials, Manifest, RegistryClient, credentials_from_json, registry_host
 from ..errors import DockyardError, InvalidParameter, NotFound, SystemError_
 from ..oci import digest as dg
@@ -186,8 +188,10 @@ def _pick_platform(index: dict[str, Any], platform: str | None, what: str) -> di
 
 
 class DistributionService:
-    def __init__(self, images: ImageService) -> None:
+    def __init__(self, images: ImageService, config: EngineConfig) -> None:
         self.images = images
+        self.config = config
+        self.endpoints = RegistryEndpoints(config)
         self.db = images.db
         self.db.ensure_schema(SCHEMA)
 
@@ -211,7 +215,7 @@ class DistributionService:
         if host == "docker.io":
             raise InvalidParameter("login to Docker Hub is not supported by this engine: "
                                    "name a registry, e.g. `docker login 127.0.0.1:5000`")
-        async with RegistryClient(host, creds) as client:
+        async with self.endpoints.client(host, creds) as client:
             token = await client.login()
         return {"Status": "Login Succeeded", "IdentityToken": token}
 
@@ -221,10 +225,24 @@ class DistributionService:
                            platform: str | None = None) -> PullPlan:
         """Resolve everything up to the config; raises before any progress is streamed."""
         ref = pull_reference(from_image, tag)
-        if ref.domain == oref.DEFAULT_DOMAIN:
-            raise _hub_refused("pull", ref)
         oimg.parse_platform(platform)
-        client = RegistryClient(ref.domain, creds)
+        endpoints = self.endpoints.for_pull(ref.domain)
+        if not endpoints:
+            raise _hub_refused("pull", ref)
+        last: DockyardError | None = None
+        for ep in endpoints:
+            client = self.endpoints.client(ep.host, creds, ep.schemes)
+            try:
+                return await self._resolve(client, ref, platform)
+            except DockyardError as exc:
+                if not ep.mirror:
+                    raise
+                log.info("pull %s from mirror %s failed, trying the next: %s", ref.familiar(), ep.host, exc)
+                last = exc
+        # every mirror failed; Docker Hub itself is never contacted from this engine
+        raise type(last)(f"{last} (from the registry mirrors; Docker Hub itself is not contacted)")
+
+    async def _resolve(self, client: RegistryClient, ref: oref.Reference, platform: str | None) -> PullPlan:
         try:
             wanted = ref.digest or ref.tag or oref.DEFAULT_TAG
             top = await client.get_manifest(ref.path, wanted)
@@ -285,7 +303,7 @@ class DistributionService:
         present = [self.images.layers.get(c) is not None for c in chain]
         for i, have in enumerate(present):
             emit(status("Already exists" if have else "Pulling fs layer", ids[i]))
-        sem = asyncio.Semaphore(max(1, self.images.config.max_concurrent_downloads))
+        sem = asyncio.Semaphore(max(1, self.config.max_concurrent_downloads))
 
         def throttle(i: int) -> Callable[[str, int], Callable[[int], None]]:
             return lambda text, total: _Throttle(emit, text, ids[i], total)
@@ -335,7 +353,7 @@ class DistributionService:
                 raise NotFound(f"An image does not exist locally with the tag: {r.familiar()}") from None
         if not tags:
             raise NotFound(f"An image does not exist locally with the tag: {repo.familiar_name}")
-        client = RegistryClient(ref.domain, creds)
+        client = self.endpoints.client(ref.domain, creds)
         try:
             await client.ping()
         except BaseException:
@@ -358,7 +376,7 @@ class DistributionService:
         order = list(reversed(range(len(img.diff_ids))))  # dockerd lists the top layer first
         for i in order:
             emit(status("Preparing", dg.short_id(img.diff_ids[i])))
-        sem = asyncio.Semaphore(max(1, self.images.config.max_concurrent_uploads))
+        sem = asyncio.Semaphore(max(1, self.config.max_concurrent_uploads))
 
         async def one(i: int) -> dict[str, Any]:
             async with sem:

@@ -40,6 +40,7 @@ from ..oci import reference as oref
 from ..store.content import ContentStore
 from ..store.layers import LayerStore, write_diff_tar
 from ..store.metadata import Database
+from . import image_archive
 from .events import EventBus
 from .filters import Filters
 from .layer_pipeline import import_chunks
@@ -323,18 +324,17 @@ class ImageService:
     # ------------------------------------------------------------ load
 
     async def load(self, archive: Path) -> LoadResult:
-        """`docker load`: a docker-save tarball (manifest.json) or an OCI image layout."""
+        """`docker load`: a docker-save tarball (manifest.json), an OCI image layout, or the
+        legacy layout (`repositories`, one directory per layer), with dockerd's errors."""
         work = self.content.temp_dir("load-")
         try:
-            await asyncio.to_thread(_extract_archive, archive, work)
+            await asyncio.to_thread(image_archive.extract, archive, work)
             if (work / "manifest.json").is_file():
                 entries = await asyncio.to_thread(_docker_entries, work)
             elif (work / "index.json").is_file():
                 entries = await asyncio.to_thread(_oci_entries, work)
             else:
-                raise InvalidParameter(
-                    "invalid archive: neither a Docker image archive (manifest.json) "
-                    "nor an OCI image layout (index.json)")
+                entries = await asyncio.to_thread(image_archive.legacy_entries, work)
             result = LoadResult([], [])
             for entry in entries:
                 msgs, image_id = await self._load_entry(work, entry, result.layers)
@@ -359,15 +359,15 @@ class ImageService:
                 parent = layer.chain_id
                 if all(d != diff_id for d, _ in loaded):
                     loaded.append((diff_id, self.layers.tar_size(diff_id)))
-            image_id, moved = self._commit(raw, cfg, entry.tags)
+            image_id, moved = self._commit(raw, cfg, entry.tags, parent=entry.parent)
         messages = []
         for ref, prev in moved:
             messages.append(f"The image {ref.familiar()} already exists, renaming the old one with ID "
                             f"{prev} to empty string")
         self._event("load", image_id, image_id)
-        if entry.tags:
+        if entry.announce and entry.tags:
             messages += [f"Loaded image: {t.familiar()}" for t in entry.tags]
-        else:
+        elif entry.announce:
             messages.append(f"Loaded image ID: {image_id}")
         return messages, image_id
 
@@ -873,20 +873,13 @@ def _is_single_reference(refs: list[oref.Reference]) -> bool:
     return len(names) == 1 and single.name in names
 
 
-def _extract_archive(archive: Path, dest: Path) -> None:
-    """Extract an image archive safely (no escapes, no devices): the tarfile 'data' filter."""
-    try:
-        with tarfile.open(archive, "r:*") as tf:
-            tf.extractall(dest, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise InvalidParameter(f"invalid image archive: {exc}") from None
-
-
 @dataclass
 class _Entry:
     config_bytes: bytes
     layers: list[Path]
     tags: list[oref.Reference]
+    parent: str = ""
+    announce: bool = True  # "Loaded image: …" lines (the legacy layout has none)
 
 
 def _inside(work: Path, rel: str) -> Path:

@@ -82,10 +82,14 @@ def registry_error_text(body: bytes) -> str:
 
 class RegistryClient:
     def __init__(self, host: str, creds: Credentials | None = None, *, insecure: bool | None = None,
-                 connect_timeout: float = 15, read_timeout: float = 300) -> None:
+                 connect_timeout: float = 15, read_timeout: float = 300,
+                 ssl_context: ssl.SSLContext | None = None, schemes: list[str] | None = None) -> None:
         self.host = host
         self.creds = creds or Credentials()
         self.insecure = is_insecure(host) if insecure is None else insecure
+        # CAs and client certificates of certs.d/<host>/ (see endpoints.py); a mirror URL fixes the scheme
+        self.ssl_context = ssl_context
+        self.schemes = schemes
         self.base: str | None = None  # scheme://host, known after ping()
         self.challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}  # scopes -> (token, renew after)
@@ -104,6 +108,8 @@ class RegistryClient:
 
     @property
     def _ssl(self) -> bool | ssl.SSLContext:
+        if self.ssl_context is not None:  # certs.d (checks off for an insecure registry, as dockerd)
+            return self.ssl_context
         return False if self.insecure else True
 
     # ------------------------------------------------------------ ping and auth
@@ -112,7 +118,7 @@ class RegistryClient:
         """GET /v2/: pick the scheme (https, then http if insecure) and remember the challenge."""
         if self.base is not None:
             return
-        schemes = ["https", "http"] if self.insecure else ["https"]
+        schemes = self.schemes or (["https", "http"] if self.insecure else ["https"])
         last: Exception | None = None
         for scheme in schemes:
             url = f"{scheme}://{self.host}/v2/"
