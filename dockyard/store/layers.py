@@ -189,7 +189,8 @@ def unpack_tar(tar: Path | BinaryIO, dest: Path, split: SkeletonWriter | None = 
         if isinstance(tar, Path):
             tf = tarfile.open(tar, "r:", errorlevel=2)
         else:  # stream mode: members in order, no seeking back
-            tf = tarfile.open(fileobj=tar, mode="r|", errorlevel=2)
+            # bufsize: the default 10 KiB record made tarfile loop ~40 000 times per 420 MB
+            tf = tarfile.open(fileobj=tar, mode="r|", errorlevel=2, bufsize=CHUNK)
     except tarfile.ReadError as exc:
         raise InvalidParameter(f"invalid tar archive: {exc}") from None
     with tf:
