@@ -362,6 +362,14 @@ class RegistryClient:
             raise SystemError_(f"filesystem layer verification failed for digest {digest}")
         return n
 
+    async def open_blob(self, repo: str, digest: str) -> aiohttp.ClientResponse:
+        """GET a blob and hand back the 200 response unread: the caller streams, verifies and
+        releases it (the registry's pull-through cache tees it to its client and its storage)."""
+        r = await self._request("GET", f"/v2/{repo}/blobs/{digest}", _scopes(repo))
+        if r.status != 200:
+            await self._fail(r, f"blob {digest} of {self.host}/{repo}")
+        return r
+
     async def fetch_blob_bytes(self, repo: str, digest: str, limit: int = 64 << 20) -> bytes:
         """A small blob (an image config) in memory, verified."""
         r = await self._request("GET", f"/v2/{repo}/blobs/{digest}", _scopes(repo))

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -25,6 +26,7 @@ from .sendfile import serve_file
 from .service import Registry
 from .storage.driver import InvalidPath
 from .tags import parse_n
+from .proxy import unsupported as proxy_unsupported
 from .uploads import UploadSession
 
 log = logging.getLogger("dockyard.registry")
@@ -63,6 +65,15 @@ async def _authorize(request: web.Request, scope: Scope | None) -> str | None:
 
 def _repo_scope(name: str, *actions: str) -> Scope:
     return Scope("repository", name, tuple(actions))
+
+
+async def _authorize_write(request: web.Request, scope: Scope) -> str | None:
+    """Authorise a push or delete, then refuse it where the registry takes no writes
+    (a pull-through cache), after auth as Distribution does."""
+    account = await _authorize(request, scope)
+    if _reg(request).proxy is not None:
+        raise proxy_unsupported()
+    return account
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None,
@@ -163,7 +174,11 @@ async def tags_list(request: web.Request, m: Match) -> web.StreamResponse:
 
 async def manifest_get(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize(request, _repo_scope(m.name, "pull"))
-    man = await asyncio.to_thread(_reg(request).manifests.get, m.name, m.ref)
+    reg = _reg(request)
+    if reg.proxy is not None:
+        man = await reg.proxy.manifest(m.name, m.ref)
+    else:
+        man = await asyncio.to_thread(reg.manifests.get, m.name, m.ref)
     if not acceptable(man.media_type, request.headers.getall("Accept", [])):
         raise RegistryError("MANIFEST_UNKNOWN",
                             f"manifest is a {man.media_type}, which the Accept header does not allow",
@@ -184,7 +199,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
 
 
 async def manifest_put(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
     reg = _reg(request)
     body = await _read_limited(request, reg.cfg.manifest_size)
     extra = request.query.getall("tag", [])
@@ -204,7 +219,7 @@ async def manifest_put(request: web.Request, m: Match) -> web.StreamResponse:
 
 
 async def manifest_delete(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "delete"))
+    await _authorize_write(request, _repo_scope(m.name, "delete"))
     await asyncio.to_thread(_reg(request).manifests.delete, m.name, m.ref)
     return web.Response(status=202)
 
@@ -221,7 +236,17 @@ async def blob_get(request: web.Request, m: Match) -> web.StreamResponse:
             reg.blobs.touch(d)
         return info
 
-    info = await asyncio.to_thread(stat)
+    try:
+        info = await asyncio.to_thread(stat)
+        if reg.proxy is not None:
+            reg.proxy.count("blob", "hit")
+    except RegistryError as e:
+        if reg.proxy is None or e.code != "BLOB_UNKNOWN":
+            raise
+        streamed = await reg.proxy.blob(request, m.name, d)
+        if streamed is not None:
+            return streamed
+        info = await asyncio.to_thread(stat)
     headers = {"Docker-Content-Digest": str(d), "Content-Type": "application/octet-stream",
                "ETag": f'"{d}"', "Accept-Ranges": "bytes", "Cache-Control": "max-age=31536000"}
     rng = request.headers.get("Range")
@@ -290,7 +315,7 @@ async def _stream_blob(request: web.Request, reg: Registry, d: Any, size: int,
 
 
 async def blob_delete(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "delete"))
+    await _authorize_write(request, _repo_scope(m.name, "delete"))
     await asyncio.to_thread(_reg(request).blobs.delete, m.name, m.digest)
     return web.Response(status=202)
 
@@ -302,7 +327,7 @@ async def _upload_into(request: web.Request, session: UploadSession, check_range
 
 
 async def upload_start(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
     reg = _reg(request)
     q = request.query
     mount = q.get("mount")
@@ -338,7 +363,7 @@ async def _open(request: web.Request, name: str, upload_id: str) -> UploadSessio
 
 
 async def upload_patch(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
     reg = _reg(request)
     session = await _open(request, m.name, m.uuid)
     try:
@@ -369,7 +394,7 @@ async def _finish(request: web.Request, name: str, upload_id: str, digest: str,
 
 
 async def upload_put(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
     digest = request.query.get("digest")
     if not digest:
         raise RegistryError("DIGEST_INVALID", "the digest query parameter is required to finish an upload")
@@ -378,14 +403,14 @@ async def upload_put(request: web.Request, m: Match) -> web.StreamResponse:
 
 
 async def upload_status(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
     reg = _reg(request)
     size = await asyncio.to_thread(reg.uploads.size, m.name, m.uuid)
     return web.Response(status=204, headers=reg.uploads.status_headers(m.name, m.uuid, size))
 
 
 async def upload_cancel(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
     await asyncio.to_thread(_reg(request).uploads.cancel, m.name, m.uuid)
     return web.Response(status=204)
 
@@ -402,27 +427,30 @@ async def referrers(request: web.Request, m: Match) -> web.StreamResponse:
 # --- dispatch -------------------------------------------------------------------
 
 _N = r"(?P<name>.+?)"
-ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (re.compile(r"^/v2/?\Z"), {"GET": base, "HEAD": base}),
-    (re.compile(r"^/v2/_catalog\Z"), {"GET": catalog}),
-    (re.compile(rf"^/v2/{_N}/tags/list\Z"), {"GET": tags_list}),
+ROUTES: list[tuple[re.Pattern[str], dict[str, Handler], str]] = [  # pattern, handlers, metrics label
+    (re.compile(r"^/v2/?\Z"), {"GET": base, "HEAD": base}, "base"),
+    (re.compile(r"^/v2/_catalog\Z"), {"GET": catalog}, "catalog"),
+    (re.compile(rf"^/v2/{_N}/tags/list\Z"), {"GET": tags_list}, "tags"),
     (re.compile(rf"^/v2/{_N}/manifests/(?P<ref>[^/]+)\Z"),
-     {"GET": manifest_get, "HEAD": manifest_get, "PUT": manifest_put, "DELETE": manifest_delete}),
-    (re.compile(rf"^/v2/{_N}/blobs/uploads/?\Z"), {"POST": upload_start}),
+     {"GET": manifest_get, "HEAD": manifest_get, "PUT": manifest_put, "DELETE": manifest_delete}, "manifest"),
+    (re.compile(rf"^/v2/{_N}/blobs/uploads/?\Z"), {"POST": upload_start}, "blob_upload"),
     (re.compile(rf"^/v2/{_N}/blobs/uploads/(?P<uuid>[^/]+)\Z"),
-     {"GET": upload_status, "PATCH": upload_patch, "PUT": upload_put, "DELETE": upload_cancel}),
+     {"GET": upload_status, "PATCH": upload_patch, "PUT": upload_put, "DELETE": upload_cancel}, "blob_upload_chunk"),
     (re.compile(rf"^/v2/{_N}/blobs/(?P<digest>[^/]+)\Z"),
-     {"GET": blob_get, "HEAD": blob_get, "DELETE": blob_delete}),
-    (re.compile(rf"^/v2/{_N}/referrers/(?P<digest>[^/]+)\Z"), {"GET": referrers}),
+     {"GET": blob_get, "HEAD": blob_get, "DELETE": blob_delete}, "blob"),
+    (re.compile(rf"^/v2/{_N}/referrers/(?P<digest>[^/]+)\Z"), {"GET": referrers}, "referrers"),
 ]
+ROUTE_KEY = "dockyard.route"
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
+    _reg(request).health.check_request()
     path = request.path
-    for pattern, methods in ROUTES:
+    for pattern, methods, route in ROUTES:
         mt = pattern.match(path)
         if mt is None:
             continue
+        request[ROUTE_KEY] = route
         groups = mt.groupdict()
         if "name" in groups:
             validate_name(groups["name"])
@@ -457,6 +485,20 @@ async def token_route(request: web.Request) -> web.StreamResponse:
 
 
 @web.middleware
+async def _observe(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                   ) -> web.StreamResponse:
+    """Request metrics: count, latency, body bytes, by method, route and status."""
+    t0 = time.perf_counter()
+    resp = await handler(request)
+    out = 0
+    if request.method != "HEAD":
+        out = resp.content_length if resp.content_length is not None else resp.body_length
+    _reg(request).metrics.observe_request(request.method, request.get(ROUTE_KEY, "other"), resp.status,
+                                          time.perf_counter() - t0, request.content.total_bytes, out or 0)
+    return resp
+
+
+@web.middleware
 async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                   ) -> web.StreamResponse:
     try:
@@ -482,12 +524,25 @@ async def _add_headers(request: web.Request, response: web.StreamResponse) -> No
             response.headers.add(name, v)
 
 
+async def _start_checks(app: web.Application) -> None:
+    app[REGISTRY_KEY].health.start()
+
+
+async def _close_proxy(app: web.Application) -> None:
+    await app[REGISTRY_KEY].health.stop()
+    proxy = app[REGISTRY_KEY].proxy
+    if proxy is not None:
+        await proxy.close()
+
+
 def make_app(registry: Registry) -> web.Application:
     # A 1 MiB read buffer lets the socket run ahead of the hashing thread (64 KiB pauses it often).
-    app = web.Application(middlewares=[_errors], client_max_size=64 << 20,
+    app = web.Application(middlewares=[_observe, _errors], client_max_size=64 << 20,
                           handler_args={"read_bufsize": 1 << 20})
     app[REGISTRY_KEY] = registry
     app.on_response_prepare.append(_add_headers)
+    app.on_startup.append(_start_checks)
+    app.on_cleanup.append(_close_proxy)
     app.router.add_route("*", "/auth/token", token_route)
     app.router.add_route("GET", "/v1/search", search_route)
     app.router.add_route("*", "/v2", dispatch)

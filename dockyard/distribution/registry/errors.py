@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 # code -> (HTTP status, default message).  The first fourteen are the OCI
-# distribution-spec list; the last two come from the Docker registry API spec.
+# distribution-spec list; the others come from the Docker registry API spec and Distribution.
 CODES: dict[str, tuple[int, str]] = {
     "BLOB_UNKNOWN": (404, "blob unknown to registry"),
     "BLOB_UPLOAD_INVALID": (400, "blob upload invalid"),
@@ -27,6 +27,7 @@ CODES: dict[str, tuple[int, str]] = {
     "TOOMANYREQUESTS": (429, "too many requests"),
     "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
     "TAG_INVALID": (400, "manifest tag did not match URI"),
+    "UNAVAILABLE": (503, "service unavailable"),  # Distribution's: failed health checks, upstream down
 }
 
 

@@ -166,6 +166,17 @@ class ManifestService:
             self.tags.set(repo, t, d)
         return PutResult(d, subject, tags)
 
+    def store_cached(self, repo: str, body: bytes, media_type: str, tag: str | None) -> Digest:
+        """Store a manifest fetched (and verified) by the pull-through cache: its blobs are
+        fetched on demand, so the references are not checked."""
+        d = digest_bytes(body, "sha256")
+        self.blobs.put_bytes(d, body)
+        self.driver.put_content(paths.revision_link(repo, d), f"{d}\n{media_type}".encode())
+        self._cache.put(str(d), body)
+        if tag is not None:
+            self.tags.set(repo, tag, d)
+        return d
+
     def _media_type(self, doc: dict[str, Any], content_type: str | None) -> str:
         declared = doc.get("mediaType")
         if declared is not None and not isinstance(declared, str):
