@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -20,13 +21,13 @@ from aiohttp.client_exceptions import ClientError
 from . import locking
 from .auth import Scope
 from .errors import RegistryError
-from .mediatypes import OCI_INDEX, acceptable
+from .mediatypes import MANIFEST_TYPES, OCI_INDEX, acceptable
 from .names import parse_digest, validate_name
 from .sendfile import serve_file
 from .service import Registry
 from .storage.driver import InvalidPath
-from .tags import parse_n
 from .proxy import unsupported as proxy_unsupported
+from .tags import parse_n
 from .uploads import UploadSession
 
 log = logging.getLogger("dockyard.registry")
@@ -59,8 +60,29 @@ async def _authorize(request: web.Request, scope: Scope | None) -> str | None:
     reg = _reg(request)
     if not reg.auth.enabled:
         return None
-    return await asyncio.to_thread(reg.auth.authorize, request.headers.get("Authorization"), scope,
-                                   _base_url(request))
+    account = await asyncio.to_thread(reg.auth.authorize, request.headers.get("Authorization"), scope,
+                                      _base_url(request))
+    request[ACCOUNT_KEY] = account
+    return account
+
+
+async def _notify(request: web.Request, action: str, repo: str, target: dict[str, Any]) -> None:
+    """Queue a notification event (Distribution's envelope) when endpoints are configured."""
+    notifier = _reg(request).notifier
+    if not notifier.enabled:
+        return
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    req = {"id": str(uuid.uuid4()), "addr": f"{peer[0]}:{peer[1]}" if peer else "", "host": request.host,
+           "method": request.method, "useragent": request.headers.get("User-Agent", "")}
+    base = _reg(request).cfg.http.host or _base_url(request)
+    kind = "manifests" if target.get("mediaType", "") in MANIFEST_TYPES else "blobs"
+    target = {**target, "repository": repo}
+    if "digest" in target:
+        target["url"] = f"{base}/v2/{repo}/{kind}/{target['digest']}"
+    if "size" in target:
+        target["length"] = target["size"]
+    event = notifier.event(action, target, req, request.get(ACCOUNT_KEY))
+    await asyncio.to_thread(notifier.emit, event)
 
 
 def _repo_scope(name: str, *actions: str) -> Scope:
@@ -183,9 +205,26 @@ async def manifest_get(request: web.Request, m: Match) -> web.StreamResponse:
         raise RegistryError("MANIFEST_UNKNOWN",
                             f"manifest is a {man.media_type}, which the Accept header does not allow",
                             {"mediaType": man.media_type})
+    if request.method == "GET":
+        await _notify(request, "pull", m.name, _manifest_target(man.media_type, str(man.digest), len(man.body),
+                                                                m.ref))
     return web.Response(body=man.body, headers={
         "Content-Type": man.media_type, "Docker-Content-Digest": str(man.digest),
         "ETag": f'"{man.digest}"'})
+
+
+def _manifest_target(media_type: str, digest: str, size: int, ref: str) -> dict[str, Any]:
+    target: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": size}
+    if ref and ":" not in ref:
+        target["tag"] = ref
+    return target
+
+
+def _blob_target(digest: str, size: int | None) -> dict[str, Any]:
+    target: dict[str, Any] = {"mediaType": "application/octet-stream", "digest": digest}
+    if size is not None:
+        target["size"] = size
+    return target
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
@@ -209,6 +248,8 @@ async def manifest_put(request: web.Request, m: Match) -> web.StreamResponse:
             return reg.manifests.put(m.name, m.ref, body, request.headers.get("Content-Type"), extra)
 
     res = await asyncio.to_thread(put)
+    await _notify(request, "push", m.name, _manifest_target(
+        res.media_type, str(res.digest), len(body), m.ref if ":" not in m.ref else (extra[0] if extra else "")))
     headers = {"Location": f"/v2/{m.name}/manifests/{res.digest}", "Docker-Content-Digest": str(res.digest)}
     if res.subject is not None:
         headers["OCI-Subject"] = str(res.subject)
@@ -221,6 +262,7 @@ async def manifest_put(request: web.Request, m: Match) -> web.StreamResponse:
 async def manifest_delete(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize_write(request, _repo_scope(m.name, "delete"))
     await asyncio.to_thread(_reg(request).manifests.delete, m.name, m.ref)
+    await _notify(request, "delete", m.name, {"digest": m.ref} if ":" in m.ref else {"tag": m.ref})
     return web.Response(status=202)
 
 
@@ -245,8 +287,12 @@ async def blob_get(request: web.Request, m: Match) -> web.StreamResponse:
             raise
         streamed = await reg.proxy.blob(request, m.name, d)
         if streamed is not None:
+            if request.method == "GET":
+                await _notify(request, "pull", m.name, _blob_target(str(d), streamed.content_length))
             return streamed
         info = await asyncio.to_thread(stat)
+    if request.method == "GET":
+        await _notify(request, "pull", m.name, _blob_target(str(d), info.size))
     headers = {"Docker-Content-Digest": str(d), "Content-Type": "application/octet-stream",
                "ETag": f'"{d}"', "Accept-Ranges": "bytes", "Cache-Control": "max-age=31536000"}
     rng = request.headers.get("Range")
@@ -317,6 +363,7 @@ async def _stream_blob(request: web.Request, reg: Registry, d: Any, size: int,
 async def blob_delete(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize_write(request, _repo_scope(m.name, "delete"))
     await asyncio.to_thread(_reg(request).blobs.delete, m.name, m.digest)
+    await _notify(request, "delete", m.name, {"digest": m.digest})
     return web.Response(status=202)
 
 
@@ -346,6 +393,10 @@ async def upload_start(request: web.Request, m: Match) -> web.StreamResponse:
                 return reg.blobs.mount(m.name, d, source)
 
         if allowed and await asyncio.to_thread(do_mount):
+            target = _blob_target(str(d), None)
+            if source is not None:
+                target["fromRepository"] = source
+            await _notify(request, "mount", m.name, target)
             return web.Response(status=201, headers={
                 "Location": f"/v2/{m.name}/blobs/{d}", "Docker-Content-Digest": str(d)})
     digest = q.get("digest")
@@ -386,9 +437,11 @@ async def _finish(request: web.Request, name: str, upload_id: str, digest: str,
                 return session.finish(digest)
 
         d = await asyncio.to_thread(finish)
+        size = session.size
     finally:
         if not session.closed:
             await asyncio.to_thread(session.close)
+    await _notify(request, "push", name, _blob_target(str(d), size))
     return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{d}",
                                              "Docker-Content-Digest": str(d)})
 
@@ -441,6 +494,7 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler], str]] = [  # pattern, ha
     (re.compile(rf"^/v2/{_N}/referrers/(?P<digest>[^/]+)\Z"), {"GET": referrers}, "referrers"),
 ]
 ROUTE_KEY = "dockyard.route"
+ACCOUNT_KEY = "dockyard.account"
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -526,10 +580,12 @@ async def _add_headers(request: web.Request, response: web.StreamResponse) -> No
 
 async def _start_checks(app: web.Application) -> None:
     app[REGISTRY_KEY].health.start()
+    await app[REGISTRY_KEY].notifier.start()
 
 
 async def _close_proxy(app: web.Application) -> None:
     await app[REGISTRY_KEY].health.stop()
+    await app[REGISTRY_KEY].notifier.stop()
     proxy = app[REGISTRY_KEY].proxy
     if proxy is not None:
         await proxy.close()

@@ -11,6 +11,7 @@ from .config import RegistryConfig
 from .health import HealthChecks
 from .manifests import ManifestService
 from .metrics import InstrumentedDriver, Metrics
+from .notifications import Notifier
 from .proxy import PullThrough
 from .referrers import ReferrerService
 from .repos import RepositoryService
@@ -36,6 +37,7 @@ class Registry:
         self.repos = RepositoryService(self.driver)
         self.auth = Authenticator(cfg.auth)
         self.health = HealthChecks(cfg.health, self.driver, cfg.driver)
+        self.notifier = Notifier(cfg.notifications, cfg.root, cfg.addr, self.metrics)
         self.proxy = PullThrough(self, cfg.proxy, self.metrics) if cfg.proxy is not None else None
         # The GC lock lives on local disk even when blobs live in S3.
         self.lock_dir = cfg.root
