@@ -206,17 +206,27 @@ async def manifest_get(request: web.Request, m: Match) -> web.StreamResponse:
                             f"manifest is a {man.media_type}, which the Accept header does not allow",
                             {"mediaType": man.media_type})
     if request.method == "GET":
-        await _notify(request, "pull", m.name, _manifest_target(man.media_type, str(man.digest), len(man.body),
-                                                                m.ref))
+        await _notify(request, "pull", m.name, _manifest_target(
+            man.media_type, str(man.digest), len(man.body), m.ref, man.body if reg.cfg.include_references else None))
     return web.Response(body=man.body, headers={
         "Content-Type": man.media_type, "Docker-Content-Digest": str(man.digest),
         "ETag": f'"{man.digest}"'})
 
 
-def _manifest_target(media_type: str, digest: str, size: int, ref: str) -> dict[str, Any]:
+def _manifest_target(media_type: str, digest: str, size: int, ref: str, body: bytes | None = None,
+                     ) -> dict[str, Any]:
     target: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": size}
     if ref and ":" not in ref:
         target["tag"] = ref
+    if body is not None:  # notifications.events.includereferences
+        try:
+            doc = json.loads(body)
+            refs = ([doc["config"]] if isinstance(doc.get("config"), dict) else []) + \
+                list(doc.get("layers") or []) + list(doc.get("manifests") or [])
+            target["references"] = [{k: d[k] for k in ("mediaType", "digest", "size") if k in d}
+                                    for d in refs if isinstance(d, dict)]
+        except (ValueError, TypeError, AttributeError):
+            pass
     return target
 
 
@@ -249,7 +259,8 @@ async def manifest_put(request: web.Request, m: Match) -> web.StreamResponse:
 
     res = await asyncio.to_thread(put)
     await _notify(request, "push", m.name, _manifest_target(
-        res.media_type, str(res.digest), len(body), m.ref if ":" not in m.ref else (extra[0] if extra else "")))
+        res.media_type, str(res.digest), len(body), m.ref if ":" not in m.ref else (extra[0] if extra else ""),
+        body if reg.cfg.include_references else None))
     headers = {"Location": f"/v2/{m.name}/manifests/{res.digest}", "Docker-Content-Digest": str(res.digest)}
     if res.subject is not None:
         headers["OCI-Subject"] = str(res.subject)

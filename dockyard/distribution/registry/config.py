@@ -338,6 +338,10 @@ class RegistryConfig:
         cfg.catalog_max_entries = (doc.get("catalog") or {}).get("maxentries")
         logs = doc.get("log") or {}
         cfg.log_level = logs.get("level") or doc.get("loglevel")
+        if logs.get("formatter") not in (None, "text"):
+            cfg.notices.append(f"log.formatter: {logs['formatter']!r} accepted; dockyard logs text lines")
+        if (((doc.get("compatibility") or {}).get("schema1")) or {}).get("enabled"):
+            raise ConfigError("compatibility.schema1.enabled: schema1 manifests are not served by dockyard")
         if "accesslog" in logs:
             cfg.access_log = not (logs["accesslog"] or {}).get("disabled", False)
         cfg.manifest_size = int((doc.get("limits") or {}).get("manifest_size") or cfg.manifest_size)

@@ -145,14 +145,18 @@ def test_events_in_distributions_envelope(sink, tmp_path):
         srv.stop()
 
 
-def test_ignored_actions_and_media_types(sink, tmp_path):
+def test_ignored_actions_media_types_and_references(sink, tmp_path):
     sink.start()
-    srv = Server(tmp_path, _config(sink, ignore={"actions": ["pull"]},
-                                   ignoredmediatypes=["application/octet-stream"]))
+    cfg = _config(sink, ignore={"actions": ["pull"]}, ignoredmediatypes=["application/octet-stream"])
+    cfg["notifications"]["events"] = {"includereferences": True}
+    srv = Server(tmp_path, cfg)
     srv.start()
     try:
         body = image_manifest(srv.url, "ign/app")
         put_manifest(srv.url, "ign/app", "v1", body)
+        doc = json.loads(body)
+        refs = sink.wait_for(1)[0]["target"]["references"]
+        assert [r["digest"] for r in refs] == [doc["config"]["digest"], doc["layers"][0]["digest"]]
         requests.get(f"{srv.url}/v2/ign/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
         requests.delete(f"{srv.url}/v2/ign/app/manifests/{sha256(body)}")
         events = sink.wait_for(2)
