@@ -261,7 +261,7 @@ class ProxyConfig:
     remote_url: str
     username: str | None = None
     password: str | None = None
-    ttl: float = 24 * 3600.0  # tags are re-checked with the upstream after this long
+    ttl: float = 24 * 3600.0  # tags are re-checked with the upstream after this long; 0: never
 
 
 @dataclass

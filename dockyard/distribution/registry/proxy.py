@@ -89,7 +89,8 @@ class PullThrough:
                 return local
             return await self._fetch_manifest(repo, ref, None)
         checked = self._checked.get((repo, ref))
-        if local is not None and checked is not None and time.monotonic() - checked < self.cfg.ttl:
+        fresh = checked is not None and (self.cfg.ttl == 0 or time.monotonic() - checked < self.cfg.ttl)
+        if local is not None and fresh:  # ttl 0: never re-checked once cached (Distribution: never expires)
             self.count("manifest", "hit")
             return local
         try:
