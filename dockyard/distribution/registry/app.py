@@ -20,13 +20,12 @@ from aiohttp.client_exceptions import ClientError
 
 from . import locking
 from .auth import Scope
-from .errors import RegistryError
+from .errors import RegistryError, unsupported
 from .mediatypes import MANIFEST_TYPES, OCI_INDEX, acceptable
 from .names import parse_digest, validate_name
 from .sendfile import serve_file
 from .service import Registry
 from .storage.driver import InvalidPath
-from .proxy import unsupported as proxy_unsupported
 from .tags import parse_n
 from .uploads import UploadSession
 
@@ -90,11 +89,13 @@ def _repo_scope(name: str, *actions: str) -> Scope:
 
 
 async def _authorize_write(request: web.Request, scope: Scope) -> str | None:
-    """Authorise a push or delete, then refuse it where the registry takes no writes
-    (a pull-through cache), after auth as Distribution does."""
+    """Authorise a push or delete, then refuse it where the registry takes no writes (a
+    pull-through cache; storage.maintenance.readonly while GC sweeps the bucket), after auth
+    and with the 405 UNSUPPORTED answer, as Distribution does."""
     account = await _authorize(request, scope)
-    if _reg(request).proxy is not None:
-        raise proxy_unsupported()
+    reg = _reg(request)
+    if reg.proxy is not None or reg.cfg.maintenance.readonly:
+        raise unsupported()
     return account
 
 
@@ -304,6 +305,11 @@ async def blob_get(request: web.Request, m: Match) -> web.StreamResponse:
         info = await asyncio.to_thread(stat)
     if request.method == "GET":
         await _notify(request, "pull", m.name, _blob_target(str(d), info.size))
+    if reg.cfg.redirect:
+        # Distribution's storage.redirect: the client fetches the bytes from the bucket itself.
+        url = await asyncio.to_thread(reg.blobs.redirect_url, d, request.method)
+        if url is not None:
+            return web.Response(status=307, headers={"Location": url, "Docker-Content-Digest": str(d)})
     headers = {"Docker-Content-Digest": str(d), "Content-Type": "application/octet-stream",
                "ETag": f'"{d}"', "Accept-Ranges": "bytes", "Cache-Control": "max-age=31536000"}
     rng = request.headers.get("Range")
@@ -413,11 +419,16 @@ async def upload_start(request: web.Request, m: Match) -> web.StreamResponse:
     digest = q.get("digest")
     if digest is not None:
         d = parse_digest(digest)
-        upload_id = await asyncio.to_thread(reg.uploads.start, m.name, d.algorithm)
+        upload_id, _ = await asyncio.to_thread(reg.uploads.start, m.name, d.algorithm)
         return await _finish(request, m.name, upload_id, str(d), check_range=False)
-    upload_id = await asyncio.to_thread(reg.uploads.start, m.name, q.get("digest-algorithm"))
-    headers = reg.uploads.status_headers(m.name, upload_id, 0)
+    upload_id, started = await asyncio.to_thread(reg.uploads.start, m.name, q.get("digest-algorithm"))
+    headers = reg.uploads.status_headers(m.name, upload_id, 0, started)
     return web.Response(status=202, headers=headers)
+
+
+def _check_state(request: web.Request, m: Match) -> None:
+    """The Location's `_state` token must be signed with this replica's http.secret."""
+    _reg(request).uploads.check_state(request.query.get("_state"), m.name, m.uuid)
 
 
 async def _open(request: web.Request, name: str, upload_id: str) -> UploadSession:
@@ -426,14 +437,13 @@ async def _open(request: web.Request, name: str, upload_id: str) -> UploadSessio
 
 async def upload_patch(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
-    reg = _reg(request)
+    _check_state(request, m)
     session = await _open(request, m.name, m.uuid)
     try:
         await _upload_into(request, session, check_range=True)
-        size = session.size
     finally:
         await asyncio.to_thread(session.close)
-    return web.Response(status=202, headers=reg.uploads.status_headers(m.name, m.uuid, size))
+    return web.Response(status=202, headers=session.headers())
 
 
 async def _finish(request: web.Request, name: str, upload_id: str, digest: str,
@@ -463,18 +473,21 @@ async def upload_put(request: web.Request, m: Match) -> web.StreamResponse:
     if not digest:
         raise RegistryError("DIGEST_INVALID", "the digest query parameter is required to finish an upload")
     parse_digest(digest)
+    _check_state(request, m)
     return await _finish(request, m.name, m.uuid, digest, check_range=True)
 
 
 async def upload_status(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
+    _check_state(request, m)
     reg = _reg(request)
-    size = await asyncio.to_thread(reg.uploads.size, m.name, m.uuid)
-    return web.Response(status=204, headers=reg.uploads.status_headers(m.name, m.uuid, size))
+    size, started = await asyncio.to_thread(reg.uploads.size, m.name, m.uuid)
+    return web.Response(status=204, headers=reg.uploads.status_headers(m.name, m.uuid, size, started))
 
 
 async def upload_cancel(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
+    _check_state(request, m)
     await asyncio.to_thread(_reg(request).uploads.cancel, m.name, m.uuid)
     return web.Response(status=204)
 
@@ -506,6 +519,8 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler], str]] = [  # pattern, ha
 ]
 ROUTE_KEY = "dockyard.route"
 ACCOUNT_KEY = "dockyard.account"
+
+
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:

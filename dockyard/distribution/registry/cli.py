@@ -7,10 +7,10 @@ import argparse
 import asyncio
 import concurrent.futures
 import logging
+import random
 import signal
 import ssl
 import sys
-
 from typing import TYPE_CHECKING
 
 from .config import ConfigError, RegistryConfig
@@ -72,9 +72,11 @@ async def _serve(cfg: RegistryConfig, access_log: bool = False) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    purger = asyncio.create_task(_purge_uploads(registry, stop))
     try:
         await stop.wait()
     finally:
+        purger.cancel()
         if debug_runner is not None:
             await debug_runner.cleanup()
         await runner.cleanup()
@@ -97,6 +99,34 @@ async def _serve_debug(cfg: RegistryConfig, registry: "Registry") -> "web.AppRun
     await web.TCPSite(runner, host.strip("[]") or "0.0.0.0", int(port), reuse_address=True).start()
     logging.getLogger("dockyard.registry").info("debug server on %s", dbg.addr)
     return runner
+
+
+async def _purge_uploads(registry: "Registry", stop: asyncio.Event) -> None:
+    """Distribution's storage.maintenance.uploadpurging: every `interval`, delete uploads
+    older than `age`.  The first run waits a random part of the interval (at most an hour),
+    so replicas started together do not all list the bucket at once."""
+    cfg = registry.cfg.maintenance.uploadpurging
+    if not cfg.enabled or registry.cfg.maintenance.readonly:
+        return
+    log = logging.getLogger("dockyard.registry.purge")
+    delay = random.uniform(0, min(cfg.interval, 3600.0))
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+            return
+        except asyncio.TimeoutError:
+            pass
+        delay = cfg.interval
+        try:
+            res = await asyncio.to_thread(registry.uploads.purge, cfg.age, cfg.dryrun)
+        except Exception:
+            log.exception("upload purge failed")
+            continue
+        verb = "would purge" if cfg.dryrun else "purged"
+        for u in res.uploads:
+            log.info("%s upload %s", verb, u)
+        log.info("%s %d uploads older than %ds; aborted %d unfinished multipart uploads",
+                 verb, len(res.uploads), cfg.age, res.multipart_aborted)
 
 
 def _tls_context(cfg: RegistryConfig) -> ssl.SSLContext | None:

@@ -68,3 +68,9 @@ def manifest_unknown(ref: str) -> RegistryError:
 
 def name_unknown(name: str) -> RegistryError:
     return RegistryError("NAME_UNKNOWN", f"repository name not known to registry: {name}", {"name": name})
+
+
+def unsupported() -> RegistryError:
+    """Distribution's answer to a write on a registry that takes none (pull-through cache,
+    read-only maintenance), checked against Distribution 2.8."""
+    return RegistryError("UNSUPPORTED", "The operation is unsupported.")

@@ -43,11 +43,6 @@ log = logging.getLogger("dockyard.registry.proxy")
 _STORE_BUFFER = 4 << 20  # bytes handed to the storage thread at a time
 
 
-def unsupported() -> RegistryError:
-    """What Distribution answers to a push or delete on a pull-through cache (checked against 2.8)."""
-    return RegistryError("UNSUPPORTED", "The operation is unsupported.")
-
-
 class _Mismatch(Exception):
     pass
 
@@ -188,7 +183,7 @@ class PullThrough:
         self.count("blob", "miss")
         size = r.content_length
         uploads = self.reg.uploads
-        upload_id = await asyncio.to_thread(uploads.start, repo, d.algorithm)
+        upload_id, _ = await asyncio.to_thread(uploads.start, repo, d.algorithm)
         session = await asyncio.to_thread(uploads.open, repo, upload_id)
         hasher = hashlib.new(d.algorithm)
         loop = asyncio.get_running_loop()

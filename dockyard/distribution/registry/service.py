@@ -29,7 +29,7 @@ class Registry:
         if cfg.http.debug.prometheus:
             self.driver = cast(StorageDriver, InstrumentedDriver(self.driver, self.metrics))
         self.blobs = BlobService(self.driver, cfg.delete_enabled)
-        self.uploads = UploadService(self.driver, self.blobs)
+        self.uploads = UploadService(self.driver, self.blobs, cfg.http.secret)
         self.tags = TagService(self.driver, cfg.delete_enabled)
         self.referrers = ReferrerService(self.driver)
         self.manifests = ManifestService(self.driver, self.blobs, self.tags, self.referrers,
