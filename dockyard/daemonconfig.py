@@ -18,7 +18,7 @@ import ipaddress
 import json
 import logging
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -82,10 +82,6 @@ def _path(v: Any) -> Path:
     if not s.startswith("/"):
         raise ValueError(f"{s!r} is not an absolute path")
     return Path(s)
-
-
-def _opt_path(v: Any) -> Path | None:
-    return _path(v)
 
 
 def _host(v: Any) -> str:
@@ -351,7 +347,7 @@ OPTIONS: tuple[Option, ...] = (
            help="socket to listen on: unix:///path, tcp://ADDR:PORT, fd:// or fd://N (repeatable)"),
     Option("data-root", "data_root", _path, help="persistent state"),
     Option("exec-root", "exec_root", _path, help="runtime state (bundles, sockets)"),
-    Option("pidfile", "pidfile", _opt_path, flags=("-p", "--pidfile"),
+    Option("pidfile", "pidfile", _path, flags=("-p", "--pidfile"),
            help="where the engine writes its PID (default <exec-root>/dockyard.pid)"),
     Option("group", "group", _nonempty_str, flags=("-G", "--group"),
            help="group owning the unix sockets (default: docker if it exists, else root)"),
@@ -413,9 +409,6 @@ OPTIONS: tuple[Option, ...] = (
 
 BY_KEY = {o.key: o for o in OPTIONS}
 RELOADABLE = tuple(o.key for o in OPTIONS if o.reloadable)
-
-# dockyard's own flags, not daemon.json keys
-_EXTRA_FLAGS = ("--config-file", "--runtime", "--conmon", "--stop-containers-on-shutdown")
 
 
 # ---------------------------------------------------------------- parsing
@@ -604,16 +597,3 @@ def reload(current: EngineConfig, flags: dict[str, Any]) -> tuple[EngineConfig, 
             kept[o.field] = old
             log.warning("configuration reload: %s changed in %s but needs a restart to apply", o.key, path)
     return replace(fresh, **kept), changes
-
-
-def effective(cfg: EngineConfig) -> dict[str, Any]:
-    """The configuration as daemon.json keys (for logs and tests)."""
-    out = {}
-    for o in OPTIONS:
-        v = getattr(cfg, o.field)
-        out[o.key] = str(v) if isinstance(v, Path) else v
-    return out
-
-
-def field_names() -> set[str]:
-    return {f.name for f in fields(EngineConfig)}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..config import EngineConfig
+from ..errors import DockyardError
 from .listeners import prepare_unix
 from .sdnotify import notify
 from ..store.metadata import Database
@@ -76,8 +77,13 @@ class Engine:
         """The runtime binary of a container (by id), as `runtimes` and its HostConfig.Runtime say."""
         from .containers.daemondefaults import runtime_binary
 
-        c = next((c for c in self.containers.all() if c.id == cid), None) if hasattr(self, "containers") else None
-        return runtime_binary(c.host_config.get("Runtime") if c else None, self.config)
+        name = None
+        if hasattr(self, "containers"):  # runc calls made while the engine is being built use runc
+            try:
+                name = self.containers.get(cid).host_config.get("Runtime")  # a full id: a dict lookup
+            except DockyardError:
+                pass
+        return runtime_binary(name, self.config)
 
     async def start(self) -> None:
         await self.images.start()

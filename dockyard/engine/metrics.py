@@ -7,7 +7,8 @@
 - engine_daemon_network_actions_seconds{action}: create, delete, connect, disconnect.
 - engine_daemon_container_states_containers{state}: running, paused, stopped (read at scrape).
 - engine_daemon_engine_info{...} = 1, engine_daemon_engine_cpus_cpus, engine_daemon_engine_memory_bytes.
-- engine_daemon_events_total, engine_daemon_events_subscribers_total.
+- engine_daemon_events_total, engine_daemon_events_subscribers_total,
+  engine_daemon_health_checks_total, engine_daemon_health_checks_failed_total.
 - dockyard_http_requests_total{method, route, status} and
   dockyard_http_request_duration_seconds{method, route}: every API request, by route
   pattern (/containers/{id}/start), never by raw path, so the label set stays small.
@@ -122,8 +123,21 @@ class Metrics:
                                 ["method", "route", "status"], registry=r)
         self.latency = Histogram("dockyard_http_request_duration_seconds", "API request durations by route",
                                  ["method", "route"], registry=r)
+        self.health = Counter("engine_daemon_health_checks", "The total number of health checks", registry=r)
+        self.health_failed = Counter("engine_daemon_health_checks_failed",
+                                     "The total number of failed health checks", registry=r)
         r.register(_LiveState(engine))
+        # dockerd shows these actions from the start
+        for a in ("start", "changes", "commit", "create", "delete"):
+            self.actions["container"].labels(a)
         engine.events.observers.append(lambda ev: self.events.inc())
+        if getattr(engine.containers, "health", None) is not None:
+            engine.containers.health.observers.append(self._health_result)
+
+    def _health_result(self, result: dict[str, Any]) -> None:
+        self.health.inc()
+        if result.get("ExitCode") != 0:
+            self.health_failed.inc()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler):

@@ -242,3 +242,16 @@ def test_sighup_reloads_what_dockerd_reloads_and_keeps_config_on_a_broken_file(p
     after = json.loads(eng.cli_ok("inspect", "survivor"))[0]["State"]
     assert after["Running"] and after["Pid"] == before["Pid"] and after["StartedAt"] == before["StartedAt"]
 
+
+
+def test_shutdown_timeout_bounds_the_stop_of_containers(private_engine, conf_dir):
+    """live-restore false: a container that ignores SIGTERM with a long stop timeout is killed
+    once shutdown-timeout has passed, and the engine still stops."""
+    cfg = _write(conf_dir / "daemon.json", {"live-restore": False, "shutdown-timeout": 2})
+    eng = private_engine(["--config-file", str(cfg)])
+    eng.cli_ok("run", "-d", "--name", "stubborn", "--stop-timeout", "600", BUSYBOX,
+               "sh", "-c", "trap '' TERM; while true; do sleep 1; done")
+    pid = json.loads(eng.cli_ok("inspect", "stubborn"))[0]["State"]["Pid"]
+    assert eng.stop(timeout=300) == 0
+    assert not Path(f"/proc/{pid}").exists()
+    assert "did not stop within shutdown-timeout (2s): killing them" in eng.log_tail(20000)

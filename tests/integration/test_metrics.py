@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 import requests
@@ -39,6 +40,8 @@ def test_metrics_move_with_container_actions_events_and_requests(private_engine,
     eng = private_engine(["--config-file", str(cfg)])
 
     before = _scrape(addr)
+    # dockerd lists these container actions from the start
+    assert ("engine_daemon_container_actions_seconds_count", (("action", "commit"),)) in before
     assert _get(before, "engine_daemon_engine_info", architecture="x86_64", commit="",
                 daemon_id=str(eng.data_root), graphdriver="overlay2",
                 kernel=__import__("platform").release(), os="linux", os_type="linux", os_version="",
@@ -85,6 +88,23 @@ def test_metrics_move_with_container_actions_events_and_requests(private_engine,
     eng.cli_ok("rm", "-f", "metered")
     m = _scrape(addr)
     assert _get(m, "engine_daemon_container_actions_seconds_count", action="delete") == 1
+
+    # health checks: every probe counted, failing ones apart
+    eng.cli_ok("run", "-d", "--name", "probed", "--health-cmd", "test -e /tmp/ok", "--health-interval", "1s",
+               BUSYBOX, "sleep", "600")
+    deadline = time.monotonic() + 60
+    while _get(_scrape(addr), "engine_daemon_health_checks_failed_total") < 1:
+        assert time.monotonic() < deadline, eng.log_tail()
+        time.sleep(0.5)
+    eng.cli_ok("exec", "probed", "touch", "/tmp/ok")
+    deadline = time.monotonic() + 60
+    while True:  # a passing probe counts in the total only
+        m = _scrape(addr)
+        if _get(m, "engine_daemon_health_checks_total") > _get(m, "engine_daemon_health_checks_failed_total"):
+            break
+        assert time.monotonic() < deadline, eng.log_tail()
+        time.sleep(0.5)
+    eng.cli_ok("rm", "-f", "probed")
 
 
 def test_metrics_addr_must_be_an_address(tmp_path):

@@ -232,3 +232,19 @@ def test_systemd_units_in_the_repository():
         # the ExecStart binary may not be installed at /usr/local/bin here: only syntax errors count
         bad = [l for l in r.stderr.splitlines() if "Unknown" in l or "Invalid" in l or "Failed to parse" in l]
         assert not bad, r.stderr
+
+
+def test_an_engine_configured_by_its_file_alone(engines, tmp_path):
+    """hosts, data-root, exec-root, bridge, bip and group from daemon.json, no flag but --config-file."""
+    eng = engines()
+    cfg = tmp_path / "daemon.json"
+    cfg.write_text(json.dumps({"hosts": [f"unix://{eng.socket}"], "data-root": str(eng.data_root),
+                               "exec-root": str(eng.exec_root), "bridge": eng.bridge, "bip": eng.bip,
+                               "group": "adm", "log-level": "debug"}))
+    _launch(eng, [sys.executable, "-m", "dockyard.cli", "engine", "--config-file", str(cfg)])
+    _wait_ping(eng)
+    info = json.loads(eng.cli_ok("info", "--format", "{{json .}}"))
+    assert info["DockerRootDir"] == str(eng.data_root) and info["Debug"] is True
+    assert os.stat(eng.socket).st_gid == grp.getgrnam("adm").gr_gid
+    assert (eng.exec_root / "dockyard.pid").read_text().strip() == str(eng.proc.pid)  # the default pidfile
+    assert subprocess.run(["ip", "link", "show", eng.bridge], capture_output=True).returncode == 0
