@@ -63,3 +63,25 @@ def test_docker_pull_through_a_proxy_of_distribution(engine, docker, registries,
     r = fresh.cli("run", "--rm", ref, "true")
     assert r.returncode == 0, r.stderr.decode()
     assert _cached(proxy, "library/dist", "2")["layers"]
+
+
+def test_engine_registry_mirror_pulls_docker_hub_names_through_the_proxy(engine, docker, registries,  # noqa: F811
+                                                                         remove_images, private_engine, tmp_path):
+    """daemon.json `registry-mirrors` naming the proxy: `docker pull mirrored:3` (a Docker Hub
+    name) is served by the cache, which fetches it from its upstream."""
+    upstream = registries("dockyard")
+    proxy = _proxy_for(registries, upstream.url)
+    src = f"{upstream.host}/library/mirrored:3"
+    remove_images.append(src)
+    docker.ok("tag", BUSYBOX, src)
+    docker.ok("push", src)
+    conf = tmp_path / "daemon.json"
+    conf.write_text(f'{{"registry-mirrors": ["http://{proxy.host}"]}}')
+    fresh = private_engine(["--config-file", str(conf)])
+    fresh.cli("rmi", BUSYBOX, check=True)
+    r = fresh.cli("pull", "mirrored:3")
+    assert r.returncode == 0, r.stderr.decode() + fresh.log_tail()
+    assert "Pull complete" in r.stdout.decode() and "docker.io/library/mirrored:3" in r.stdout.decode()
+    r = fresh.cli("run", "--rm", "mirrored:3", "echo", "from the mirror")
+    assert r.returncode == 0 and r.stdout.decode().strip() == "from the mirror", r.stderr.decode()
+    assert _cached(proxy, "library/mirrored", "3")["layers"]
