@@ -26,7 +26,7 @@ from .names import parse_digest, validate_name
 from .sendfile import serve_file
 from .service import Registry
 from .storage.driver import InvalidPath
-from .tags import parse_n
+from .tags import paginate, parse_n
 from .uploads import UploadSession
 
 log = logging.getLogger("dockyard.registry")
@@ -190,7 +190,12 @@ async def tags_list(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize(request, _repo_scope(m.name, "pull"))
     n = parse_n(request.query.get("n"))
     last = request.query.get("last")
-    tags, more = await asyncio.to_thread(_reg(request).tags.list, m.name, n, last)
+    reg = _reg(request)
+    upstream = await reg.proxy.tags(m.name) if reg.proxy is not None else None
+    if upstream is not None:
+        tags, more = paginate(upstream, n, last)
+    else:
+        tags, more = await asyncio.to_thread(reg.tags.list, m.name, n, last)
     headers = {"Link": _link(f"/v2/{m.name}/tags/list", n, tags[-1])} if more and tags else None
     return _json({"name": m.name, "tags": tags}, headers=headers)
 

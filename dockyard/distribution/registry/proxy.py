@@ -34,7 +34,7 @@ from ..client.auth import Credentials
 from ..client.registry import RegistryClient
 from . import locking
 from .config import ProxyConfig
-from .errors import RegistryError, blob_unknown, manifest_unknown
+from .errors import RegistryError, blob_unknown, manifest_unknown, name_unknown
 from .manifests import Manifest
 from .names import Digest, digest_bytes, is_digest_ref, parse_digest
 
@@ -120,6 +120,17 @@ class PullThrough:
         if tag is not None:
             self._checked[(repo, tag)] = time.monotonic()
         return Manifest(d, m.media_type, m.body)
+
+    async def tags(self, repo: str) -> list[str] | None:
+        """The upstream's tags of `repo` (as Distribution's proxy answers tags/list), or None
+        when the upstream cannot say, for the caller to answer from the cache."""
+        try:
+            return await self.client.list_tags(repo)
+        except NotFound:
+            raise name_unknown(repo) from None
+        except DockyardError as e:
+            log.warning("upstream unavailable for the tags of %s, answering from the cache: %s", repo, e)
+            return None
 
     # --- blobs ---------------------------------------------------------------------
 

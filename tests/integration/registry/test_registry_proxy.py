@@ -151,7 +151,15 @@ def test_tags_recheck_after_ttl_and_stale_when_upstream_down(registry_factory, t
     assert r.headers["Docker-Content-Digest"] == d1  # within its ttl: the cached answer
     r = requests.get(f"{short_ttl.url}/v2/ttl/img/manifests/latest", headers={"Accept": OCI_MANIFEST})
     assert r.headers["Docker-Content-Digest"] == d2 and r.content == body2  # re-checked
+    _push_image(up.url, "ttl/img", "other", [b"three"], session=s)
+    r = requests.get(f"{long_ttl.url}/v2/ttl/img/tags/list")  # tags come from the upstream
+    assert r.json() == {"name": "ttl/img", "tags": ["latest", "other"]}
+    assert requests.get(f"{long_ttl.url}/v2/ttl/img/tags/list?n=1").json()["tags"] == ["latest"]
+    r = requests.get(f"{long_ttl.url}/v2/ttl/nothing/tags/list")
+    assert r.status_code == 404 and error_codes(r) == ["NAME_UNKNOWN"]
     _stop(up.proc)
+    r = requests.get(f"{long_ttl.url}/v2/ttl/img/tags/list")  # upstream down: the cached tags
+    assert r.json() == {"name": "ttl/img", "tags": ["latest"]}
     time.sleep(1.5)
     r = requests.get(f"{short_ttl.url}/v2/ttl/img/manifests/latest", headers={"Accept": OCI_MANIFEST})
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == d2  # stale, upstream down
