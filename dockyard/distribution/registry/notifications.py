@@ -11,6 +11,11 @@ leases between replicas to deliver each event once and in order, and every event
 cost several object-store round trips.  A replica whose disk is lost loses its undelivered
 events (Distribution keeps them in memory only, so loses them at every restart).
 
+Registry processes sharing one root directory share the queue; one of them at a time (an
+flock on `notifications.lock`) delivers, so each sink still sees one ordered stream, and
+another takes over when it stops.  Idle deliverers look at the queue every second, so events
+queued by another process on the same root are not left waiting.
+
 Delivery, per endpoint: oldest first, up to 100 events per POST; a 2xx/3xx answer removes
 them from the queue; a failure (error status, timeout, refused connection) is retried, after
 `backoff` once `threshold` consecutive attempts have failed (Distribution's breaker).
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
@@ -39,6 +45,7 @@ log = logging.getLogger("dockyard.registry.notifications")
 EVENTS_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
 _BATCH = 100
 _RETRY = 0.1  # seconds between attempts before the breaker opens
+_POLL = 1.0  # seconds between looks at an idle queue (or at another process's lock)
 
 
 class EventQueue:
@@ -83,6 +90,26 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+class _DeliveryLock:
+    """Which process on a root delivers: a non-blocking flock, retried until held."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.held = False
+
+    def try_acquire(self) -> bool:
+        if not self.held:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.held = True
+            except BlockingIOError:
+                pass
+        return self.held
+
+    def close(self) -> None:
+        os.close(self._fd)  # releases the lock
+
+
 class Notifier:
     def __init__(self, endpoints: list[EndpointConfig], root: str, listen_addr: str, metrics: Any) -> None:
         self.endpoints = [e for e in endpoints if not e.disabled]
@@ -91,6 +118,7 @@ class Notifier:
         port = listen_addr.rpartition(":")[2]
         self.source_addr = f"{socket.gethostname()}:{port}"
         self.queue = EventQueue(os.path.join(root, "notifications.db")) if self.endpoints else None
+        self._lock = _DeliveryLock(os.path.join(root, "notifications.lock")) if self.endpoints else None
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -134,7 +162,7 @@ class Notifier:
         self._session = aiohttp.ClientSession()
         for ep in self.endpoints:
             self._wake[ep.name] = asyncio.Event()
-            self.metrics.pending.labels(ep.name).set(await asyncio.to_thread(self.queue.pending, ep.name))
+            await self._refresh_pending(ep)
             self._tasks.append(self._loop.create_task(self._deliver(ep)))
 
     async def stop(self) -> None:
@@ -150,26 +178,39 @@ class Notifier:
             await self._session.close()
         if self.queue is not None:
             self.queue.close()
+        if self._lock is not None:
+            self._lock.close()
 
     async def _deliver(self, ep: EndpointConfig) -> None:
-        assert self.queue is not None
+        assert self.queue is not None and self._lock is not None
         wake = self._wake[ep.name]
         failures = 0
         while True:
             wake.clear()
+            if not self._lock.try_acquire():
+                await self._refresh_pending(ep)
+                await asyncio.sleep(_POLL)  # another process on this root delivers
+                continue
             batch = await asyncio.to_thread(self.queue.peek, ep.name)
             if not batch:
-                await wake.wait()
+                try:
+                    await asyncio.wait_for(wake.wait(), _POLL)
+                except asyncio.TimeoutError:
+                    pass  # look again: another process on this root may have queued events
                 continue
             if await self._post(ep, [e for _, e in batch]):
                 await asyncio.to_thread(self.queue.ack, ep.name, batch[-1][0])
                 self.metrics.deliveries.labels(ep.name, "success").inc(len(batch))
-                self.metrics.pending.labels(ep.name).dec(len(batch))
+                await self._refresh_pending(ep)
                 failures = 0
                 continue
             failures += 1
             self.metrics.deliveries.labels(ep.name, "failure").inc(len(batch))
             await asyncio.sleep(ep.backoff if failures >= ep.threshold else min(_RETRY, ep.backoff))
+
+    async def _refresh_pending(self, ep: EndpointConfig) -> None:
+        assert self.queue is not None
+        self.metrics.pending.labels(ep.name).set(await asyncio.to_thread(self.queue.pending, ep.name))
 
     async def _post(self, ep: EndpointConfig, events: list[dict[str, Any]]) -> bool:
         assert self._session is not None

@@ -191,3 +191,28 @@ def test_a_sink_that_was_down_gets_its_events_in_order_after_a_restart(sink, tmp
         assert len(sink.events) == 7  # nothing delivered twice
     finally:
         srv.stop()
+
+
+def test_two_processes_on_one_root_deliver_each_event_once(sink, tmp_path):
+    sink.start()
+    a, b = Server(tmp_path, _config(sink)), Server(tmp_path, _config(sink))
+    a.start()
+    b.start()
+    try:
+        pushed = {a.url: [], b.url: []}
+        for i in range(4):
+            for srv in (a, b):
+                pushed[srv.url].append(push_blob(srv.url, "two/app", f"{srv.port} {i}".encode()))
+        events = sink.wait_for(8)
+        time.sleep(2.5)  # a second deliverer would have sent duplicates by now
+        assert len(sink.events) == 8
+        for srv in (a, b):  # each process's events in the order it queued them
+            port = srv.url.rsplit(":", 1)[1]
+            assert [e["target"]["digest"] for e in events if e["source"]["addr"].endswith(":" + port)] == \
+                pushed[srv.url]
+        a.stop()  # the deliverer may be either: b carries on alone
+        pushed_late = push_blob(b.url, "two/app", b"late")
+        assert sink.wait_for(9)[-1]["target"]["digest"] == pushed_late
+    finally:
+        a.stop()
+        b.stop()
