@@ -438,6 +438,8 @@ def _http(cfg: RegistryConfig, h: dict[str, Any]) -> None:
         raise ConfigError("http.tls: certificate and key go together")
     dbg = h.get("debug") or {}
     prom = dbg.get("prometheus") or {}
+    if dbg.get("addr") and dbg["addr"] == (h.get("addr") or cfg.addr):
+        raise ConfigError(f"http.debug.addr: {dbg['addr']} is also the API address")
     if prom.get("enabled") and not dbg.get("addr"):
         raise ConfigError("http.debug.prometheus.enabled: needs http.debug.addr")
     path = prom.get("path") or "/metrics"

@@ -54,7 +54,7 @@ class PullThrough:
         self.metrics = metrics
         url = urlsplit(cfg.remote_url)
         self._host = url.netloc
-        self._insecure = url.scheme == "http"
+        self._scheme = url.scheme  # remoteurl fixes the scheme: no https attempt on an http:// upstream
         self._creds = Credentials(cfg.username or "", cfg.password or "")
         self._client: RegistryClient | None = None
         self._checked: dict[tuple[str, str], float] = {}  # (repo, tag) -> monotonic time of the last check
@@ -63,8 +63,8 @@ class PullThrough:
     @property
     def client(self) -> RegistryClient:
         if self._client is None:  # created on the serving loop, at first use
-            self._client = RegistryClient(self._host, self._creds, insecure=self._insecure,
-                                          connect_timeout=10, read_timeout=120)
+            self._client = RegistryClient(self._host, self._creds, insecure=self._scheme == "http",
+                                          connect_timeout=10, read_timeout=120, schemes=[self._scheme])
         return self._client
 
     async def close(self) -> None:
