@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import time
-import uuid
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -21,7 +20,8 @@ from aiohttp.client_exceptions import ClientError
 from . import locking
 from .auth import Scope
 from .errors import RegistryError, unsupported
-from .mediatypes import MANIFEST_TYPES, OCI_INDEX, acceptable
+from .http_events import ACCOUNT_KEY, blob_target, manifest_target, notify
+from .mediatypes import OCI_INDEX, acceptable
 from .names import parse_digest, validate_name
 from .sendfile import serve_file
 from .service import Registry
@@ -63,25 +63,6 @@ async def _authorize(request: web.Request, scope: Scope | None) -> str | None:
                                       _base_url(request))
     request[ACCOUNT_KEY] = account
     return account
-
-
-async def _notify(request: web.Request, action: str, repo: str, target: dict[str, Any]) -> None:
-    """Queue a notification event (Distribution's envelope) when endpoints are configured."""
-    notifier = _reg(request).notifier
-    if not notifier.enabled:
-        return
-    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
-    req = {"id": str(uuid.uuid4()), "addr": f"{peer[0]}:{peer[1]}" if peer else "", "host": request.host,
-           "method": request.method, "useragent": request.headers.get("User-Agent", "")}
-    base = _reg(request).cfg.http.host or _base_url(request)
-    kind = "manifests" if target.get("mediaType", "") in MANIFEST_TYPES else "blobs"
-    target = {**target, "repository": repo}
-    if "digest" in target:
-        target["url"] = f"{base}/v2/{repo}/{kind}/{target['digest']}"
-    if "size" in target:
-        target["length"] = target["size"]
-    event = notifier.event(action, target, req, request.get(ACCOUNT_KEY))
-    await asyncio.to_thread(notifier.emit, event)
 
 
 def _repo_scope(name: str, *actions: str) -> Scope:
@@ -212,35 +193,11 @@ async def manifest_get(request: web.Request, m: Match) -> web.StreamResponse:
                             f"manifest is a {man.media_type}, which the Accept header does not allow",
                             {"mediaType": man.media_type})
     if request.method == "GET":
-        await _notify(request, "pull", m.name, _manifest_target(
+        await notify(request, _reg(request), "pull", m.name, manifest_target(
             man.media_type, str(man.digest), len(man.body), m.ref, man.body if reg.cfg.include_references else None))
     return web.Response(body=man.body, headers={
         "Content-Type": man.media_type, "Docker-Content-Digest": str(man.digest),
         "ETag": f'"{man.digest}"'})
-
-
-def _manifest_target(media_type: str, digest: str, size: int, ref: str, body: bytes | None = None,
-                     ) -> dict[str, Any]:
-    target: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": size}
-    if ref and ":" not in ref:
-        target["tag"] = ref
-    if body is not None:  # notifications.events.includereferences
-        try:
-            doc = json.loads(body)
-            refs = ([doc["config"]] if isinstance(doc.get("config"), dict) else []) + \
-                list(doc.get("layers") or []) + list(doc.get("manifests") or [])
-            target["references"] = [{k: d[k] for k in ("mediaType", "digest", "size") if k in d}
-                                    for d in refs if isinstance(d, dict)]
-        except (ValueError, TypeError, AttributeError):
-            pass
-    return target
-
-
-def _blob_target(digest: str, size: int | None) -> dict[str, Any]:
-    target: dict[str, Any] = {"mediaType": "application/octet-stream", "digest": digest}
-    if size is not None:
-        target["size"] = size
-    return target
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
@@ -264,7 +221,7 @@ async def manifest_put(request: web.Request, m: Match) -> web.StreamResponse:
             return reg.manifests.put(m.name, m.ref, body, request.headers.get("Content-Type"), extra)
 
     res = await asyncio.to_thread(put)
-    await _notify(request, "push", m.name, _manifest_target(
+    await notify(request, _reg(request), "push", m.name, manifest_target(
         res.media_type, str(res.digest), len(body), m.ref if ":" not in m.ref else (extra[0] if extra else ""),
         body if reg.cfg.include_references else None))
     headers = {"Location": f"/v2/{m.name}/manifests/{res.digest}", "Docker-Content-Digest": str(res.digest)}
@@ -279,7 +236,7 @@ async def manifest_put(request: web.Request, m: Match) -> web.StreamResponse:
 async def manifest_delete(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize_write(request, _repo_scope(m.name, "delete"))
     await asyncio.to_thread(_reg(request).manifests.delete, m.name, m.ref)
-    await _notify(request, "delete", m.name, {"digest": m.ref} if ":" in m.ref else {"tag": m.ref})
+    await notify(request, _reg(request), "delete", m.name, {"digest": m.ref} if ":" in m.ref else {"tag": m.ref})
     return web.Response(status=202)
 
 
@@ -305,11 +262,11 @@ async def blob_get(request: web.Request, m: Match) -> web.StreamResponse:
         streamed = await reg.proxy.blob(request, m.name, d)
         if streamed is not None:
             if request.method == "GET":
-                await _notify(request, "pull", m.name, _blob_target(str(d), streamed.content_length))
+                await notify(request, _reg(request), "pull", m.name, blob_target(str(d), streamed.content_length))
             return streamed
         info = await asyncio.to_thread(stat)
     if request.method == "GET":
-        await _notify(request, "pull", m.name, _blob_target(str(d), info.size))
+        await notify(request, _reg(request), "pull", m.name, blob_target(str(d), info.size))
     if reg.cfg.redirect:
         # Distribution's storage.redirect: the client fetches the bytes from the bucket itself.
         url = await asyncio.to_thread(reg.blobs.redirect_url, d, request.method)
@@ -385,7 +342,7 @@ async def _stream_blob(request: web.Request, reg: Registry, d: Any, size: int,
 async def blob_delete(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize_write(request, _repo_scope(m.name, "delete"))
     await asyncio.to_thread(_reg(request).blobs.delete, m.name, m.digest)
-    await _notify(request, "delete", m.name, {"digest": m.digest})
+    await notify(request, _reg(request), "delete", m.name, {"digest": m.digest})
     return web.Response(status=202)
 
 
@@ -415,10 +372,10 @@ async def upload_start(request: web.Request, m: Match) -> web.StreamResponse:
                 return reg.blobs.mount(m.name, d, source)
 
         if allowed and await asyncio.to_thread(do_mount):
-            target = _blob_target(str(d), None)
+            target = blob_target(str(d), None)
             if source is not None:
                 target["fromRepository"] = source
-            await _notify(request, "mount", m.name, target)
+            await notify(request, _reg(request), "mount", m.name, target)
             return web.Response(status=201, headers={
                 "Location": f"/v2/{m.name}/blobs/{d}", "Docker-Content-Digest": str(d)})
     digest = q.get("digest")
@@ -467,7 +424,7 @@ async def _finish(request: web.Request, name: str, upload_id: str, digest: str,
     finally:
         if not session.closed:
             await asyncio.to_thread(session.close)
-    await _notify(request, "push", name, _blob_target(str(d), size))
+    await notify(request, _reg(request), "push", name, blob_target(str(d), size))
     return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{d}",
                                              "Docker-Content-Digest": str(d)})
 
@@ -523,7 +480,6 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler], str]] = [  # pattern, ha
     (re.compile(rf"^/v2/{_N}/referrers/(?P<digest>[^/]+)\Z"), {"GET": referrers}, "referrers"),
 ]
 ROUTE_KEY = "dockyard.route"
-ACCOUNT_KEY = "dockyard.account"
 
 
 

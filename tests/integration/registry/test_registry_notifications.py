@@ -159,7 +159,7 @@ def test_ignored_actions_media_types_and_references(sink, tmp_path):
         assert [r["digest"] for r in refs] == [doc["config"]["digest"], doc["layers"][0]["digest"]]
         requests.get(f"{srv.url}/v2/ign/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
         requests.delete(f"{srv.url}/v2/ign/app/manifests/{sha256(body)}")
-        events = sink.wait_for(2)
+        sink.wait_for(2)
         time.sleep(0.5)
         assert [(e["action"], e["target"].get("digest")) for e in sink.events] == [
             ("push", sha256(body)), ("delete", sha256(body))]

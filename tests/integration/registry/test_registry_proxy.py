@@ -25,7 +25,7 @@ import yaml
 from aiohttp import web
 
 from conftest import _stop, _wait_http, free_port, skopeo
-from regclient import OCI_MANIFEST, error_codes, image_manifest, push_blob, put_manifest, sha256
+from regclient import OCI_MANIFEST, error_codes, push_blob, put_manifest, sha256
 from test_registry_auth import _htpasswd
 
 ALICE = ("alice", "wonderland")
