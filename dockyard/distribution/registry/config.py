@@ -27,6 +27,9 @@ extensions, REGISTRY_* environment overrides, and the command-line flags on top.
       # or the Docker token flow, with tokens issued by dockyard itself at /auth/token:
       token: {realm: https://host/auth/token, service: dockyard, issuer: dockyard,
               htpasswd: /etc/registry/htpasswd, expiration: 300, key: ec-or-rsa-key.pem}
+      # or, as in Distribution, tokens from an external token server, checked with its certificates:
+      # token: {realm: https://auth.example.com/token, service: registry, issuer: auth.example.com,
+      #         rootcertbundle: /etc/registry/token-ca.pem, signingalgorithms: [ES256, RS256]}
       anonymous_pull: true                      # dockyard: pull without credentials
       access:                                   # dockyard: ACL, first match wins
         - {account: alice, repository: "alice/*", actions: [pull, push, delete]}
@@ -123,11 +126,9 @@ SCHEMA = S({
         "htpasswd": S({"realm": _STR, "path": _STR}),
         "token": S({"realm": _STR, "service": _STR, "issuer": _STR,
                     "htpasswd": _STR, "expiration": _INT, "key": _STR,  # dockyard's built-in issuer
-                    "rootcertbundle": Refused("dockyard issues and verifies its own tokens "
-                                              "(auth.token.htpasswd, auth.token.key); an external token "
-                                              "server's certificate bundle is not supported"),
-                    "jwks": Refused("an external token server's JWKS is not supported"),
-                    "signingalgorithms": Refused("an external token server is not supported"),
+                    "rootcertbundle": _STR,  # Distribution: tokens from an external token server
+                    "jwks": Refused("an external token server's JWKS is not supported (use rootcertbundle)"),
+                    "signingalgorithms": _LIST,
                     "autoredirect": _BOOL, "autoredirectpath": _STR}),
         "silly": Refused("silly auth accepts any credentials; use auth.htpasswd"),
         "anonymous_pull": _BOOL,  # dockyard
@@ -204,6 +205,8 @@ class AuthConfig:
     issuer: str = "dockyard"
     expiration: int = 300
     key_path: str | None = None
+    root_cert_bundle: str | None = None  # set: tokens come from an external token server
+    signing_algorithms: list[str] = field(default_factory=list)
     anonymous_pull: bool = False
     access: list[AccessRule] = field(default_factory=list)
 
@@ -475,7 +478,24 @@ def _auth(raw: dict[str, Any]) -> AuthConfig:
         a.expiration = int(t.get("expiration") or a.expiration)
         a.key_path = t.get("key")
         a.token_realm = t.get("realm")
-        if not a.htpasswd_path:
+        a.root_cert_bundle = t.get("rootcertbundle")
+        a.signing_algorithms = list(t.get("signingalgorithms") or [])
+        if a.root_cert_bundle:
+            # Distribution's meaning: verify tokens an external server (realm) signs.
+            for key in ("realm", "service", "issuer"):
+                if not t.get(key):
+                    raise ConfigError(f"auth.token.{key}: required with auth.token.rootcertbundle")
+            try:
+                with open(a.root_cert_bundle, "rb") as f:
+                    if b"-----BEGIN CERTIFICATE-----" not in f.read():
+                        raise ConfigError(f"auth.token.rootcertbundle: {a.root_cert_bundle} holds no PEM certificate")
+            except OSError as e:
+                raise ConfigError(f"auth.token.rootcertbundle: {e}") from None
+            for key in ("htpasswd", "key", "expiration"):
+                if t.get(key) is not None:
+                    raise ConfigError(f"auth.token.{key}: dockyard's own token endpoint, not used with "
+                                      "an external token server (auth.token.rootcertbundle)")
+        elif not a.htpasswd_path:
             raise ConfigError("auth.token.htpasswd: required (the accounts dockyard's token endpoint "
                               "authenticates)")
     elif "htpasswd" in raw:
