@@ -165,9 +165,10 @@ SCHEMA = S({
     "redis": Notice("dockyard needs no redis: upload state lives in the storage backend"),
     "health": S({
         "storagedriver": S({"enabled": _BOOL, "interval": _DUR, "threshold": _INT}),
-        "file": Refused("file health checks are not implemented"),
-        "http": Refused("HTTP health checks are not implemented"),
-        "tcp": Refused("TCP health checks are not implemented"),
+        "file": ListOf(S({"file": _STR, "interval": _DUR, "threshold": _INT})),
+        "http": ListOf(S({"uri": _STR, "headers": L("headers"), "statuscode": _INT, "timeout": _DUR,
+                          "interval": _DUR, "threshold": _INT})),
+        "tcp": ListOf(S({"addr": _STR, "timeout": _DUR, "interval": _DUR, "threshold": _INT})),
     }),
     "catalog": S({"maxentries": _INT}),
     "proxy": S({"remoteurl": _STR, "username": _STR, "password": _STR, "ttl": _DUR}),
@@ -276,10 +277,23 @@ class ValidationConfig:
 
 
 @dataclass
+class CheckConfig:
+    """One of Distribution's health.file / health.http / health.tcp checks."""
+    kind: str  # file | http | tcp
+    target: str  # the file that must not exist, the URI, or host:port
+    interval: float = 10.0
+    threshold: int = 1
+    timeout: float = 1.0
+    status: int = 200
+    headers: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
 class HealthConfig:
     storagedriver: bool = False
     interval: float = 10.0
     threshold: int = 1
+    checks: list[CheckConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -335,9 +349,7 @@ class RegistryConfig:
         _notifications(cfg, doc.get("notifications") or {})
         cfg.proxy = _proxy(doc.get("proxy"))
         cfg.validation = _validation(doc.get("validation") or {})
-        sd = (doc.get("health") or {}).get("storagedriver") or {}
-        cfg.health = HealthConfig(bool(sd.get("enabled", False)), _positive(sd, "interval", 10.0),
-                                  max(1, int(sd.get("threshold") or 1)))
+        cfg.health = _health(doc.get("health") or {})
         cfg.catalog_max_entries = (doc.get("catalog") or {}).get("maxentries")
         logs = doc.get("log") or {}
         cfg.log_level = logs.get("level") or doc.get("loglevel")
@@ -547,6 +559,25 @@ def _proxy(p: dict[str, Any] | None) -> ProxyConfig | None:
     ttl = p.get("ttl")
     return ProxyConfig(url.rstrip("/"), p.get("username") or None, p.get("password") or None,
                        24 * 3600.0 if ttl is None else float(ttl))
+
+
+def _health(h: dict[str, Any]) -> HealthConfig:
+    sd = h.get("storagedriver") or {}
+    out = HealthConfig(bool(sd.get("enabled", False)), _positive(sd, "interval", 10.0),
+                       max(1, int(sd.get("threshold") or 1)))
+    for kind, key in (("file", "file"), ("http", "uri"), ("tcp", "addr")):
+        for i, c in enumerate(h.get(kind) or []):
+            target = c.get(key)
+            if not target:
+                raise ConfigError(f"health.{kind}[{i}].{key}: required")
+            if kind == "http" and urlsplit(target).scheme not in ("http", "https"):
+                raise ConfigError(f"health.http[{i}].uri: {target!r} is not an http(s) URL")
+            if kind == "tcp" and not target.rpartition(":")[2].isdigit():
+                raise ConfigError(f"health.tcp[{i}].addr: {target!r} is not host:port")
+            out.checks.append(CheckConfig(kind, target, _positive(c, "interval", 10.0),
+                                          max(1, int(c.get("threshold") or 1)), _positive(c, "timeout", 1.0),
+                                          int(c.get("statuscode") or 200), c.get("headers") or {}))
+    return out
 
 
 def _validation(v: dict[str, Any]) -> ValidationConfig:
