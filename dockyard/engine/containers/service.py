@@ -39,7 +39,7 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import listing, mountpoints, names, restartpolicy, volumeplan
+from . import links, listing, mountpoints, names, restartpolicy, volumeplan
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
@@ -107,6 +107,7 @@ class ContainerService:
         images.set_usage_checker(self._image_users)
         self.bundles = BundleWriter(networks, volumes, cgroups, self.ctr_dir, self.get)
         networks.container_name = self._name_of
+        networks.endpoint_links = self._endpoint_links
         volumes.users = self.volume_users
 
     # ------------------------------------------------------------------ store
@@ -290,6 +291,8 @@ class ContainerService:
             mode = self.networks.resolve(mode).name  # 404 for an unknown network
         if mode == "host" and config.get("Hostname"):
             pass  # Docker allows it and keeps the host's UTS namespace
+        user_defined = mode not in ("bridge", "host", "none") and not mode.startswith("container:")
+        container_links = links.register(host_config, mode, user_defined, self.get)
         self._validate_mounts(host_config)
         volumeplan.plan(host_config, config)  # bad volume specs are 400s before anything is made
         ports.parse_requests(host_config.get("PortBindings"), config.get("ExposedPorts"),
@@ -313,6 +316,7 @@ class ContainerService:
             id=cid, name=name, created=now_rfc3339(), image_id=image.id, image_ref=image_ref,
             path=argv[0], args=argv[1:], config=config, host_config=host_config,
             networking_config=body.get("NetworkingConfig") or {}, network_mode=mode,
+            links=container_links,
         )
         d = self.ctr_dir(cid)
         for sub in ("upper", "work", "rootfs"):
@@ -358,6 +362,38 @@ class ContainerService:
         for m in c.volumes_from:
             if m["Type"] == "volume":
                 c.volumes[m["Target"]] = self.volumes.create(m["Source"]).name
+
+    def _endpoint_links(self, cid: str, network_id: str) -> list[tuple[str, str]]:
+        """EndpointSettings.Links of a container on a network: [(alias, linked container ID)]."""
+        c = self._ctrs.get(cid)
+        if c is None:
+            return []
+        out = []
+        for key, cfg in (c.networking_config.get("EndpointsConfig") or {}).items():
+            if not isinstance(cfg, dict) or not self.networks.same_network(key, network_id):
+                continue
+            for spec in cfg.get("Links") or []:
+                try:
+                    name, alias = links.parse_link(spec)
+                    out.append((alias, self.get(name).id))
+                except (InvalidParameter, NotFound):
+                    continue  # a link to a container that is gone resolves nothing
+        return out
+
+    def remove_link(self, name: str) -> None:
+        """`docker rm --link parent/alias`: the parent loses the link (its /etc/hosts too)."""
+        c, alias = links.remove_link(name, self.get)
+        c.links = [link for link in c.links if link["alias"] != alias]
+        self._save(c)
+        if c.state.status in ("running", "paused"):
+            ep = c.networks.get("bridge") or {}
+            try:
+                linked = self.bundles.active_links(c)
+            except DockyardError as exc:  # another child stopped meanwhile: its line stays
+                log.info("links of %s not refreshed: %s", c.id[:12], exc)
+                return
+            self.bundles.etc_files(c, ep.get("IPAddress") or None, ep.get("Gateway") or None,
+                                   linked, live=True)
 
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._ctrs.values() if name in c.volumes.values()]
