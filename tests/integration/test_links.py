@@ -51,6 +51,16 @@ def test_links_on_the_default_bridge(engine, client):
     hosts = [line.split() for line in out.splitlines() if line.startswith(ip)]
     assert hosts[0] == [ip, "db", web.attrs["Config"]["Hostname"], web_name], hosts
     assert c.exec_run(["ping", "-c1", "-W5", "db"]).exit_code == 0
+    # the child restarts with another address: the running parent's /etc/hosts follows
+    web.stop(timeout=1)
+    blocker = client.containers.run("busybox", ["sleep", "300"], detach=True)  # takes a free address
+    web.start()
+    web.reload()
+    new_ip = web.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    assert new_ip != ip
+    hosts = c.exec_run(["cat", "/etc/hosts"]).output.decode()
+    assert f"{new_ip}\tdb " in hosts and f"{ip}\tdb " not in hosts, (new_ip, hosts)
+    blocker.remove(force=True)
     # `docker rm --link`: the link goes, from inspect and from the running parent's /etc/hosts
     engine.cli_ok("rm", "--link", f"{parent}/db")
     assert client.api.inspect_container(c.id)["HostConfig"]["Links"] is None

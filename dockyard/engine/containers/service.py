@@ -380,20 +380,34 @@ class ContainerService:
                     continue  # a link to a container that is gone resolves nothing
         return out
 
+    def _refresh_link_parents(self, child: Container) -> None:
+        """A linked child came up (maybe with a new address): its running parents' /etc/hosts
+        follow, as dockerd updates the parents' hosts files."""
+        for p in self._ctrs.values():
+            if p.id != child.id and p.state.status in ("running", "paused") \
+                    and any(link["id"] == child.id for link in p.links):
+                self._rewrite_etc_files(p)
+
+    def _rewrite_etc_files(self, c: Container) -> None:
+        ep = c.networks.get("bridge") or {}
+        try:
+            linked = self.bundles.active_links(c)
+        except DockyardError as exc:  # another child is down: its line stays as it was
+            log.info("links of %s not refreshed: %s", c.id[:12], exc)
+            return
+        try:
+            self.bundles.etc_files(c, ep.get("IPAddress") or None, ep.get("Gateway") or None,
+                                   linked, live=True)
+        except OSError as exc:
+            log.warning("could not rewrite the /etc files of %s: %s", c.id[:12], exc)
+
     def remove_link(self, name: str) -> None:
         """`docker rm --link parent/alias`: the parent loses the link (its /etc/hosts too)."""
         c, alias = links.remove_link(name, self.get)
         c.links = [link for link in c.links if link["alias"] != alias]
         self._save(c)
         if c.state.status in ("running", "paused"):
-            ep = c.networks.get("bridge") or {}
-            try:
-                linked = self.bundles.active_links(c)
-            except DockyardError as exc:  # another child stopped meanwhile: its line stays
-                log.info("links of %s not refreshed: %s", c.id[:12], exc)
-                return
-            self.bundles.etc_files(c, ep.get("IPAddress") or None, ep.get("Gateway") or None,
-                                   linked, live=True)
+            self._rewrite_etc_files(c)
 
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._ctrs.values() if name in c.volumes.values()]
@@ -466,6 +480,7 @@ class ContainerService:
             self.health.start(c)
         self._save(c)
         self._watch(c)
+        self._refresh_link_parents(c)
         self.events.publish("container", "start", cid, image=c.image_ref, name=c.name)
 
     async def _rollback_start(self, c: Container, exc: BaseException, stage: str) -> None:
