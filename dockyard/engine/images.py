@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from ..config import EngineConfig
 from ..errors import Conflict, InvalidParameter, NotFound
@@ -43,6 +43,7 @@ from ..store.metadata import Database
 from . import image_archive
 from .events import EventBus
 from .filters import Filters
+from .layer_pipeline import import_chunks
 from .timeutil import parse_timestamp
 
 log = logging.getLogger(__name__)
@@ -296,7 +297,7 @@ class ImageService:
 
     # ------------------------------------------------------------ import
 
-    async def import_image(self, src: Path, repo: str | None = None, tag: str | None = None,
+    async def import_image(self, src: Path | AsyncIterator[bytes], repo: str | None = None, tag: str | None = None,
                            changes: list[str] | None = None, message: str | None = None,
                            platform: str | None = None, source: str = "-") -> Image:
         """`docker import`: one rootfs tar (any compression) becomes a one-layer image."""
@@ -306,7 +307,10 @@ class ImageService:
         # Validate the config (changes, platform) before the expensive part.
         oimg.import_config([], changes or [], message or "", datetime.now(timezone.utc), platform)
         with self.layers.pinning() as pinned:
-            layer = await asyncio.to_thread(self.layers.import_layer, src, None, pinned)
+            if isinstance(src, Path):
+                layer = await asyncio.to_thread(self.layers.import_layer, src, None, pinned)
+            else:  # an upload: hashed, kept and unpacked as it arrives
+                layer = await import_chunks(self.layers, src, None, pinned)
             created = datetime.now(timezone.utc)
             cfg = oimg.import_config([layer.diff_id], changes or [], message or f"Imported from {source}",
                                      created, platform)

@@ -38,7 +38,7 @@ from . import configops
 from . import context as ctxmod
 from .cache import BuildCache
 from .cachefrom import CacheSources
-from .frontend import Dockerfile, Instruction, Stage, pairs, parse_trigger
+from .frontend import DISPATCH_REFUSED_FLAGS, Dockerfile, Instruction, Stage, pairs, parse_trigger
 from .ignore import IgnoreMatcher
 from .shellwords import env_dict, process_word
 
@@ -286,6 +286,11 @@ class Builder:
         handler = getattr(self, "_i_" + ins.cmd.lower(), None)
         if handler is None:
             raise InvalidParameter(f"unknown instruction: {ins.cmd}")
+        refused = [f for f in ins.flags if f in DISPATCH_REFUSED_FLAGS.get(ins.cmd, ())]
+        if refused:  # dockerd's legacy builder: the first such flag, once the step is reached
+            raise InvalidParameter(f"the --{refused[0]} option requires BuildKit. Refer to "
+                                   "https://docs.docker.com/go/buildkit/ to learn how to build images with "
+                                   "BuildKit enabled")
         await handler(st, ins)
 
     def _words(self, st: StageState, ins: Instruction) -> list[str]:

@@ -83,6 +83,8 @@ class Container:
     has_been_started: bool = False
     # the network mode resolved at create: bridge, host, none, container:<id>
     network_mode: str = "bridge"
+    # disconnected from its network mode's network: not rejoined at start (see netplan)
+    primary_detached: bool = False
     sandbox_path: str | None = None
     # Docker's NetworkSettings.Networks entries from the last start
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)
