@@ -23,7 +23,7 @@ from ..errors import InvalidParameter
 from ..oci import digest as dg
 from ..oci import image as oimg
 from ..oci import reference as oref
-from ..store.layers import decompressed
+from ..store.compression import decompressed
 
 # v1 image keys that are no part of an image config
 _V1_ONLY = ("id", "parent", "Size", "parent_id", "layer_id", "throwaway")
@@ -80,7 +80,7 @@ def _inside(work: Path, rel: str) -> Path:
 
 def _diff_id(layer_tar: Path) -> str:
     h = hashlib.sha256()
-    with open(layer_tar, "rb") as f, decompressed(f) as plain:
+    with open(layer_tar, "rb") as f, decompressed(f) as (plain, _):
         for chunk in iter(lambda: plain.read(1 << 20), b""):
             h.update(chunk)
     return "sha256:" + h.hexdigest()
