@@ -7,14 +7,17 @@ the one place to look when a container does not see what it should.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from ...errors import InvalidParameter
+from ...errors import DockyardError, InvalidParameter
 from ...oci import runtime_spec, users
 from ...config import EngineConfig
 from . import daemondefaults, etcfiles, links, volumeplan
 from .model import Container
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -38,6 +41,19 @@ class BundleWriter:
                     for v in links.link_env(c.name, alias, child_ip, child.config.get("ExposedPorts"),
                                             child.config.get("Env"))]
         return self.spec(c, rootfs, netns, self.etc_files(c, ip, gateway, linked), link_env)
+
+    def refresh_etc_files(self, c: Container) -> None:
+        """Rewrite a running container's /etc files in place (its links changed)."""
+        ep = c.networks.get("bridge") or {}
+        try:
+            linked = self.active_links(c)
+        except DockyardError as exc:  # another child is down: its line stays as it was
+            log.info("links of %s not refreshed: %s", c.id[:12], exc)
+            return
+        try:
+            self.etc_files(c, ep.get("IPAddress") or None, ep.get("Gateway") or None, linked, live=True)
+        except OSError as exc:
+            log.warning("could not rewrite the /etc files of %s: %s", c.id[:12], exc)
 
     def active_links(self, c: Container) -> list[tuple[str, Container, str]]:
         """The legacy links a parent on the default bridge gets at start."""

@@ -165,6 +165,27 @@ def _next_contiguous(ports: list[str], index: int) -> int:
     return len(ports) - 1
 
 
+def endpoint_links(c: Container, network_id: str, same_network: Callable[[str, str], bool],
+                   get: Callable[[str], Container]) -> list[tuple[str, str]]:
+    """EndpointSettings.Links of a container on a network: [(alias, linked container ID)]."""
+    out = []
+    for key, cfg in (c.networking_config.get("EndpointsConfig") or {}).items():
+        if not isinstance(cfg, dict) or not same_network(key, network_id):
+            continue
+        for spec in cfg.get("Links") or []:
+            try:
+                name, alias = parse_link(spec)
+                out.append((alias, get(name).id))
+            except (InvalidParameter, NotFound):
+                continue  # a link to a container that is gone resolves nothing
+    return out
+
+
+def running_parents(containers: Any, child_id: str) -> list[Container]:
+    return [p for p in containers if p.id != child_id and p.state.status in ("running", "paused")
+            and any(link["id"] == child_id for link in p.links)]
+
+
 def remove_link(name: str, get: Callable[[str], Container]) -> tuple[Container, str]:
     """`DELETE /containers/parent/alias?link=1`: the parent, and the alias to drop."""
     name = "/" + name.lstrip("/")

@@ -384,42 +384,14 @@ class ContainerService:
                 c.volumes[m["Target"]] = self.volumes.create(m["Source"]).name
 
     def _endpoint_links(self, cid: str, network_id: str) -> list[tuple[str, str]]:
-        """EndpointSettings.Links of a container on a network: [(alias, linked container ID)]."""
         c = self._ctrs.get(cid)
-        if c is None:
-            return []
-        out = []
-        for key, cfg in (c.networking_config.get("EndpointsConfig") or {}).items():
-            if not isinstance(cfg, dict) or not self.networks.same_network(key, network_id):
-                continue
-            for spec in cfg.get("Links") or []:
-                try:
-                    name, alias = links.parse_link(spec)
-                    out.append((alias, self.get(name).id))
-                except (InvalidParameter, NotFound):
-                    continue  # a link to a container that is gone resolves nothing
-        return out
+        return links.endpoint_links(c, network_id, self.networks.same_network, self.get) if c else []
 
     def _refresh_link_parents(self, child: Container) -> None:
         """A linked child came up (maybe with a new address): its running parents' /etc/hosts
         follow, as dockerd updates the parents' hosts files."""
-        for p in self._ctrs.values():
-            if p.id != child.id and p.state.status in ("running", "paused") \
-                    and any(link["id"] == child.id for link in p.links):
-                self._rewrite_etc_files(p)
-
-    def _rewrite_etc_files(self, c: Container) -> None:
-        ep = c.networks.get("bridge") or {}
-        try:
-            linked = self.bundles.active_links(c)
-        except DockyardError as exc:  # another child is down: its line stays as it was
-            log.info("links of %s not refreshed: %s", c.id[:12], exc)
-            return
-        try:
-            self.bundles.etc_files(c, ep.get("IPAddress") or None, ep.get("Gateway") or None,
-                                   linked, live=True)
-        except OSError as exc:
-            log.warning("could not rewrite the /etc files of %s: %s", c.id[:12], exc)
+        for p in links.running_parents(self._ctrs.values(), child.id):
+            self.bundles.refresh_etc_files(p)
 
     def remove_link(self, name: str) -> None:
         """`docker rm --link parent/alias`: the parent loses the link (its /etc/hosts too)."""
@@ -427,7 +399,7 @@ class ContainerService:
         c.links = [link for link in c.links if link["alias"] != alias]
         self._save(c)
         if c.state.status in ("running", "paused"):
-            self._rewrite_etc_files(c)
+            self.bundles.refresh_etc_files(c)
 
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._ctrs.values() if name in c.volumes.values()]
