@@ -5,6 +5,7 @@ and on user-defined networks an alias only the linking container's DNS resolves.
 from __future__ import annotations
 
 import json
+import time
 
 import docker.errors
 import pytest
@@ -45,7 +46,7 @@ def test_links_on_the_default_bridge(engine, client):
         out = c.logs().decode()
         if "127.0.0.1" in out:
             break
-        __import__("time").sleep(0.1)
+        time.sleep(0.1)
     env = {line for line in out.splitlines() if line.startswith("DB_")}
     assert env == _expected_env(ip, parent), sorted(env ^ _expected_env(ip, parent))
     hosts = [line.split() for line in out.splitlines() if line.startswith(ip)]
