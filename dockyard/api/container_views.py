@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..engine.containers.model import Container, rfc3339_to_unix
+from ..engine.containers import links
 from ..engine.containers.initlayer import INIT_DIR
 from ..network.ports import docker_port_list
 
@@ -131,6 +132,8 @@ def host_config(engine, c: Container) -> dict[str, Any]:
             hc["MaskedPaths"] = list(linux_defaults.MASKED_PATHS)
         if hc["ReadonlyPaths"] is None:
             hc["ReadonlyPaths"] = list(linux_defaults.READONLY_PATHS)
+    # dockerd shows the links it holds ("/child:/parent/alias"), not the request's words
+    hc["Links"] = links.inspect_links(c, engine.containers.get)
     return hc
 
 
@@ -158,11 +161,24 @@ def _configured_networks(engine, c: Container) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _with_endpoint_links(engine, c: Container, nets: dict[str, Any]) -> dict[str, Any]:
+    """EndpointSettings.Links: the Links the container was given for each network."""
+    cfgs = c.networking_config.get("EndpointsConfig") or {}
+    out = dict(nets)
+    for name, ep in nets.items():
+        for key, cfg in cfgs.items():
+            if isinstance(cfg, dict) and cfg.get("Links") and ep.get("NetworkID") \
+                    and engine.networks.same_network(key, ep["NetworkID"]):
+                out[name] = {**ep, "Links": list(cfg["Links"])}
+    return out
+
+
 def network_settings(engine, c: Container) -> dict[str, Any]:
     nets = c.networks if c.state.running else {
         k: {**v, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
             "MacAddress": "", "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
         for k, v in _configured_networks(engine, c).items()}
+    nets = _with_endpoint_links(engine, c, nets)
     br = nets.get("bridge") or (next(iter(nets.values())) if len(nets) == 1 else {}) or {}
     return {
         "Bridge": "",

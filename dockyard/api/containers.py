@@ -11,7 +11,7 @@ from aiohttp import web
 from ..engine.containers.attach import DEFAULT_DETACH_KEYS, parse_detach_keys
 from ..engine.containers.logs import LogQuery, format_time
 from ..engine.timeutil import parse_timestamp
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, NotFound
 from . import container_views as views
 from ..engine.containers.attach import AttachStream
 from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, Hijacked, frame, hijack
@@ -115,9 +115,19 @@ async def wait(request: web.Request) -> web.StreamResponse:
 @routes.delete("/containers/{id}")
 async def remove(request: web.Request) -> web.Response:
     if qbool(request, "link"):
-        raise InvalidParameter("legacy links are not supported")
+        _svc(request).remove_link(request.match_info["id"])  # dockerd's "default link name" 409
+        return web.Response(status=204)
     await _svc(request).remove(request.match_info["id"], force=qbool(request, "force"),
                                volumes=qbool(request, "v"))
+    return web.Response(status=204)
+
+
+@routes.delete("/containers/{parent}/{alias}")
+async def remove_link(request: web.Request) -> web.Response:
+    """`docker rm --link parent/alias` (DELETE /containers/parent/alias?link=1)."""
+    if not qbool(request, "link"):
+        raise NotFound(f"No such container: {request.match_info['parent']}/{request.match_info['alias']}")
+    _svc(request).remove_link(f"{request.match_info['parent']}/{request.match_info['alias']}")
     return web.Response(status=204)
 
 

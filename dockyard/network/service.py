@@ -229,6 +229,9 @@ class NetworkService:
         self._pending: set[asyncio.Task] = set()  # background veth deletions
         # Set by the engine so `network inspect` shows current container names.
         self.container_name: Callable[[str], str | None] | None = None
+        # (container ID, network ID) -> [(alias, linked container ID)]: the endpoint's legacy
+        # Links, names only that container resolves (given by the container service)
+        self.endpoint_links: Callable[[str, str], list[tuple[str, str]]] = lambda cid, nid: []
         # choosing a free subnet and recording it must not interleave
         self._create_lock = asyncio.Lock()
         # rebuilding a bridge's chains from the port rows must not interleave
@@ -623,7 +626,17 @@ class NetworkService:
 
     def _dns_lookup(self, container_id: str, name: str) -> list[str]:
         out: list[str] = []
-        for _, ep in self._peer_endpoints(container_id):
+        peers = self._peer_endpoints(container_id)
+        for net, ep in peers:  # the asker's own links first: an alias names the linked container
+            if ep.container_id != container_id:
+                continue
+            for alias, target in self.endpoint_links(container_id, net.id):
+                if alias.lower() == name:
+                    out += [p.ip_address for n, p in peers if n.id == net.id and p.container_id == target
+                            and p.ip_address and p.ip_address not in out]
+        if out:
+            return out
+        for _, ep in peers:
             if ep.ip_address and ep.ip_address not in out and name in self._dns_names(ep):
                 out.append(ep.ip_address)
         return out

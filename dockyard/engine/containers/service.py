@@ -39,7 +39,7 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import daemondefaults, listing, mountpoints, names, restartpolicy, volumeplan
+from . import daemondefaults, links, listing, mountpoints, names, restartpolicy, volumeplan
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
@@ -110,6 +110,7 @@ class ContainerService:
         self.logging = ContainerLogs(config, self.ctr_dir)
         self.bundles = BundleWriter(networks, volumes, cgroups, self.ctr_dir, self.get, config)
         networks.container_name = self._name_of
+        networks.endpoint_links = self._endpoint_links
         volumes.users = self.volume_users
 
     # ------------------------------------------------------------------ store
@@ -310,6 +311,8 @@ class ContainerService:
                 self.networks.check_endpoint(key, ep_cfg)
         if mode == "host" and config.get("Hostname"):
             pass  # Docker allows it and keeps the host's UTS namespace
+        user_defined = mode not in ("bridge", "host", "none") and not mode.startswith("container:")
+        container_links = links.register(host_config, mode, user_defined, self.get)
         self._validate_mounts(host_config)
         volumeplan.plan(host_config, config)  # bad volume specs are 400s before anything is made
         ports.parse_requests(host_config.get("PortBindings"), config.get("ExposedPorts"),
@@ -333,6 +336,7 @@ class ContainerService:
             id=cid, name=name, created=now_rfc3339(), image_id=image.id, image_ref=image_ref,
             path=argv[0], args=argv[1:], config=config, host_config=host_config,
             networking_config=body.get("NetworkingConfig") or {}, network_mode=mode,
+            links=container_links,
         )
         d = self.ctr_dir(cid)
         for sub in ("upper", "work", "rootfs"):
@@ -378,6 +382,24 @@ class ContainerService:
         for m in c.volumes_from:
             if m["Type"] == "volume":
                 c.volumes[m["Target"]] = self.volumes.create(m["Source"]).name
+
+    def _endpoint_links(self, cid: str, network_id: str) -> list[tuple[str, str]]:
+        c = self._ctrs.get(cid)
+        return links.endpoint_links(c, network_id, self.networks.same_network, self.get) if c else []
+
+    def _refresh_link_parents(self, child: Container) -> None:
+        """A linked child came up (maybe with a new address): its running parents' /etc/hosts
+        follow, as dockerd updates the parents' hosts files."""
+        for p in links.running_parents(self._ctrs.values(), child.id):
+            self.bundles.refresh_etc_files(p)
+
+    def remove_link(self, name: str) -> None:
+        """`docker rm --link parent/alias`: the parent loses the link (its /etc/hosts too)."""
+        c, alias = links.remove_link(name, self.get)
+        c.links = [link for link in c.links if link["alias"] != alias]
+        self._save(c)
+        if c.state.status in ("running", "paused"):
+            self.bundles.refresh_etc_files(c)
 
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._ctrs.values() if name in c.volumes.values()]
@@ -454,6 +476,7 @@ class ContainerService:
             self.health.start(c)
         self._save(c)
         self._watch(c)
+        self._refresh_link_parents(c)
         self.events.publish("container", "start", cid, image=c.image_ref, name=c.name)
 
     async def _rollback_start(self, c: Container, exc: BaseException, stage: str) -> None:
