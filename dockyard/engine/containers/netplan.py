@@ -28,7 +28,12 @@ def planned_networks(networks, c: Container, fallback: bool = True) -> list[tupl
     cfgs = c.networking_config.get("EndpointsConfig") or {}
     out: list[tuple[Any, dict[str, Any]]] = []
     seen: set[str] = set()
-    keys = list(cfgs) if c.primary_detached else [c.network_mode, *cfgs]
+    if c.primary_detached:
+        keys = list(cfgs)
+    elif c.network_mode in ("host", "none"):
+        keys = [c.network_mode]  # private modes join nothing else (connect refuses it)
+    else:
+        keys = [c.network_mode, *cfgs]
     for key in keys:
         try:
             net = networks.resolve("bridge" if key == "default" else key)
