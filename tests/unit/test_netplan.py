@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from dockyard.engine.containers.model import Container
-from dockyard.engine.containers.netplan import is_planned, planned_networks
+from dockyard.engine.containers.netplan import is_planned, network_refs, planned_networks
 from dockyard.errors import NotFound
 
 
@@ -79,3 +79,11 @@ def test_none_left_for_a_network():
 def test_removed_networks_and_shared_namespaces():
     assert names(planned_networks(NETS, ctr("bridge", {"no-such": {}}))) == ["bridge"]
     assert planned_networks(NETS, ctr("container:" + "a" * 64)) == []
+
+
+def test_network_refs_for_the_ps_filter():
+    c = ctr("front", {"back": {}})
+    assert network_refs(NETS, c) == {"front", "id-front", "back", "id-back"}
+    c.state.status, c.sandbox_path = "running", "/run/netns/x"
+    c.networks = {"back": {"NetworkID": "id-back"}}  # what it is on now, not the plan
+    assert network_refs(NETS, c) == {"back", "id-back"}

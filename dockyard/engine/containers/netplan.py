@@ -51,3 +51,11 @@ def planned_networks(networks, c: Container, fallback: bool = True) -> list[tupl
 
 def is_planned(networks, c: Container, network_id: str) -> bool:
     return any(net.id == network_id for net, _ in planned_networks(networks, c, fallback=False))
+
+
+def network_refs(networks, c: Container) -> set[str]:
+    """Names and IDs of the networks a container is on (running) or will join (otherwise):
+    what `docker ps --filter network=` matches, as NetworkSettings.Networks shows them."""
+    if c.state.status in ("running", "paused") and c.sandbox_path:
+        return set(c.networks) | {ep.get("NetworkID") for ep in c.networks.values() if ep.get("NetworkID")}
+    return {ref for net, _ in planned_networks(networks, c, fallback=False) for ref in (net.name, net.id)}

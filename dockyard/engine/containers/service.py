@@ -44,7 +44,7 @@ from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
-from .netplan import is_planned, planned_networks
+from .netplan import is_planned, network_refs, planned_networks
 from .logs import LogQuery, LogRecord, follow
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
 
@@ -1056,7 +1056,8 @@ class ContainerService:
     # ----------------------------------------------------------------- listing
     def list(self, *, all: bool = False, limit: int = -1, filters: Filters | None = None) -> list[Container]:
         return listing.select(self._ctrs.values(), filters or Filters(), all=all, limit=limit,
-                              get=self.get, image_id=self._ancestor_id)
+                              get=self.get, image_id=self._ancestor_id,
+                              networks_of=lambda c: network_refs(self.networks, c))
 
     def _ancestor_id(self, ref: str) -> str | None:
         try:
