@@ -471,6 +471,8 @@ class ContainerService:
             other = self.get(mode.split(":", 1)[1])
             if not other.state.running or not other.state.pid:
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
+            # dockerd: the container takes the other's hostname with its network namespace
+            c.config["Hostname"], c.config["Domainname"] = other.config["Hostname"], other.config.get("Domainname", "")
             return f"/proc/{other.state.pid}/ns/net", None, None
         netns = await self.networks.create_sandbox(c.id, mode)
         c.sandbox_path = netns
