@@ -13,6 +13,7 @@ APT_PACKAGES=(
   tini                # --init
   skopeo              # registry tests: a real client
   docker-registry     # registry benchmark yardstick (CNCF Distribution)
+  haproxy             # registry fleet tests and bench: a load balancer in front of replicas
   apache2-utils       # htpasswd for registry auth tests
   tmux bsdutils       # TTY tests (tmux, script)
   procps              # docker top compares with ps
@@ -20,6 +21,7 @@ APT_PACKAGES=(
   openssl curl        # TLS test certificates; scripts/api-fuzz.sh
   gcc libc6-dev       # confinement tests build a static seccomp probe
   docker-compose      # compose tests: docker-compose 1.29, a real client (on Debian's python3-docker)
+  systemd             # systemd-socket-activate: the fd:// (socket activation) tests; PID 1 stays as it is
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..engine.containers.model import Container, rfc3339_to_unix
+from ..engine.containers.initlayer import INIT_DIR
 from ..network.ports import docker_port_list
 
 
@@ -82,6 +83,13 @@ def _mounts(engine, c: Container) -> list[dict[str, Any]]:
         out.append({"Type": m.get("Type"), "Source": m.get("Source", ""),
                     "Destination": m.get("Target"), "Mode": "", "RW": not m.get("ReadOnly"),
                     "Propagation": "rprivate" if m.get("Type") == "bind" else ""})
+    for m in c.volumes_from:  # --volumes-from
+        if m["Type"] == "volume":
+            if m["ReadOnly"]:
+                ro_volumes.add(m["Target"])
+            continue
+        out.append({"Type": m["Type"], "Source": m["Source"], "Destination": m["Target"], "Mode": "",
+                    "RW": not m["ReadOnly"], "Propagation": "rprivate" if m["Type"] == "bind" else ""})
     for path in (c.host_config.get("Tmpfs") or {}):
         out.append({"Type": "tmpfs", "Source": "", "Destination": path, "Mode": "",
                     "RW": True, "Propagation": ""})
@@ -195,7 +203,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
         "ResolvConfPath": str(cdir / "resolv.conf"),
         "HostnamePath": str(cdir / "hostname"),
         "HostsPath": str(cdir / "hosts"),
-        "LogPath": str(engine.containers.log_path(c.id)),
+        "LogPath": engine.containers.log_path(c),
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
         "Driver": "overlay2",
@@ -208,7 +216,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
         "GraphDriver": {
             "Name": "overlay2",
             "Data": {
-                "LowerDir": ":".join(str(p) for p in lowers),
+                "LowerDir": ":".join(str(p) for p in [cdir / INIT_DIR, *lowers]),
                 "UpperDir": str(cdir / "upper"),
                 "WorkDir": str(cdir / "work"),
                 "MergedDir": str(cdir / "rootfs"),

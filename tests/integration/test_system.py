@@ -110,3 +110,17 @@ def test_version_names_the_real_runtime_and_monitor(engine):
     runc = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     assert comps["runc"]["Version"] and comps["runc"]["Version"] in runc
     assert comps["conmon"]["Version"]
+
+
+def test_info_counts_every_image_as_images_all_lists_them(engine, client):
+    """dockerd's Images is its whole image store, intermediate build images included."""
+    import io
+    dockerfile = b"FROM busybox\nRUN echo a > /a\nRUN echo b > /b\nLABEL x=count-images\n"
+    img, _ = client.images.build(fileobj=io.BytesIO(dockerfile), tag="countme:1", rm=True)
+    try:
+        every = {i["Id"] for i in client.api.images(all=True)}
+        top = {i["Id"] for i in client.api.images()}
+        assert len(every) > len(top)  # the build left intermediate images
+        assert client.info()["Images"] == len(every)
+    finally:
+        client.images.remove("countme:1")

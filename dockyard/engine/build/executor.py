@@ -495,7 +495,7 @@ class Builder:
             "Image": image_id, "Cmd": ["#(nop) source of COPY --from"], "Entrypoint": [""],
             "Healthcheck": {"Test": ["NONE"]}, "HostConfig": {"NetworkMode": "none"}})
         try:
-            async with self.files.root(c.id, live=False) as root:
+            async with self.files.root(c.id, live=False) as (root, _):
                 yield root, None
         finally:
             await self._remove_quietly(c.id)
@@ -518,11 +518,12 @@ class Builder:
         work = self.images.content.temp_dir("build-step-")
         tar_path = work / "layer.tar"
         try:
-            async with self.files.root(c.id, live=False) as rootfs:
+            async with self.files.root(c.id, live=False) as (rootfs, _):
                 changed = await asyncio.to_thread(make_tar, rootfs, tar_path)
                 if changed:
+                    # into the layer, under a VOLUME path too (as the legacy builder's COPY)
                     await self.files.put(c.id, "/", _file_chunks(tar_path), copy_uid_gid=True,
-                                         no_overwrite_dir_non_dir=False)
+                                         no_overwrite_dir_non_dir=False, with_mounts=False)
             config = copy.deepcopy(st.config)
             if changed:
                 img = await self.images.commit_layer(

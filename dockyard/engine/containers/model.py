@@ -91,6 +91,8 @@ class Container:
     # destination -> volume name, and which of those the engine generated
     volumes: dict[str, str] = field(default_factory=dict)
     anonymous_volumes: list[str] = field(default_factory=list)
+    # mounts taken from HostConfig.VolumesFrom at create ({Type, Source, Target, ReadOnly})
+    volumes_from: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def short_id(self) -> str:
