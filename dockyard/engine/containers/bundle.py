@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from ...errors import DockyardError, InvalidParameter
+from ...errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ...oci import runtime_spec, users
 from ...config import EngineConfig
 from . import daemondefaults, etcfiles, links, volumeplan
@@ -116,12 +116,26 @@ class BundleWriter:
                 self.volumes.copy_up(name, rootfs, dest)
         return runtime_spec.build_spec(
             cfg, volumeplan.spec_host_config(hc, c.volumes, c.anonymous_volumes, c.volumes_from),
+            pid_ns_path=self._pid_namespace(hc.get("PidMode") or ""),
             rootfs=str(rootfs), hostname=cfg["Hostname"], netns_path=netns,
             volume_paths=volume_paths, etc_files=etc, cgroups_path=cg_path,
             cgroup_resources=resources, user=resolved.as_tuple(),
             env=process_env(cfg, resolved.home, list(link_env)), args=[c.path, *c.args],
             cwd=cfg.get("WorkingDir") or "/", init_path=init_path,
         )
+
+    def _pid_namespace(self, pid_mode: str) -> str | None:
+        """PidMode container:<ref> (compose's `pid: service:x`): the running container's namespace."""
+        if not pid_mode.startswith("container:"):
+            return None
+        ref = pid_mode.split(":", 1)[1]
+        try:
+            other = self.get(ref)
+        except NotFound as exc:
+            raise NotFound(f"cannot join PID of a non running container: {ref}: {exc.message}") from None
+        if not other.state.running or not other.state.pid:
+            raise Conflict(f"container {other.id} is not running")  # dockerd's checkContainer
+        return f"/proc/{other.state.pid}/ns/pid"
 
 
 def process_env(cfg: dict[str, Any], home: str, link_env: list[str] = ()) -> list[str]:

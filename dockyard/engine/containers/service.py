@@ -45,7 +45,7 @@ from .attach import AttachStream
 from .fieldtypes import check_create, check_update
 from .initlayer import container_lowers
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
-from .netplan import is_planned, planned_networks
+from .netplan import is_planned, network_refs, planned_networks
 from .logs import LogQuery, LogRecord
 from .logwiring import ContainerLogs
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
@@ -521,6 +521,8 @@ class ContainerService:
             other = self.get(mode.split(":", 1)[1])
             if not other.state.running or not other.state.pid:
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
+            # dockerd: the container takes the other's hostname with its network namespace
+            c.config["Hostname"], c.config["Domainname"] = other.config["Hostname"], other.config.get("Domainname", "")
             return f"/proc/{other.state.pid}/ns/net", None, None
         netns = await self.networks.create_sandbox(c.id, mode)
         c.sandbox_path = netns
@@ -1128,7 +1130,8 @@ class ContainerService:
     # ----------------------------------------------------------------- listing
     def list(self, *, all: bool = False, limit: int = -1, filters: Filters | None = None) -> list[Container]:
         return listing.select(self._ctrs.values(), filters or Filters(), all=all, limit=limit,
-                              get=self.get, image_id=self._ancestor_id)
+                              get=self.get, image_id=self._ancestor_id,
+                              networks_of=lambda c: network_refs(self.networks, c))
 
     def _ancestor_id(self, ref: str) -> str | None:
         try:
