@@ -9,7 +9,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -329,3 +331,54 @@ def test_daemon_default_driver_and_options(private_engine):
     cid2 = eng.cli_ok("run", "-d", "--log-driver", "json-file", "busybox", "echo", "x").strip()
     api.wait(cid2)
     assert api.inspect_container(cid2)["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {}}
+
+
+# ------------------------------------------------------------------ the log daemon itself
+def test_a_killed_log_daemon_is_restarted_and_resumes_without_loss(private_engine):
+    eng = private_engine()
+    api = eng.api()
+    cid = eng.cli_ok("run", "-d", "busybox", "sh", "-c",
+                     "i=0; while [ $i -lt 60 ]; do echo n$i; i=$((i+1)); sleep 0.05; done").strip()
+    wait_for(lambda: b"n5" in api.logs(cid))
+    (old,) = eng.logd_pids()
+    os.kill(old, 9)
+    new = wait_for(lambda: [p for p in eng.logd_pids() if p != old], 30)
+    assert new
+    api.wait(cid, timeout=60)
+    assert api.logs(cid).decode().split() == [f"n{i}" for i in range(60)]
+
+
+def test_engine_sigkill_keeps_the_log_daemon_and_a_new_engine_adopts_it(private_engine):
+    eng = private_engine()
+    (pid,) = eng.logd_pids()
+    eng.kill9()
+    assert eng.logd_pids() == [pid]
+    eng.start()
+    assert eng.logd_pids() == [pid]  # adopted, not a second one
+    eng.remove_all_containers()
+    eng.stop()  # nothing left running: the daemon stops with the engine
+    wait_for(lambda: eng.logd_pids() == [], 20)
+
+
+def test_a_full_disk_never_blocks_the_container(private_engine):
+    eng = private_engine()
+    api = eng.api()
+    cid = eng.cli_ok("create", "--log-driver", "local", "--log-opt", "max-size=100m", "busybox", "sh", "-c",
+                     "sleep 2; yes 'output that has nowhere to go' | head -c 30000000; echo finished").strip()
+    # the driver's directory and conmon's spool on a small disk of their own
+    small = ctr_dir(eng, cid) / "local-logs"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], check=True)
+    try:
+        os.symlink(small / "spool.log", ctr_dir(eng, cid) / "spool.log")
+        api.start(cid)
+        with open(small / "fill", "wb") as f:  # the disk fills up while the container writes
+            try:
+                f.write(b"\0" * (8 << 20))
+            except OSError:
+                pass
+        assert api.wait(cid, timeout=300)["StatusCode"] == 0
+        assert api.inspect_container(cid)["State"]["Status"] == "exited"
+        assert api.ping()  # and the engine still answers
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)
