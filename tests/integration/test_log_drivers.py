@@ -331,6 +331,17 @@ def test_daemon_default_driver_and_options(private_engine):
     cid2 = eng.cli_ok("run", "-d", "--log-driver", "json-file", "busybox", "echo", "x").strip()
     api.wait(cid2)
     assert api.inspect_container(cid2)["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {}}
+    assert api.info()["LoggingDriver"] == "local"
+
+
+def test_engine_refuses_a_bad_default_log_config(tmp_path):
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "dockyard.cli", "engine", "-H", f"unix://{tmp_path}/e.sock",
+                        "--data-root", str(tmp_path / "d"), "--exec-root", str(tmp_path / "r"),
+                        "--log-opt", "max-size=abc"], capture_output=True, timeout=60)
+    assert r.returncode != 0 and b"invalid size: 'abc'" in r.stderr
+    assert not (tmp_path / "e.sock").exists()
 
 
 # ------------------------------------------------------------------ the log daemon itself
