@@ -191,11 +191,17 @@ async def attach(request: web.Request) -> web.StreamResponse:
                              stdout=qbool(request, "stdout"), stderr=qbool(request, "stderr"),
                              detach_keys=keys)
     tty = bool(c.config.get("Tty"))
+    recs = None
+    if want_logs:  # a driver that cannot be read is refused before the hijack, as dockerd does
+        try:
+            _, recs = svc.logs(c.id, LogQuery(stdout=st.want_stdout, stderr=st.want_stderr))
+        except Exception:
+            svc.detach(c.id, st)
+            raise
     conn = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
 
     try:
-        if want_logs:
-            _, recs = svc.logs(c.id, LogQuery(stdout=st.want_stdout, stderr=st.want_stderr))
+        if recs is not None:
             async for rec in recs:
                 await conn.write(rec.data if tty else frame(rec.stream, rec.data))
         if not stream:

@@ -140,13 +140,13 @@ def decode_entry(body: bytes) -> LogRecord:
 class LocalDriver:
     name = NAME
 
-    def __init__(self, ctr_dir: Path, info: ContainerInfo, opts: dict[str, str]) -> None:
+    def __init__(self, ctr_dir: Path, info: ContainerInfo, opts: dict[str, str], path: Path | None = None) -> None:
         size, files, compress = parse_opts(opts)
         attrs = extra_attributes(info, opts)
         if opts.get("tag"):
             attrs["tag"] = parse_tag(info, opts, "")
         self._attrs = sorted(attrs.items())
-        path = log_path(ctr_dir)
+        path = path or log_path(ctr_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.file = RotatingFile(path, size if size > 0 else -1, max(files, 1), compress)
 
