@@ -184,6 +184,8 @@ class LogDaemon:
             return {"ok": True}
         if op == "sync":
             t = self.taps.get(cid)
+            if t is None and (self.ctr_root / cid / SPOOL_NAME).exists():
+                t = self._tap(cid)  # a spool nobody announced (a lost `watch`): follow it now
             if t is not None:
                 t.drain()
             return {"ok": True}
