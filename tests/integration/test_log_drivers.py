@@ -97,6 +97,8 @@ def test_rotation_with_max_size_max_file_and_compress(engine, api):
     since = engine.cli_ok("logs", "--since", t_mid, cid).splitlines()
     want = [x.split(" ", 1)[1] for x in stamped if parse_time(x.split()[0]) >= parse_time(t_mid)]
     assert since == want and 0 < len(since) < len(lines)
+    until = engine.cli_ok("logs", "--until", t_mid, cid).splitlines()
+    assert until == [x.split(" ", 1)[1] for x in stamped if parse_time(x.split()[0]) <= parse_time(t_mid)]
 
 
 def test_follow_across_rotations(engine, api):

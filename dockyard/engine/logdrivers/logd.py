@@ -50,6 +50,11 @@ PER_TICK = 4 << 20  # spool bytes per container per tick: one busy container can
 
 def write_config(ctr_dir: Path, driver: str, opts: dict[str, str], info: ContainerInfo) -> None:
     """Written by the engine before each start; read by the daemon at `watch`."""
+    if not (ctr_dir / SPOOL_NAME).exists():
+        try:  # an offset without its spool belongs to no file any more (inode numbers are reused)
+            (ctr_dir / OFFSET_NAME).unlink()
+        except FileNotFoundError:
+            pass
     tmp = ctr_dir / (CONFIG_NAME + ".tmp")
     tmp.write_text(json.dumps({"driver": driver, "opts": opts, "info": info.to_json()}))
     os.rename(tmp, ctr_dir / CONFIG_NAME)
@@ -109,7 +114,8 @@ class Tap:
         self.drain()
         self._write(self.reader.flush())
         self.close()
-        for name in (SPOOL_NAME, OFFSET_NAME):
+        # the offset first: a crash between the two re-reads a spool, never skips into a new one
+        for name in (OFFSET_NAME, SPOOL_NAME):
             try:
                 (self.dir / name).unlink()
             except FileNotFoundError:
