@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..engine.containers.attach import DEFAULT_DETACH_KEYS, parse_detach_keys
 from ..engine.containers.logs import LogQuery, format_time
-from ..engine.timeutil import parse_timestamp
+from ..engine.timeutil import parse_timestamp_ns
 from ..errors import InvalidParameter
 from . import container_views as views
 from ..engine.containers.attach import AttachStream
@@ -154,9 +154,9 @@ async def logs(request: web.Request) -> web.StreamResponse:
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
     since, until = qstr(request, "since"), qstr(request, "until")
     if since and since != "0":
-        q.since_ns = int(parse_timestamp(since) * 1e9)
+        q.since_ns = parse_timestamp_ns(since)
     if until and until != "0":
-        q.until_ns = int(parse_timestamp(until) * 1e9)
+        q.until_ns = parse_timestamp_ns(until)
     tail = qstr(request, "tail", "all") or "all"
     if tail != "all":
         try:

@@ -355,3 +355,11 @@ def test_tap_resumes_from_its_saved_offset(tmp_path):
     recs = read_all(tmp_path / f"{CID}-json.log", jsonfile.JSONCodec)
     assert [r.data for r in recs] == [b"one\n", b"two\n", b"three\n"]
     assert not spool.exists()
+
+
+def test_the_clis_seconds_nanoseconds_are_exact():
+    from dockyard.engine.timeutil import parse_timestamp_ns
+
+    assert parse_timestamp_ns("1790000000.000000123") == 1_790_000_000_000_000_123
+    assert parse_timestamp_ns("1790000000") == 1_790_000_000_000_000_000
+    assert parse_timestamp_ns("1790000000.5") == 1_790_000_000_500_000_000
