@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..engine.containers.attach import DEFAULT_DETACH_KEYS, parse_detach_keys
 from ..engine.containers.logs import LogQuery, format_time
+from ..engine.logdrivers.base import format_details
 from ..engine.timeutil import parse_timestamp_ns
 from ..errors import InvalidParameter
 from . import container_views as views
@@ -166,6 +167,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
         if q.tail < 0:
             q.tail = None
     timestamps = qbool(request, "timestamps")
+    details = qbool(request, "details")
     c, records = _svc(request).logs(request.match_info["id"], q)
     tty = bool(c.config.get("Tty"))
     resp = web.StreamResponse(headers={"Content-Type": RAW_STREAM if tty else MULTIPLEXED_STREAM})
@@ -173,6 +175,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     try:
         async for rec in records:
             data = rec.data
+            if details:  # dockerd's order: time, attributes, line
+                data = format_details(rec.attrs) + b" " + data
             if timestamps:
                 data = format_time(rec.time_ns).encode() + b" " + data
             await resp.write(data if tty else frame(rec.stream, data))

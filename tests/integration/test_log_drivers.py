@@ -67,6 +67,8 @@ def test_json_file_is_dockers_file_and_format(engine, api):
         assert e["time"].endswith("Z") and "T" in e["time"]
     assert b"\\u003cb\\u003e\\u0026" in path.read_bytes()  # Go's escaping, byte for byte
     assert engine.cli_ok("logs", cid).splitlines() == ["out", "<b>&"]
+    details = engine.cli_ok("logs", "--details", cid).splitlines()
+    assert details == [f"REGION=eu,tag={name},team=blue out", f"REGION=eu,tag={name},team=blue <b>&"]
 
 
 def test_rotation_with_max_size_max_file_and_compress(engine, api):

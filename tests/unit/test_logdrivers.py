@@ -363,3 +363,15 @@ def test_the_clis_seconds_nanoseconds_are_exact():
     assert parse_timestamp_ns("1790000000.000000123") == 1_790_000_000_000_000_123
     assert parse_timestamp_ns("1790000000") == 1_790_000_000_000_000_000
     assert parse_timestamp_ns("1790000000.5") == 1_790_000_000_500_000_000
+
+
+@pytest.mark.parametrize("driver", ["json-file", "local"])
+def test_attributes_come_back_for_details(tmp_path, driver):
+    from dockyard.engine.logdrivers.base import format_details
+
+    d = logdrivers.open_driver(driver, tmp_path, INFO, {"labels": "com.example.team", "tag": "a b&c"})
+    d.write(RECORDS[0])
+    d.close()
+    (rec,) = read_all(logdrivers.log_file(driver, tmp_path, CID), logdrivers.codec(driver))
+    assert rec.attrs == {"com.example.team": "a", "tag": "a b&c"}
+    assert format_details(rec.attrs) == b"com.example.team=a,tag=a+b%26c"
