@@ -45,12 +45,13 @@ from ..errors import Unavailable
 log = logging.getLogger(__name__)
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
-CHAIN_PREFIXES = ("DY-POST-", "DY-FWD-", "DY-DNAT-")
+CHAIN_PREFIXES = ("DY-POST-", "DY-FWD-", "DY-DNAT-", "DY-ISO-")
 
 
 def chain_names(bridge: str) -> dict[str, str]:
     # iptables chain names are limited to 28 characters; bridge names to 15.
-    return {"post": f"DY-POST-{bridge}", "fwd": f"DY-FWD-{bridge}", "dnat": f"DY-DNAT-{bridge}"}
+    return {"post": f"DY-POST-{bridge}", "fwd": f"DY-FWD-{bridge}", "dnat": f"DY-DNAT-{bridge}",
+            "iso": f"DY-ISO-{bridge}"}
 
 
 def comment(bridge: str) -> str:
@@ -170,9 +171,13 @@ class Firewall:
                 f" --dport {r.dest_port} -j ACCEPT"
             )
         if p.internal:
+            # In a chain of its own, jumped to before every other bridge's chain
+            # (see _isolation_first): another network's "-i other -j ACCEPT"
+            # must not let traffic into an internal network.
             lines += [
-                f"-A {c['fwd']} -i {br} ! -o {br} -j DROP",
-                f"-A {c['fwd']} -o {br} ! -i {br} -j DROP",
+                f":{c['iso']} - [0:0]",
+                f"-A {c['iso']} -i {br} ! -o {br} -j DROP",
+                f"-A {c['iso']} -o {br} ! -i {br} -j DROP",
             ]
         else:
             lines += [
@@ -182,6 +187,7 @@ class Firewall:
         lines.append(f"-A {c['fwd']} -i {br} -o {br} -j {'ACCEPT' if p.icc else 'DROP'}")
         if not _has_jump(flt, "FORWARD", c["fwd"]):
             lines.append(jump_fwd)
+        lines += _isolation_first(flt, c["iso"] if p.internal else None, tag)
         lines.append("COMMIT")
         _run([self.restore, "-w", "--noflush"], "\n".join(lines) + "\n")
 
@@ -282,6 +288,21 @@ def _target(line: str) -> str | None:
         if p in ("-j", "-g"):
             return parts[i + 1]
     return None
+
+
+def _isolation_first(flt: list[str], own: str | None, tag: str) -> list[str]:
+    """Rules that (re)put every DY-ISO-* jump at the top of FORWARD, ours included:
+    the jumps of bridges set up later are inserted first, above them."""
+    out = []
+    jumps = [l for l in flt if l.startswith("-A FORWARD ") and (_target(l) or "").startswith("DY-ISO-")]
+    for l in jumps:
+        out.append("-D" + l[2:])
+    for l in jumps:
+        if _target(l) != own:
+            out.append("-I FORWARD 1" + l[len("-A FORWARD"):])
+    if own:
+        out.append(f"-I FORWARD 1 -m comment --comment {tag} -j {own}")
+    return out
 
 
 def _has_jump(dump: list[str], chain: str, target: str) -> bool:

@@ -19,6 +19,7 @@ sandboxes without a live container are collected by `repair`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address
 from typing import Any, Callable
 
 from ..config import EngineConfig
@@ -38,11 +39,14 @@ from ..engine.filters import Filters
 from ..engine.timeutil import parse_timestamp
 from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemError_
 from ..store.metadata import Database
-from . import links, ports
+from . import links, parentlink, ports
 from .dns import DNS_IP, EmbeddedDns
+from .driveropts import bridge_options
 from .firewall import BridgePolicy, Firewall, PortRule
-from .ipam import Ipam, mac_for, parse_gateway_cidr, parse_subnet, pick_subnet
+from .ipam import Ipam, Pool, mac_for, parse_gateway_cidr
+from .ipamconfig import MAC_RE, parse_default_pools, parse_ipam, plan_pools
 from .netns import NetnsDir
+from .views import match_network, render_network
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +106,11 @@ CREATE TABLE IF NOT EXISTS net_state (
 """
 
 DEFAULT_BRIDGE = "bridge"
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+PREDEFINED = ("bridge", "host", "none", "default", "ingress")
+# Columns later engines added (older databases get them with these defaults).
+NETWORK_COLUMNS = {"ipam_options": "TEXT NOT NULL DEFAULT '{}'"}
+ENDPOINT_COLUMNS = {"ip6": "TEXT", "prefix_len6": "INTEGER NOT NULL DEFAULT 0", "gateway6": "TEXT",
+                    "requested_ip6": "TEXT", "link_local": "TEXT NOT NULL DEFAULT '[]'"}
 
 
 def _now_rfc3339() -> str:
@@ -130,6 +138,7 @@ class Network:
     builtin: bool = False
     options: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    ipam_options: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, r) -> "Network":
@@ -140,6 +149,7 @@ class Network:
             created=r["created"], internal=bool(r["internal"]), attachable=bool(r["attachable"]),
             enable_ipv6=bool(r["enable_ipv6"]), icc=bool(r["icc"]), masquerade=bool(r["masquerade"]),
             builtin=bool(r["builtin"]), options=json.loads(r["options"]), labels=json.loads(r["labels"]),
+            ipam_options=json.loads(r["ipam_options"] or "{}"),
         )
 
     @property
@@ -163,6 +173,11 @@ class Endpoint:
     name: str = ""
     requested_ip: str | None = None
     dns_names: list[str] | None = None
+    ip6_address: str = ""
+    prefix_len6: int = 0
+    gateway6: str = ""
+    requested_ip6: str | None = None
+    link_local: list[str] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, r) -> "Endpoint":
@@ -171,13 +186,17 @@ class Endpoint:
             ip_address=r["ip"] or "", prefix_len=r["prefix_len"] or 0, gateway=r["gateway"] or "",
             mac_address=r["mac"] or "", host_veth=r["host_veth"], ifname=r["ifname"],
             sandbox=r["sandbox"], aliases=json.loads(r["aliases"]), name=r["name"],
-            requested_ip=r["requested_ip"],
+            requested_ip=r["requested_ip"], ip6_address=r["ip6"] or "", prefix_len6=r["prefix_len6"] or 0,
+            gateway6=r["gateway6"] or "", requested_ip6=r["requested_ip6"],
+            link_local=json.loads(r["link_local"] or "[]"),
         )
 
     def to_docker(self, network_name: str) -> dict[str, Any]:
         """Docker's NetworkSettings.Networks[network_name] entry."""
+        ipam = {k: v for k, v in (("IPv4Address", self.requested_ip), ("IPv6Address", self.requested_ip6),
+                                  ("LinkLocalIPs", list(self.link_local))) if v}
         return {
-            "IPAMConfig": {"IPv4Address": self.requested_ip} if self.requested_ip else None,
+            "IPAMConfig": ipam or None,
             "Links": None,
             "Aliases": list(self.aliases) or None,
             "MacAddress": self.mac_address,
@@ -188,9 +207,9 @@ class Endpoint:
             "Gateway": self.gateway,
             "IPAddress": self.ip_address,
             "IPPrefixLen": self.prefix_len,
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
+            "IPv6Gateway": self.gateway6,
+            "GlobalIPv6Address": self.ip6_address,
+            "GlobalIPv6PrefixLen": self.prefix_len6,
             "DNSNames": self.dns_names,
         }
 
@@ -201,6 +220,8 @@ class NetworkService:
         self.db = db
         self.events = events
         db.ensure_schema(SCHEMA)
+        db.ensure_columns("net_networks", NETWORK_COLUMNS)
+        db.ensure_columns("net_endpoints", ENDPOINT_COLUMNS)
         self.ipam = Ipam(db)
         self.netns = NetnsDir(config.exec_root / "netns")
         self.firewall = Firewall(config.iptables)
@@ -344,6 +365,8 @@ class NetworkService:
         ip: str | None = None,
         aliases: list[str] = [],
         name: str = "",
+        ip6: str | None = None,
+        link_local: list[str] | tuple[str, ...] = (),
     ) -> Endpoint:
         net = self.resolve("bridge" if network == "default" else network)
         if self.db.query_one(
@@ -357,24 +380,31 @@ class NetworkService:
         ep = Endpoint(
             container_id=container_id, network_id=net.id, endpoint_id=_new_id(),
             sandbox=sandbox_path, aliases=list(aliases), name=name, requested_ip=ip or None,
+            requested_ip6=ip6 or None, link_local=list(link_local),
         )
-        if net.driver != "bridge":
+        if net.driver in ("host", "null"):
             self._insert_endpoint(ep)
             self._publish("connect", net, container_id)
             return self._decorate(ep, net)
 
-        assert net.subnet is not None and net.gateway is not None and net.bridge
-        if mac is not None and not re.fullmatch(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}", mac):
-            raise InvalidParameter(f"invalid MAC address {mac!r}")
+        self.check_endpoint(net, {"IPAMConfig": {"IPv4Address": ip or "", "IPv6Address": ip6 or "",
+                                                 "LinkLocalIPs": list(link_local)},
+                                  "MacAddress": mac or "", "Aliases": list(aliases)})
         taken_ifnames = {e.ifname for e in self.endpoints(container_id)}
         ep.ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in taken_ifnames)
-        ep.host_veth = self._unused_veth_name()
-        ep.prefix_len = net.subnet.prefixlen
-        ep.gateway = str(net.gateway)
+        ep.host_veth = self._unused_veth_name() if net.driver == "bridge" else None
         with self.db.transaction():
-            addr = self.ipam.allocate(net.id, ep.endpoint_id, ip or None)
-            ep.ip_address = str(addr)
-            ep.mac_address = (mac or mac_for(addr)).lower()
+            pools = self.ipam.pools(net.id)
+            addr = self.ipam.allocate(net.id, ep.endpoint_id, ip or None, 4)
+            pool = next(p for p in pools if p.version == 4 and addr in p.subnet)
+            ep.ip_address, ep.prefix_len, ep.gateway = str(addr), pool.subnet.prefixlen, str(pool.gateway)
+            if net.enable_ipv6:
+                addr6 = self.ipam.allocate(net.id, ep.endpoint_id, ip6 or None, 6)
+                if addr6 is not None:
+                    pool6 = next(p for p in pools if p.version == 6 and addr6 in p.subnet)
+                    ep.ip6_address, ep.prefix_len6 = str(addr6), pool6.subnet.prefixlen
+                    ep.gateway6 = str(pool6.gateway)
+            ep.mac_address = (mac or mac_for(addr)).lower().replace("-", ":")
             self._insert_endpoint(ep)
         try:
             await asyncio.to_thread(self._plumb, ep, net)
@@ -391,11 +421,37 @@ class NetworkService:
         return self._decorate(ep, net)
 
     def _plumb(self, ep: Endpoint, net: Network) -> None:
+        if net.driver in parentlink.KINDS:
+            assert ep.sandbox and ep.ifname
+            addrs = [f"{ep.ip_address}/{ep.prefix_len}", *([f"{ep.ip6_address}/{ep.prefix_len6}"] if ep.ip6_address else []),
+                     *ep.link_local]
+            po = parentlink.options(net.driver, net.options)
+            parentlink.plumb(net.driver, po, ep.sandbox, ep.ifname, ep.mac_address, bridge_options(net.options).mtu, addrs,
+                             None if net.internal else ep.gateway,
+                             ep.gateway6 if ep.ip6_address and not net.internal else None, self.netns.run_in)
+            return
         assert ep.sandbox and ep.host_veth and ep.ifname and net.bridge
-        links.add_veth(ep.host_veth, net.bridge, ep.sandbox, ep.ifname, ep.mac_address, self.mtu)
+        links.add_veth(ep.host_veth, net.bridge, ep.sandbox, ep.ifname, ep.mac_address, self.net_mtu(net))
         iface = IPv4Interface(f"{ep.ip_address}/{ep.prefix_len}")
-        gw = None if net.internal else net.gateway
-        self.netns.run_in(ep.sandbox, lambda: links.configure_interface(ep.ifname, iface, gw))
+        gw = None if net.internal else IPv4Address(ep.gateway)
+        extra = [f"{ep.ip6_address}/{ep.prefix_len6}"] if ep.ip6_address else []
+        extra += ep.link_local
+        gw6 = ep.gateway6 if ep.ip6_address and not net.internal else None
+        self.netns.run_in(ep.sandbox, lambda: links.configure_interface(ep.ifname, iface, gw, extra, gw6))
+
+    def net_mtu(self, net: Network) -> int:
+        """The network's com.docker.network.driver.mtu, else the uplink's."""
+        return bridge_options(net.options).mtu or self.mtu
+
+    def check_endpoint(self, net: Network | str, cfg: dict[str, Any]) -> None:
+        """dockerd's endpoint settings checks (static addresses in a configured subnet, MAC format)."""
+        from .ipamconfig import check_endpoint
+
+        if isinstance(net, str):
+            net = self.resolve("bridge" if net == "default" else net)
+        if net.driver in ("host", "null"):
+            return
+        check_endpoint(cfg, self.ipam.pools(net.id), not net.builtin)
 
     async def disconnect(self, container_id: str, network: str) -> None:
         """Idempotent: disconnecting what is not connected does nothing."""
@@ -423,6 +479,8 @@ class NetworkService:
                         log.info("conntrack cleanup for %s: %s", ep.ip_address, exc)
         for s in self._port_socks.pop(ep.endpoint_id, []):
             s.close()
+        if not ep.host_veth and ep.ifname and ep.sandbox and wait:  # a macvlan/ipvlan link
+            await asyncio.to_thread(parentlink.unplumb, ep.sandbox, ep.ifname, self.netns.run_in)
         if ep.host_veth and wait:
             await asyncio.to_thread(links.delete_link, ep.host_veth)
         elif ep.host_veth:
@@ -465,6 +523,8 @@ class NetworkService:
         net = self.resolve("bridge" if network == "default" else network)
         if not reqs or net.driver != "bridge" or net.internal:
             return self.port_map(container_id)
+        binding = bridge_options(net.options).host_binding_ipv4  # where "-p 80" binds on this network
+        reqs = [dataclasses.replace(r, host_ip=binding) if r.host_ip == "0.0.0.0" else r for r in reqs]
         row = self.db.query_one(
             "SELECT * FROM net_endpoints WHERE container_id=? AND network_id=?", (container_id, net.id))
         if row is None:
@@ -669,25 +729,43 @@ class NetworkService:
         driver: str = "bridge",
         internal: bool = False,
         attachable: bool = False,
-        enable_ipv6: bool = False,
+        enable_ipv6: bool | None = None,
         ipam: dict[str, Any] | None = None,
         options: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
     ) -> Network:
-        """A user-defined bridge network with its own Linux bridge and subnet."""
-        if not name or not NAME_RE.match(name):
-            raise InvalidParameter(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        """A user-defined bridge network with its own Linux bridge and pools.
+
+        Checked in dockerd's order: pre-defined names, driver, IPAM config,
+        driver options (all 4xx before anything exists), then the name and the
+        pools' overlap under the create lock."""
+        if not name:
+            raise InvalidParameter("network name is required")
+        if name in PREDEFINED:
+            raise Forbidden(f"{name} is a pre-defined network and cannot be created")
         driver = driver or "bridge"
         if driver in ("host", "null"):
             raise Forbidden(f'only one instance of "{driver}" network is allowed')
-        if driver != "bridge":
+        if driver not in ("bridge", *parentlink.KINDS):
             raise NotFound(f'plugin "{driver}" not found')
-        if enable_ipv6:
-            raise InvalidParameter("IPv6 networks are not supported")
         options = {str(k): str(v) for k, v in (options or {}).items()}
         labels = {str(k): str(v) for k, v in (labels or {}).items()}
+        if enable_ipv6 is None:
+            from .driveropts import ENABLE_IPV6, go_bool
+
+            enable_ipv6 = go_bool(ENABLE_IPV6, options[ENABLE_IPV6]) if ENABLE_IPV6 in options else False
+        if enable_ipv6:
+            raise InvalidParameter("IPv6 networks are not supported")
+        req = parse_ipam(ipam, enable_ipv6)
+        if driver in parentlink.KINDS:
+            return await self._create_parent_network(name, driver, internal, attachable, enable_ipv6,
+                                                     req, options, labels)
+        opts = bridge_options(options)
+        if sum(c["Subnet"].version == 4 for c in req.configs) > 1 or \
+                sum(c["Subnet"].version == 6 for c in req.configs) > 1:
+            raise Forbidden("bridge driver doesn't support multiple subnets")
         net_id = _new_id()
-        bridge = options.get("com.docker.network.bridge.name") or f"dy-{net_id[:12]}"
+        bridge = opts.name or f"dy-{net_id[:12]}"
         if len(bridge) > 15 or not re.fullmatch(r"[A-Za-z0-9_.-]+", bridge):
             raise InvalidParameter(f"invalid bridge name {bridge!r}")
         if self.db.query_one("SELECT 1 FROM net_networks WHERE bridge=?", (bridge,)):
@@ -696,26 +774,23 @@ class NetworkService:
             # a host interface (eth0, docker0, another engine's bridge): adopting it would hand it
             # to this network's teardown, which deletes the bridge with the network
             raise Conflict(f"bridge name {bridge} is already in use by a host interface")
-        async with self._create_lock:  # the name and subnet checks must not interleave
-            return await self._create_locked(name, bridge, net_id, internal, attachable, ipam,
-                                             options, labels)
-
-    async def _create_locked(self, name: str, bridge: str, net_id: str, internal: bool,
-                             attachable: bool, ipam: dict[str, Any] | None,
-                             options: dict[str, str], labels: dict[str, str]) -> Network:
-        if self.db.query_one("SELECT 1 FROM net_networks WHERE name=?", (name,)):
-            raise Conflict(f"network with name {name} already exists")
-        subnet, gateway = await self._choose_subnet(ipam or {})
         net = Network(
-            id=net_id, name=name, driver="bridge", bridge=bridge, subnet=subnet, gateway=gateway,
-            created=_now_rfc3339(), internal=internal, attachable=attachable,
-            icc=options.get("com.docker.network.bridge.enable_icc", "true") != "false",
-            masquerade=options.get("com.docker.network.bridge.enable_ip_masquerade", "true") != "false",
-            options=options, labels=labels,
+            id=net_id, name=name, driver="bridge", bridge=bridge, subnet=None, gateway=None,
+            created=_now_rfc3339(), internal=internal, attachable=attachable, enable_ipv6=enable_ipv6,
+            icc=opts.icc, masquerade=opts.masquerade, options=options, labels=labels,
+            ipam_options=req.options,
         )
-        with self.db.transaction():
-            self._insert_network(net)
-            self.ipam.add_pool(net.id, subnet, gateway)
+        async with self._create_lock:  # the name and subnet checks must not interleave
+            if self.db.query_one("SELECT 1 FROM net_networks WHERE name=?", (name,)):
+                raise Conflict(f"network with name {name} already exists")
+            routes = await asyncio.to_thread(links.host_routes)
+            pools = plan_pools(req, enable_ipv6, self.ipam.pairs(), routes,
+                               parse_default_pools(getattr(self.config, "default_address_pools", None)))
+            v4 = next(p for p in pools if p.version == 4)
+            net.subnet, net.gateway = v4.subnet, v4.gateway
+            with self.db.transaction():
+                self._insert_network(net)
+                self.ipam.set_pools(net.id, pools)
         try:
             await self._setup_bridge(net)
         except Exception as exc:
@@ -726,13 +801,36 @@ class NetworkService:
         self._publish("create", net)
         return net
 
+    async def _create_parent_network(self, name: str, driver: str, internal: bool, attachable: bool,
+                                     enable_ipv6: bool, req, options: dict[str, str],
+                                     labels: dict[str, str]) -> Network:
+        """macvlan/ipvlan: only rows (the links come with each container)."""
+        net = Network(id=_new_id(), name=name, driver=driver, bridge=None, subnet=None, gateway=None,
+                      created=_now_rfc3339(), internal=internal, attachable=attachable,
+                      enable_ipv6=enable_ipv6, options=options, labels=labels, ipam_options=req.options)
+        async with self._create_lock:
+            others = [(n.id, n.driver, n.options) for n in self._networks()]
+            await asyncio.to_thread(parentlink.check, driver, options, others)
+            if self.db.query_one("SELECT 1 FROM net_networks WHERE name=?", (name,)):
+                raise Conflict(f"network with name {name} already exists")
+            pools = plan_pools(req, enable_ipv6, self.ipam.pairs(), [],
+                               parse_default_pools(getattr(self.config, "default_address_pools", None)))
+            v4 = next(p for p in pools if p.version == 4)
+            net.subnet, net.gateway = v4.subnet, v4.gateway
+            with self.db.transaction():
+                self._insert_network(net)
+                self.ipam.set_pools(net.id, pools)
+        self._publish("create", net)
+        return net
+
     async def remove_network(self, name_or_id: str) -> None:
         net = self.resolve(name_or_id)
         if net.builtin:
             raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
         if self._endpoint_rows(network_id=net.id):
             raise Forbidden(f"error while removing network: network {net.name} id {net.id} has active endpoints")
-        await self._teardown_bridge(net)
+        if net.driver == "bridge":
+            await self._teardown_bridge(net)
         self._delete_network_rows(net)
         self._publish("destroy", net)
 
@@ -803,7 +901,7 @@ class NetworkService:
     async def _setup_bridge(self, net: Network) -> None:
         assert net.bridge and net.subnet and net.gateway
         iface = IPv4Interface(f"{net.gateway}/{net.subnet.prefixlen}")
-        await asyncio.to_thread(links.ensure_bridge, net.bridge, iface, self.mtu)
+        await asyncio.to_thread(links.ensure_bridge, net.bridge, iface, self.net_mtu(net))
         if self.config.iptables and not net.internal:
             await asyncio.to_thread(self.firewall.set_route_localnet, net.bridge)
         await self._apply_firewall(net)
@@ -823,7 +921,7 @@ class NetworkService:
             present = await asyncio.to_thread(self.firewall.tables_present)
             self._set_state("fw_tables_created", json.dumps(sorted({"nat", "filter"} - present)))
         cur = await asyncio.to_thread(self.firewall.ip_forward)
-        if cur != "1":
+        if cur != "1" and self.config.ip_forward:  # `ip-forward: false` leaves the host's setting alone
             if self._state("ip_forward_prev") is None:
                 self._set_state("ip_forward_prev", cur)
             await asyncio.to_thread(self.firewall.set_ip_forward, "1")
@@ -842,36 +940,6 @@ class NetworkService:
             await asyncio.to_thread(self.firewall.set_ip_forward, prev)
         self.db.execute("DELETE FROM net_state WHERE key IN ('fw_tables_created', 'ip_forward_prev')")
 
-    async def _choose_subnet(self, ipam: dict[str, Any]) -> tuple[IPv4Network, IPv4Address]:
-        if ipam.get("Driver") not in (None, "", "default"):
-            raise NotFound(f'plugin "{ipam["Driver"]}" not found')
-        configs = ipam.get("Config") or []
-        if not isinstance(configs, list) or len(configs) > 1:
-            raise InvalidParameter("only one IPAM Config entry (one IPv4 subnet) is supported")
-        taken = self.ipam.subnets()
-        if configs:
-            cfg = configs[0] if isinstance(configs[0], dict) else {}
-            if not cfg.get("Subnet"):
-                raise InvalidParameter("IPAM Config needs a Subnet")
-            subnet = parse_subnet(cfg["Subnet"])
-            if str(subnet) != cfg["Subnet"].strip():
-                raise InvalidParameter(f"invalid subnet {cfg['Subnet']}: it should be {subnet}")
-            if any(subnet.overlaps(t) for t in taken):
-                raise Forbidden("Pool overlaps with other one on this address space")
-            if cfg.get("Gateway"):
-                try:
-                    gateway = IPv4Address(cfg["Gateway"])
-                except ValueError:
-                    raise InvalidParameter(f"invalid gateway {cfg['Gateway']!r}") from None
-                if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
-                    raise InvalidParameter(f"gateway {gateway} is not a host address of subnet {subnet}")
-            else:
-                gateway = subnet.network_address + 1
-            return subnet, gateway
-        routes = await asyncio.to_thread(links.host_routes)
-        subnet = pick_subnet(taken + routes)
-        return subnet, subnet.network_address + 1
-
     def _unused_veth_name(self) -> str:
         for _ in range(16):
             name = links.veth_name()
@@ -882,12 +950,12 @@ class NetworkService:
     def _insert_network(self, n: Network) -> None:
         self.db.execute(
             "INSERT INTO net_networks(id, name, driver, bridge, subnet, gateway, created, internal,"
-            " attachable, enable_ipv6, icc, masquerade, builtin, options, labels)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " attachable, enable_ipv6, icc, masquerade, builtin, options, labels, ipam_options)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (n.id, n.name, n.driver, n.bridge, str(n.subnet) if n.subnet else None,
              str(n.gateway) if n.gateway else None, n.created, int(n.internal), int(n.attachable),
              int(n.enable_ipv6), int(n.icc), int(n.masquerade), int(n.builtin),
-             json.dumps(n.options), json.dumps(n.labels)),
+             json.dumps(n.options), json.dumps(n.labels), json.dumps(n.ipam_options)),
         )
 
     def _delete_network_rows(self, net: Network) -> None:
@@ -898,11 +966,14 @@ class NetworkService:
     def _insert_endpoint(self, ep: Endpoint) -> None:
         self.db.execute(
             "INSERT INTO net_endpoints(container_id, network_id, endpoint_id, name, sandbox, ifname,"
-            " host_veth, ip, prefix_len, gateway, mac, aliases, requested_ip, created)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " host_veth, ip, prefix_len, gateway, mac, aliases, requested_ip, created, ip6, prefix_len6,"
+            " gateway6, requested_ip6, link_local)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (ep.container_id, ep.network_id, ep.endpoint_id, ep.name, ep.sandbox, ep.ifname,
              ep.host_veth, ep.ip_address or None, ep.prefix_len, ep.gateway or None,
-             ep.mac_address or None, json.dumps(ep.aliases), ep.requested_ip, time.time()),
+             ep.mac_address or None, json.dumps(ep.aliases), ep.requested_ip, time.time(),
+             ep.ip6_address or None, ep.prefix_len6, ep.gateway6 or None, ep.requested_ip6,
+             json.dumps(ep.link_local)),
         )
 
     def _endpoint_rows(self, *, container_id: str | None = None, network_id: str | None = None):
@@ -926,7 +997,9 @@ class NetworkService:
 
     def _decorate(self, ep: Endpoint, net: Network) -> Endpoint:
         if net.driver == "bridge" and not net.is_default_bridge:
-            ep.dns_names = [n for n in [ep.name, ep.container_id[:12], *ep.aliases] if n]
+            # dockerd's buildEndpointDNSNames: name, aliases, short id, deduplicated
+            names = [ep.name.lstrip("/"), *ep.aliases, ep.container_id[:12]]
+            ep.dns_names = [n for i, n in enumerate(names) if n and n not in names[:i]]
         return ep
 
     def _container_name(self, ep: Endpoint) -> str:
@@ -940,62 +1013,11 @@ class NetworkService:
         return ep.name.lstrip("/")
 
     def _render(self, net: Network, *, containers: bool) -> dict[str, Any]:
-        ipam_config = []
-        if net.subnet is not None:
-            ipam_config = [{"Subnet": str(net.subnet), "Gateway": str(net.gateway)}]
-        conts: dict[str, Any] = {}
-        if containers:
-            for r in self._endpoint_rows(network_id=net.id):
-                ep = Endpoint.from_row(r)
-                conts[ep.container_id] = {
-                    "Name": self._container_name(ep),
-                    "EndpointID": ep.endpoint_id,
-                    "MacAddress": ep.mac_address,
-                    "IPv4Address": f"{ep.ip_address}/{ep.prefix_len}" if ep.ip_address else "",
-                    "IPv6Address": "",
-                }
-        opts = dict(net.options)
-        if net.driver == "bridge" and not net.builtin:
-            opts.setdefault("com.docker.network.bridge.name", net.bridge or "")
-        return {
-            "Name": net.name,
-            "Id": net.id,
-            "Created": net.created,
-            "Scope": "local",
-            "Driver": net.driver,
-            "EnableIPv4": True,
-            "EnableIPv6": net.enable_ipv6,
-            "IPAM": {"Driver": "default", "Options": None if net.builtin else {}, "Config": ipam_config},
-            "Internal": net.internal,
-            "Attachable": net.attachable,
-            "Ingress": False,
-            "ConfigFrom": {"Network": ""},
-            "ConfigOnly": False,
-            "Containers": conts,
-            "Options": opts,
-            "Labels": dict(net.labels),
-        }
+        eps = [Endpoint.from_row(r) for r in self._endpoint_rows(network_id=net.id)] if containers else None
+        return render_network(net, self.ipam.pools(net.id), eps, self._container_name)
 
     def _match(self, net: Network, f: Filters) -> bool:
-        if f.get("driver") and net.driver not in f.get("driver"):
-            return False
-        if f.get("id") and not any(net.id.startswith(v) for v in f.get("id")):
-            return False
-        if f.get("name") and not any(v in net.name for v in f.get("name")):
-            return False
-        if f.get("scope") and "local" not in f.get("scope"):
-            return False
-        for t in f.get("type"):
-            if t not in ("custom", "builtin"):
-                raise InvalidParameter(f"invalid filter: 'type'='{t}'")
-        if f.get("type") and ("builtin" if net.builtin else "custom") not in f.get("type"):
-            return False
-        dangling = f.bool_value("dangling")
-        if dangling is not None:
-            unused = not net.builtin and not self._endpoint_rows(network_id=net.id)
-            if dangling != unused:
-                return False
-        return f.match_labels(net.labels)
+        return match_network(net, f, lambda: bool(self._endpoint_rows(network_id=net.id)))
 
     def _publish(self, action: str, net: Network, container_id: str | None = None) -> None:
         attrs = {"name": net.name}

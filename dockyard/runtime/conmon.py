@@ -49,12 +49,14 @@ class MonitorHandle:
 
 
 class Monitor:
-    def __init__(self, conmon: str, runtime_path: str, runtime_root: Path, exit_dir: Path) -> None:
+    def __init__(self, conmon: str, runtime_path: str, runtime_root: Path, exit_dir: Path,
+                 runtime_for: Callable[[str], str] | None = None) -> None:
         path = shutil.which(conmon)
         if path is None:
             raise Unavailable(f"container monitor {conmon!r} not found in PATH (apt install conmon)")
         self.binary = path
         self.runtime_path = runtime_path
+        self.runtime_for = runtime_for  # the container's own runtime binary, by container id
         self.runtime_root = runtime_root
         self.exit_dir = exit_dir
         exit_dir.mkdir(parents=True, exist_ok=True)
@@ -79,7 +81,7 @@ class Monitor:
         args = [
             self.binary, "--api-version", "1",
             "-c", cid, "-u", cuuid, "-n", name,
-            "-r", self.runtime_path,
+            "-r", self.runtime_for(cid) if self.runtime_for else self.runtime_path,
             "--runtime-arg", "--root", "--runtime-arg", str(self.runtime_root),
             "-b", str(bundle),
             "-p", str(bundle / "pidfile"),

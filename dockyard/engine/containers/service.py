@@ -39,11 +39,13 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import listing, names, restartpolicy, volumeplan
+from . import daemondefaults, listing, mountpoints, names, restartpolicy, volumeplan
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
+from .initlayer import container_lowers
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
+from .netplan import is_planned, planned_networks
 from .logs import LogQuery, LogRecord
 from .logwiring import ContainerLogs
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
@@ -106,7 +108,7 @@ class ContainerService:
         self._closing = False
         images.set_usage_checker(self._image_users)
         self.logging = ContainerLogs(config, self.ctr_dir)
-        self.bundles = BundleWriter(networks, volumes, cgroups, self.ctr_dir, self.get)
+        self.bundles = BundleWriter(networks, volumes, cgroups, self.ctr_dir, self.get, config)
         networks.container_name = self._name_of
         volumes.users = self.volume_users
 
@@ -247,15 +249,26 @@ class ContainerService:
             t.cancel()
         if self.health is not None:
             self.health.stop_all()
-        if self.config.stop_containers_on_shutdown:
-            await asyncio.gather(*(self.stop(c.id, timeout=10, by_user=False)
-                                   for c in self._ctrs.values() if c.state.running),
-                                 return_exceptions=True)
+        if not self.config.live_restore:
+            await self._stop_all_for_shutdown()
         loop = asyncio.get_running_loop()
         for cid, fd in list(self._watch_fds.items()):
             loop.remove_reader(fd)
             os.close(fd)
         self._watch_fds.clear()
+
+    async def _stop_all_for_shutdown(self) -> None:
+        """live-restore off: each container stops with its own stop timeout, all within shutdown-timeout."""
+        running = [c.id for c in self._ctrs.values() if c.state.running]
+        limit = self.config.shutdown_timeout
+        stops = asyncio.gather(*(self.stop(cid, by_user=False) for cid in running), return_exceptions=True)
+        try:
+            await asyncio.wait_for(stops, None if limit < 0 else limit)
+        except asyncio.TimeoutError:
+            log.warning("containers did not stop within shutdown-timeout (%ss): killing them", limit)
+            await asyncio.gather(*(self.kill(cid, "SIGKILL") for cid in running
+                                   if self._ctrs.get(cid) and self._ctrs[cid].state.running),
+                                 return_exceptions=True)
 
     def _spawn(self, coro) -> asyncio.Task:
         t = asyncio.get_running_loop().create_task(coro)
@@ -284,7 +297,7 @@ class ContainerService:
         image = self.images.resolve(image_ref)
         config = merge_config(body, image.config)
         config["Image"] = image_ref
-        host_config = normalize_host_config(body.get("HostConfig"))
+        host_config = daemondefaults.at_create(normalize_host_config(body.get("HostConfig")), self.config)
         self.logging.merge(host_config)
         mode = network_mode(host_config)
         if mode.startswith("container:"):
@@ -292,6 +305,9 @@ class ContainerService:
             mode = f"container:{target.id}"
         elif mode not in ("bridge", "host", "none"):
             mode = self.networks.resolve(mode).name  # 404 for an unknown network
+        for key, ep_cfg in ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).items():
+            if isinstance(ep_cfg, dict):  # addresses outside the subnets, bad MACs: 400 now, not at start
+                self.networks.check_endpoint(key, ep_cfg)
         if mode == "host" and config.get("Hostname"):
             pass  # Docker allows it and keeps the host's UTS namespace
         self._validate_mounts(host_config)
@@ -350,12 +366,18 @@ class ContainerService:
                         f'invalid mount config for type "bind": bind source path does not exist: {src}')
 
     def _attach_volumes(self, c: Container) -> None:
-        """Create (or find) every volume the container names, and its anonymous ones."""
-        for use in volumeplan.plan(c.host_config, c.config):
+        """Create (or find) every volume the container names, and its anonymous ones; take
+        the mounts of the `--volumes-from` containers."""
+        c.volumes_from = mountpoints.inherit(c.host_config.get("VolumesFrom"), self.get,
+                                             volumeplan.own_destinations(c.host_config))
+        for use in volumeplan.plan(c.host_config, c.config, {m["Target"] for m in c.volumes_from}):
             v = self.volumes.create(use.name)
             c.volumes[use.destination] = v.name
             if use.name is None:
                 c.anonymous_volumes.append(v.name)
+        for m in c.volumes_from:
+            if m["Type"] == "volume":
+                c.volumes[m["Target"]] = self.volumes.create(m["Source"]).name
 
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._ctrs.values() if name in c.volumes.values()]
@@ -390,11 +412,7 @@ class ContainerService:
         try:
             bundle.mkdir(parents=True, exist_ok=True)
             if not mounts.is_mounted(rootfs):
-                lowers = self.images.layer_dirs(c.image_id)
-                if not lowers:
-                    empty = cdir / "empty"
-                    empty.mkdir(exist_ok=True)
-                    lowers = [empty]
+                lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id))
                 await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
             stage = "network"
             netns, ip, gateway = await self._setup_network(c)
@@ -483,38 +501,32 @@ class ContainerService:
             return f"/proc/{other.state.pid}/ns/net", None, None
         netns = await self.networks.create_sandbox(c.id, mode)
         c.sandbox_path = netns
-        cfgs = c.networking_config.get("EndpointsConfig") or {}
-        primary = self.networks.resolve("bridge" if mode == "default" else mode)
-        # the primary network's settings may sit under its name, "default" or its id
-        ep_cfg = next((v or {} for k, v in cfgs.items() if self.networks.same_network(k, primary.id)), {})
+        plan = planned_networks(self.networks, c)
+        primary, ep_cfg = plan[0]
         ipam = ep_cfg.get("IPAMConfig") or {}
         ep = await self.networks.connect(
-            c.id, mode, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
+            c.id, primary.name, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
             ip=ipam.get("IPv4Address") or None, aliases=list(ep_cfg.get("Aliases") or []),
-            name=c.name)
-        c.networks = {mode: ep.to_docker(mode)}
+            name=c.name, ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or ())
+        c.networks = {primary.name: ep.to_docker(primary.name)}
         hc = c.host_config
         # published ports go to the primary network (host and none publish nothing)
-        await self.networks.publish(c.id, mode, hc.get("PortBindings"), c.config.get("ExposedPorts"),
+        await self.networks.publish(c.id, primary.name, hc.get("PortBindings"), c.config.get("ExposedPorts"),
                                     bool(hc.get("PublishAllPorts")))
-        if mode not in ("host", "none"):
-            # more networks: several --network at create, or `docker network connect` while stopped
-            for key, extra in cfgs.items():
-                if self.networks.same_network(key, primary.id):
-                    continue
-                net = self.networks.resolve(key)
-                extra = extra or {}
-                xe = await self.networks.connect(
-                    c.id, net.name, netns, mac=extra.get("MacAddress") or None,
-                    ip=(extra.get("IPAMConfig") or {}).get("IPv4Address") or None,
-                    aliases=list(extra.get("Aliases") or []), name=c.name)
-                c.networks[net.name] = xe.to_docker(net.name)
+        # more networks: several --network at create, or `docker network connect` while stopped
+        for net, extra in plan[1:]:
+            xe = await self.networks.connect(
+                c.id, net.name, netns, mac=extra.get("MacAddress") or None,
+                ip=(extra.get("IPAMConfig") or {}).get("IPv4Address") or None,
+                aliases=list(extra.get("Aliases") or []), name=c.name,
+                ip6=(extra.get("IPAMConfig") or {}).get("IPv6Address") or None,
+                link_local=(extra.get("IPAMConfig") or {}).get("LinkLocalIPs") or ())
+            c.networks[net.name] = xe.to_docker(net.name)
         return netns, ep.ip_address or None, ep.gateway or None
 
     async def connect_network(self, ref: str, network: str, endpoint_config: dict[str, Any]) -> None:
         """`docker network connect`: at once when running, at the next start otherwise."""
         from ...errors import Forbidden
-        from ...network import Endpoint
 
         c = self.get(ref)
         if not isinstance(endpoint_config, dict):
@@ -530,30 +542,28 @@ class ContainerService:
         net = self.networks.resolve(network)
         if net.driver == "host" or c.network_mode == "host":
             raise InvalidParameter("container cannot be disconnected from host network or connected to host network")
+        self.networks.check_endpoint(net, endpoint_config)
         if c.network_mode.startswith("container:"):
             raise InvalidParameter(
                 "container sharing network namespace with another container or host cannot be connected to any other network")
-        if net.driver == "null" or c.network_mode == "none":
-            raise InvalidParameter(
-                "container cannot be connected to multiple networks with one of the networks in private (none) mode")
         async with self._lock(c.id):
-            if net.name in c.networks:
+            running = c.state.status in ("running", "paused") and c.sandbox_path
+            current = ([self.networks.resolve(n) for n in c.networks] if running
+                       else [n for n, _ in planned_networks(self.networks, c, fallback=False)])
+            if any(n.id == net.id for n in current):
                 raise Forbidden(f"endpoint with name {c.name} already exists in network {net.name}")
-            if c.state.status in ("running", "paused") and c.sandbox_path:
+            if current and (net.driver == "null" or any(n.driver == "null" for n in current)):
+                # Docker's ErrConflictNoNetwork, once `none` itself is disconnected it no longer applies
+                raise InvalidParameter(
+                    "container cannot be connected to multiple networks with one of the networks in private (none) mode")
+            if running:
                 ep = await self.networks.connect(
                     c.id, net.name, c.sandbox_path, mac=endpoint_config.get("MacAddress") or None,
-                    ip=ipam.get("IPv4Address") or None, aliases=list(aliases), name=c.name)
+                    ip=ipam.get("IPv4Address") or None, aliases=list(aliases), name=c.name,
+                    ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or ())
                 c.networks[net.name] = ep.to_docker(net.name)
-            else:
-                # shown by inspect now (with the primary network), addressed at start
-                if not c.networks:
-                    primary = self.networks.resolve(c.network_mode)
-                    c.networks[primary.name] = Endpoint(
-                        container_id=c.id, network_id=primary.id, endpoint_id="").to_docker(primary.name)
-                c.networks[net.name] = Endpoint(
-                    container_id=c.id, network_id=net.id, endpoint_id="", aliases=list(aliases),
-                    requested_ip=ipam.get("IPv4Address") or None).to_docker(net.name)
-            cfgs = dict(c.networking_config.get("EndpointsConfig") or {})
+            cfgs = {k: v for k, v in (c.networking_config.get("EndpointsConfig") or {}).items()
+                    if not self.networks.same_network(k, net.id)}
             cfgs[net.name] = endpoint_config
             c.networking_config = {**c.networking_config, "EndpointsConfig": cfgs}
             self._save(c)
@@ -567,13 +577,17 @@ class ContainerService:
         if net.driver == "host" or c.network_mode == "host":
             raise InvalidParameter("container cannot be disconnected from host network or connected to host network")
         async with self._lock(c.id):
-            if net.name not in c.networks:
+            running = c.state.status in ("running", "paused") and c.sandbox_path
+            if not (net.name in c.networks if running else is_planned(self.networks, c, net.id)):
                 raise Forbidden(f"container {c.id} is not connected to network {net.name}")
-            await self.networks.disconnect(c.id, net.name)
+            if running:
+                await self.networks.disconnect(c.id, net.name)
             c.networks.pop(net.name, None)
             cfgs = {k: v for k, v in (c.networking_config.get("EndpointsConfig") or {}).items()
                     if not self.networks.same_network(k, net.id)}
             c.networking_config = {**c.networking_config, "EndpointsConfig": cfgs}
+            if self.networks.same_network(c.network_mode, net.id):
+                c.primary_detached = True  # not rejoined at the next start
             self._save(c)
 
     @contextlib.asynccontextmanager
@@ -591,10 +605,7 @@ class ContainerService:
             try:
                 if not mounts.is_mounted(rootfs):
                     cdir = self.ctr_dir(c.id)
-                    lowers = self.images.layer_dirs(c.image_id)
-                    if not lowers:
-                        (cdir / "empty").mkdir(exist_ok=True)
-                        lowers = [cdir / "empty"]
+                    lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id))
                     await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
             except BaseException:
                 self._rootfs_users[c.id] -= 1
@@ -1024,19 +1035,37 @@ class ContainerService:
         if config is not None:
             check_create(config)
         cfg = {**c.config, **{k: v for k, v in (config or {}).items() if v is not None}}
-        paused = pause and c.state.status == "running"
-        if paused:  # a consistent snapshot, as dockerd takes it
-            await self.runtime.pause(c.id)
-        try:
-            image = await self.images.commit_layer(
-                self.ctr_dir(c.id) / "upper", c.image_id, cfg, container_id=c.id,
-                created_by=" ".join([c.path, *c.args]), repo=repo, tag=tag, changes=changes,
-                comment=comment, author=author)
-        finally:
-            if paused:
-                await _quiet(self.runtime.resume(c.id))
+        # no start, stop, pause or removal in between; the snapshot is consistent
+        async with self._op_lock(c.id):
+            paused = pause and await self._freeze_for_commit(c)
+            try:
+                image = await self.images.commit_layer(
+                    self.ctr_dir(c.id) / "upper", c.image_id, cfg, container_id=c.id,
+                    created_by=" ".join([c.path, *c.args]), repo=repo, tag=tag, changes=changes,
+                    comment=comment, author=author)
+            finally:
+                if paused:
+                    await _quiet(self.runtime.resume(c.id))
         self.events.publish("container", "commit", c.id, image=c.image_ref, name=c.name)
         return image.id
+
+    async def _freeze_for_commit(self, c: Container) -> bool:
+        """Pause a running container for a commit; False when there is nothing to pause.
+
+        The process may end between our look at the state and runc's pause (its exit not yet
+        recorded): then nothing writes to the layer any more and the commit goes on unpaused.
+        """
+        async with self._lock(c.id):
+            if c.state.status != "running":
+                return False
+            try:
+                await self.runtime.pause(c.id)
+                return True
+            except (Conflict, NotFound):
+                st = await self.runtime.state(c.id)
+                if st is not None and st.get("status") in ("running", "paused"):
+                    raise
+                return False
 
     # ------------------------------------------------------- attach and logs
     async def attach(self, ref: str, *, stdin: bool, stdout: bool, stderr: bool,
