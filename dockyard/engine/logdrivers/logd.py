@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 from . import open_driver
-from .base import ContainerInfo, LogDriver
+from .base import ContainerInfo, LogDriver, LogRecord
 from .spool import OFFSET_NAME, SPOOL_NAME, SpoolReader
 
 log = logging.getLogger("dockyard.logd")
@@ -66,8 +66,8 @@ class Tap:
     def __init__(self, ctr_dir: Path) -> None:
         self.dir = ctr_dir
         cfg = json.loads((ctr_dir / CONFIG_NAME).read_text())
-        self.driver: LogDriver = open_driver(cfg["driver"], ctr_dir, ContainerInfo.from_json(cfg["info"]),
-                                                    cfg.get("opts") or {})
+        info = ContainerInfo.from_json(cfg["info"])
+        self.driver: LogDriver = open_driver(cfg["driver"], ctr_dir, info, cfg.get("opts") or {})
         self.reader = SpoolReader(ctr_dir / SPOOL_NAME)
         ino, off = _load_offset(ctr_dir / OFFSET_NAME)
         self.reader.open(ino, off)
@@ -87,7 +87,7 @@ class Tap:
         while self.pump(1 << 30):
             pass
 
-    def _write(self, recs) -> None:
+    def _write(self, recs: list[LogRecord]) -> None:
         for r in recs:
             try:
                 self.driver.write(r)
