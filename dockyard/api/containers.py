@@ -10,7 +10,8 @@ from aiohttp import web
 
 from ..engine.containers.attach import DEFAULT_DETACH_KEYS, parse_detach_keys
 from ..engine.containers.logs import LogQuery, format_time
-from ..engine.timeutil import parse_timestamp
+from ..engine.logdrivers.base import format_details
+from ..engine.timeutil import parse_timestamp, parse_timestamp_ns
 from ..errors import InvalidParameter, NotFound
 from . import container_views as views
 from ..engine.containers.attach import AttachStream
@@ -164,9 +165,9 @@ async def logs(request: web.Request) -> web.StreamResponse:
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
     since, until = qstr(request, "since"), qstr(request, "until")
     if since and since != "0":
-        q.since_ns = int(parse_timestamp(since) * 1e9)
+        q.since_ns = parse_timestamp_ns(since)
     if until and until != "0":
-        q.until_ns = int(parse_timestamp(until) * 1e9)
+        q.until_ns = parse_timestamp_ns(until)
     tail = qstr(request, "tail", "all") or "all"
     if tail != "all":
         try:
@@ -176,6 +177,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
         if q.tail < 0:
             q.tail = None
     timestamps = qbool(request, "timestamps")
+    details = qbool(request, "details")
     c, records = _svc(request).logs(request.match_info["id"], q)
     tty = bool(c.config.get("Tty"))
     resp = web.StreamResponse(headers={"Content-Type": RAW_STREAM if tty else MULTIPLEXED_STREAM})
@@ -183,6 +185,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     try:
         async for rec in records:
             data = rec.data
+            if details:  # dockerd's order: time, attributes, line
+                data = format_details(rec.attrs) + b" " + data
             if timestamps:
                 data = format_time(rec.time_ns).encode() + b" " + data
             await resp.write(data if tty else frame(rec.stream, data))
@@ -201,11 +205,17 @@ async def attach(request: web.Request) -> web.StreamResponse:
                              stdout=qbool(request, "stdout"), stderr=qbool(request, "stderr"),
                              detach_keys=keys)
     tty = bool(c.config.get("Tty"))
+    recs = None
+    if want_logs:  # a driver that cannot be read is refused before the hijack, as dockerd does
+        try:
+            _, recs = svc.logs(c.id, LogQuery(stdout=st.want_stdout, stderr=st.want_stderr))
+        except Exception:
+            svc.detach(c.id, st)
+            raise
     conn = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
 
     try:
-        if want_logs:
-            _, recs = svc.logs(c.id, LogQuery(stdout=st.want_stdout, stderr=st.want_stderr))
+        if recs is not None:
             async for rec in recs:
                 await conn.write(rec.data if tty else frame(rec.stream, rec.data))
         if not stream:

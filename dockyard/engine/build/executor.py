@@ -563,7 +563,9 @@ class Builder:
         if self._probe(st, probe):
             return
         await self._ensure_base(st)
-        hc: dict[str, Any] = {"NetworkMode": self.opts.network_mode or "default"}
+        # the step's output is read back from its log, whatever the daemon's default driver
+        hc: dict[str, Any] = {"NetworkMode": self.opts.network_mode or "default",
+                              "LogConfig": {"Type": "json-file", "Config": {}}}
         hc.update(self.opts.resources)
         if self.opts.extra_hosts:
             hc["ExtraHosts"] = list(self.opts.extra_hosts)
