@@ -11,7 +11,7 @@ from aiohttp import web
 from ..engine.containers.attach import DEFAULT_DETACH_KEYS, parse_detach_keys
 from ..engine.containers.logs import LogQuery, format_time
 from ..engine.logdrivers.base import format_details
-from ..engine.timeutil import parse_timestamp, parse_timestamp_ns
+from ..engine.timeutil import parse_timestamp_ns
 from ..errors import InvalidParameter, NotFound
 from . import container_views as views
 from ..engine.containers.attach import AttachStream
