@@ -28,6 +28,8 @@ def _engine_parser() -> argparse.ArgumentParser:
     p.add_argument("--default-address-pool", action="append", dest="default_address_pools", default=None,
                    metavar="base=CIDR,size=N",
                    help="a pool that networks created without a subnet take theirs from (repeatable)")
+    p.add_argument("--ipv6", action="store_true", help="IPv6 on the default bridge")
+    p.add_argument("--fixed-cidr-v6", default=None, help="the default bridge's IPv6 subnet (with --ipv6)")
     p.add_argument("--stop-containers-on-shutdown", action="store_true",
                    help="stop running containers on SIGTERM instead of leaving them running")
     return p
@@ -66,6 +68,8 @@ def engine_main(argv: list[str]) -> int:
         iptables=a.iptables == "true",
         stop_containers_on_shutdown=a.stop_containers_on_shutdown,
         default_address_pools=[_pool_flag(v) for v in a.default_address_pools or []],
+        ipv6=a.ipv6,
+        fixed_cidr_v6=a.fixed_cidr_v6,
     )
     return run_daemon(cfg)
 

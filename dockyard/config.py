@@ -28,6 +28,9 @@ class EngineConfig:
     iptables: bool = True
     # daemon.json's default-address-pools: [{"base": "10.10.0.0/16", "size": 24}]
     default_address_pools: list[dict] = field(default_factory=list)
+    # IPv6 on the default bridge (dockerd's --ipv6 / --fixed-cidr-v6)
+    ipv6: bool = False
+    fixed_cidr_v6: str | None = None
 
     @property
     def db_path(self) -> Path:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address, ip_network
 from typing import Any, Callable
 
 from ..config import EngineConfig
@@ -43,7 +43,9 @@ from . import links, parentlink, ports
 from .dns import DNS_IP, EmbeddedDns
 from .driveropts import bridge_options
 from .firewall import BridgePolicy, Firewall, PortRule
-from .ipam import Ipam, Pool, mac_for, parse_gateway_cidr
+from .hoststate import HostState
+from .loopback6 import Loopback6
+from .ipam import DEFAULT_POOLS_V6, Ipam, Pool, mac_for, parse_gateway_cidr, pick_subnet
 from .ipamconfig import MAC_RE, parse_default_pools, parse_ipam, plan_pools
 from .netns import NetnsDir
 from .views import match_network, render_network
@@ -225,6 +227,10 @@ class NetworkService:
         self.ipam = Ipam(db)
         self.netns = NetnsDir(config.exec_root / "netns")
         self.firewall = Firewall(config.iptables)
+        self.firewall6 = Firewall(config.iptables, family=6)
+        self.hoststate = HostState(
+            {4: self.firewall, 6: self.firewall6}, self._state, self._set_state,
+            lambda keys: self.db.execute(f"DELETE FROM net_state WHERE key IN ({','.join('?' * len(keys))})", tuple(keys)))
         self.mtu = links.DEFAULT_MTU
         self._pending: set[asyncio.Task] = set()  # background veth deletions
         # Set by the engine so `network inspect` shows current container names.
@@ -235,6 +241,7 @@ class NetworkService:
         self._fw_lock = asyncio.Lock()
         # endpoint id -> the sockets reserving its published host ports
         self._port_socks: dict[str, list[socket.socket]] = {}
+        self.loopback6 = Loopback6()
         self.dns = EmbeddedDns(self.netns, self._dns_lookup, self._dns_reverse, self._dns_upstreams)
 
     # ================================================================ lifecycle
@@ -254,6 +261,7 @@ class NetworkService:
     async def shutdown(self, keep: bool) -> None:
         """Tear down what no container needs any more; everything when keep is False."""
         self.dns.close_all()
+        self.loopback6.close_all()
         if not keep:
             for cid in {e.container_id for e in self._all_endpoints()}:
                 await self.release_sandbox(cid)
@@ -313,6 +321,8 @@ class NetworkService:
                             m.host_ip, m.host_port, m.proto, r["container_id"][:12])
             else:
                 self._port_socks.setdefault(r["endpoint_id"], []).append(sock)
+        for endpoint_id in {r["endpoint_id"] for r in self.db.query("SELECT endpoint_id FROM net_ports")}:
+            await self._open_loopback6(endpoint_id)
         for ep in self._all_endpoints():
             net = self._network_by_id(ep.network_id)
             if net and _is_user_bridge(net) and ep.sandbox and ep.container_id in live_ids:
@@ -479,6 +489,7 @@ class NetworkService:
                         log.info("conntrack cleanup for %s: %s", ep.ip_address, exc)
         for s in self._port_socks.pop(ep.endpoint_id, []):
             s.close()
+        self.loopback6.close(ep.endpoint_id)
         if not ep.host_veth and ep.ifname and ep.sandbox and wait:  # a macvlan/ipvlan link
             await asyncio.to_thread(parentlink.unplumb, ep.sandbox, ep.ifname, self.netns.run_in)
         if ep.host_veth and wait:
@@ -555,7 +566,17 @@ class NetworkService:
             await self._apply_firewall(net)
         except Exception as exc:
             raise SystemError_(f"failed to publish ports of container {container_id[:12]}: {exc}") from exc
+        await self._open_loopback6(ep.endpoint_id)
         return self.port_map(container_id)
+
+    async def _open_loopback6(self, endpoint_id: str) -> None:
+        """[::1]:<port> for the endpoint's TCP ports published on every address (loopback6.py)."""
+        row = self.db.query_one("SELECT ip, ip6 FROM net_endpoints WHERE endpoint_id=?", (endpoint_id,))
+        if row is None or self.loopback6.has(endpoint_id):
+            return
+        for r in self.db.query("SELECT * FROM net_ports WHERE endpoint_id=? AND proto='tcp'", (endpoint_id,)):
+            if r["host_ip"] in ("0.0.0.0", "::") and (row["ip6"] or row["ip"]):
+                await self.loopback6.open(endpoint_id, r["host_port"], row["ip6"] or row["ip"], r["container_port"])
 
     def port_mappings(self, container_id: str) -> list[ports.PortMapping]:
         return [_mapping(r) for r in self.db.query(
@@ -565,19 +586,25 @@ class NetworkService:
         """Docker's NetworkSettings.Ports; `exposed` adds unpublished ports as null."""
         return ports.docker_port_map(self.port_mappings(container_id), exposed or ())
 
-    def _port_rules(self, network_id: str) -> list[PortRule]:
+    def _port_rules(self, network_id: str, family: int = 4) -> list[PortRule]:
         rows = self.db.query(
-            "SELECT p.*, e.ip FROM net_ports p JOIN net_endpoints e ON e.endpoint_id = p.endpoint_id"
+            "SELECT p.*, e.ip, e.ip6 FROM net_ports p JOIN net_endpoints e ON e.endpoint_id = p.endpoint_id"
             " WHERE p.network_id=? ORDER BY p.rowid", (network_id,))
+        if family == 6:  # ports published on every address reach the container's IPv6 address too
+            return [PortRule(r["proto"], "::", r["host_port"], r["ip6"], r["container_port"])
+                    for r in rows if r["ip6"] and r["host_ip"] in ("0.0.0.0", "::")]
         return [PortRule(r["proto"], r["host_ip"], r["host_port"], r["ip"], r["container_port"])
-                for r in rows if r["ip"]]
+                for r in rows if r["ip"] and ":" not in r["host_ip"]]
 
     async def _apply_firewall(self, net: Network) -> None:
         assert net.bridge and net.subnet
-        policy = BridgePolicy(net.bridge, net.subnet, masquerade=net.masquerade, icc=net.icc, internal=net.internal)
+        v6 = next((p for p in self.ipam.pools(net.id) if p.version == 6), None)
         async with self._fw_lock:
-            rules = self._port_rules(net.id)
-            await asyncio.to_thread(self.firewall.ensure_bridge, policy, rules)
+            for fw, subnet, family in ((self.firewall, net.subnet, 4), (self.firewall6, v6 and v6.subnet, 6)):
+                if subnet is not None:
+                    policy = BridgePolicy(net.bridge, subnet, masquerade=net.masquerade, icc=net.icc,
+                                          internal=net.internal)
+                    await asyncio.to_thread(fw.ensure_bridge, policy, self._port_rules(net.id, family))
 
     # ================================================================ name resolution
 
@@ -624,8 +651,8 @@ class NetworkService:
     def _dns_lookup(self, container_id: str, name: str) -> list[str]:
         out: list[str] = []
         for _, ep in self._peer_endpoints(container_id):
-            if ep.ip_address and ep.ip_address not in out and name in self._dns_names(ep):
-                out.append(ep.ip_address)
+            if name in self._dns_names(ep):  # A and AAAA records
+                out += [a for a in (ep.ip_address, ep.ip6_address) if a and a not in out]
         return out
 
     def _dns_reverse(self, container_id: str, ip: str) -> list[str]:
@@ -754,8 +781,6 @@ class NetworkService:
             from .driveropts import ENABLE_IPV6, go_bool
 
             enable_ipv6 = go_bool(ENABLE_IPV6, options[ENABLE_IPV6]) if ENABLE_IPV6 in options else False
-        if enable_ipv6:
-            raise InvalidParameter("IPv6 networks are not supported")
         req = parse_ipam(ipam, enable_ipv6)
         if driver in parentlink.KINDS:
             return await self._create_parent_network(name, driver, internal, attachable, enable_ipv6,
@@ -888,7 +913,22 @@ class NetworkService:
                          json.dumps(opts), net_id),
                     )
                 if subnet is not None and gateway is not None:
-                    self.ipam.add_pool(net_id, subnet, gateway)
+                    pools = [Pool(subnet, gateway, static=False), *self._default_bridge_v6(net_id)]
+                    self.ipam.set_pools(net_id, pools)
+                    c.execute("UPDATE net_networks SET enable_ipv6=? WHERE id=?", (int(len(pools) > 1), net_id))
+
+    def _default_bridge_v6(self, net_id: str) -> list[Pool]:
+        """--ipv6 [--fixed-cidr-v6]: the default bridge's IPv6 pool (a free ULA /64 without a CIDR)."""
+        if not getattr(self.config, "ipv6", False):
+            return []
+        cidr = getattr(self.config, "fixed_cidr_v6", None)
+        if cidr:
+            subnet = ip_network(cidr, strict=False)
+        else:
+            mine = [p.subnet for p in self.ipam.pools(net_id) if p.version == 6]
+            others = [n for n in self.ipam.subnets(6) if n not in mine]
+            subnet = mine[0] if mine else pick_subnet(others, DEFAULT_POOLS_V6)
+        return [Pool(subnet, type(subnet.network_address)(int(subnet.network_address) + 1), static=False)]
 
     def _stale_default_bridge(self) -> Network | None:
         row = self.db.query_one("SELECT * FROM net_networks WHERE name='bridge' AND builtin=1")
@@ -901,7 +941,11 @@ class NetworkService:
     async def _setup_bridge(self, net: Network) -> None:
         assert net.bridge and net.subnet and net.gateway
         iface = IPv4Interface(f"{net.gateway}/{net.subnet.prefixlen}")
-        await asyncio.to_thread(links.ensure_bridge, net.bridge, iface, self.net_mtu(net))
+        v6 = next((p for p in self.ipam.pools(net.id) if p.version == 6), None)
+        gw6 = f"{v6.gateway}/{v6.subnet.prefixlen}" if v6 is not None else None
+        if v6 is not None and self.config.iptables:
+            await self.hoststate.record(6)  # IPv6 forwarding on, ip6tables' tables noted
+        await asyncio.to_thread(links.ensure_bridge, net.bridge, iface, self.net_mtu(net), gw6)
         if self.config.iptables and not net.internal:
             await asyncio.to_thread(self.firewall.set_route_localnet, net.bridge)
         await self._apply_firewall(net)
@@ -912,33 +956,15 @@ class NetworkService:
             await asyncio.to_thread(links.delete_link, port)
         await asyncio.to_thread(links.delete_link, net.bridge)
         await asyncio.to_thread(self.firewall.remove_bridge, net.bridge)
+        await asyncio.to_thread(self.firewall6.remove_bridge, net.bridge)
 
     async def _record_host_state(self) -> None:
-        """Remember what we change on the host (once, so a crash-restart keeps the original)."""
-        if not self.config.iptables:
-            return
-        if self._state("fw_tables_created") is None:
-            present = await asyncio.to_thread(self.firewall.tables_present)
-            self._set_state("fw_tables_created", json.dumps(sorted({"nat", "filter"} - present)))
-        cur = await asyncio.to_thread(self.firewall.ip_forward)
-        if cur != "1":
-            if self._state("ip_forward_prev") is None:
-                self._set_state("ip_forward_prev", cur)
-            await asyncio.to_thread(self.firewall.set_ip_forward, "1")
+        if self.config.iptables:
+            await self.hoststate.record(4)
 
     async def _restore_host_state(self) -> None:
-        if not self.config.iptables:
-            return
-        bridge = self.config.bridge
-        others = await asyncio.to_thread(self.firewall.other_dockyard_chains, bridge)
-        created = self._state("fw_tables_created")
-        if created is not None and not others:
-            await asyncio.to_thread(self.firewall.prune_tables, set(json.loads(created)))
-        prev = self._state("ip_forward_prev")
-        # Another engine still routing for its containers keeps forwarding on.
-        if prev is not None and not others:
-            await asyncio.to_thread(self.firewall.set_ip_forward, prev)
-        self.db.execute("DELETE FROM net_state WHERE key IN ('fw_tables_created', 'ip_forward_prev')")
+        if self.config.iptables:
+            await self.hoststate.restore(self.config.bridge)
 
     def _unused_veth_name(self) -> str:
         for _ in range(16):
