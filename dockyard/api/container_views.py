@@ -256,3 +256,12 @@ def list_entry(engine, c: Container) -> dict[str, Any]:
         "NetworkSettings": {"Networks": ns["Networks"]},
         "Mounts": _mounts(engine, c),
     }
+
+
+def aliases_with_short_id(d: dict[str, Any]) -> None:
+    """API < 1.45: Aliases on user-defined networks also hold the short container id
+    (v1.45 made Aliases exactly what was submitted; DNSNames has the id)."""
+    short = d["Id"][:12]
+    for ep in (d.get("NetworkSettings") or {}).get("Networks", {}).values():
+        if ep.get("DNSNames") is not None and short not in (ep.get("Aliases") or []):
+            ep["Aliases"] = [*(ep.get("Aliases") or []), short]

@@ -202,6 +202,9 @@ def test_endpoint_fields_mac_aliases_dnsnames(engine, nets, client):
     assert ep["Aliases"] == ["web"]
     assert ep["DNSNames"] == [c.name, "web", c.id[:12]]
     assert ep["IPAMConfig"] == {"LinkLocalIPs": ["169.254.7.7"]}
+    # API < 1.45: Aliases also hold the short id (CHANGELOG v1.45)
+    old = docker.APIClient(base_url=f"unix://{engine.socket}", version="1.44")
+    assert old.inspect_container(c.id)["NetworkSettings"]["Networks"][name]["Aliases"] == ["web", c.id[:12]]
     assert "169.254.7.7" in engine.cli_ok("exec", c.id, "ip", "addr", "show", "eth0")
     d = engine.cli_ok("run", "-d", "--network", name, "--mac-address", "02:42:ac:11:00:42", BUSYBOX,
                       "sleep", "120").strip()
