@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_network
 from typing import Any, Callable
 
 from ..config import EngineConfig
@@ -42,11 +42,12 @@ from ..store.metadata import Database
 from . import links, parentlink, ports
 from .dns import DNS_IP, EmbeddedDns
 from .driveropts import bridge_options
-from .firewall import BridgePolicy, Firewall, PortRule
+from .drivers import BridgeDriver, NetworkDriver, NullDriver, ParentLinkDriver
+from .firewall import Firewall, PortRule
 from .hoststate import HostState
 from .loopback6 import Loopback6
 from .ipam import DEFAULT_POOLS_V6, Ipam, Pool, mac_for, parse_gateway_cidr, pick_subnet
-from .ipamconfig import MAC_RE, parse_default_pools, parse_ipam, plan_pools
+from .ipamconfig import parse_default_pools, parse_ipam, plan_pools
 from .netns import NetnsDir
 from .views import match_network, render_network
 
@@ -237,11 +238,14 @@ class NetworkService:
         self.container_name: Callable[[str], str | None] | None = None
         # choosing a free subnet and recording it must not interleave
         self._create_lock = asyncio.Lock()
-        # rebuilding a bridge's chains from the port rows must not interleave
-        self._fw_lock = asyncio.Lock()
         # endpoint id -> the sockets reserving its published host ports
         self._port_socks: dict[str, list[socket.socket]] = {}
         self.loopback6 = Loopback6()
+        bridge = BridgeDriver({4: self.firewall, 6: self.firewall6}, self.hoststate, config.iptables,
+                              self.netns.run_in, lambda: self.mtu, self.ipam.pools, self._port_rules)
+        self.drivers: dict[str, NetworkDriver] = {
+            "bridge": bridge, "null": NullDriver(), "host": NullDriver(),
+            **{k: ParentLinkDriver(k, self.netns.run_in) for k in parentlink.KINDS}}
         self.dns = EmbeddedDns(self.netns, self._dns_lookup, self._dns_reverse, self._dns_upstreams)
 
     # ================================================================ lifecycle
@@ -253,10 +257,10 @@ class NetworkService:
         self._ensure_builtin(gw)
         if stale is not None:
             # --bridge changed after a crash: the old bridge and its chains go.
-            await self._teardown_bridge(stale)
+            await self.drivers["bridge"].delete(stale)
         await self._record_host_state()
         for net in self._networks(driver="bridge"):
-            await self._setup_bridge(net)
+            await self.drivers["bridge"].create(net)
 
     async def shutdown(self, keep: bool) -> None:
         """Tear down what no container needs any more; everything when keep is False."""
@@ -271,7 +275,7 @@ class NetworkService:
             if keep and self._endpoint_rows(network_id=net.id):
                 remaining = True
                 continue
-            await self._teardown_bridge(net)
+            await self.drivers["bridge"].delete(net)
         if not remaining:
             await self._restore_host_state()
             await asyncio.to_thread(self.netns.release_root)
@@ -417,7 +421,7 @@ class NetworkService:
             ep.mac_address = (mac or mac_for(addr)).lower().replace("-", ":")
             self._insert_endpoint(ep)
         try:
-            await asyncio.to_thread(self._plumb, ep, net)
+            await asyncio.to_thread(self.driver(net).join, ep, net)
         except Exception as exc:
             await self._disconnect(ep)
             raise SystemError_(f"failed to set up network for container {container_id[:12]}: {exc}") from exc
@@ -429,29 +433,6 @@ class NetworkService:
                 raise SystemError_(f"failed to start the embedded DNS server for container {container_id[:12]}: {exc}") from exc
         self._publish("connect", net, container_id)
         return self._decorate(ep, net)
-
-    def _plumb(self, ep: Endpoint, net: Network) -> None:
-        if net.driver in parentlink.KINDS:
-            assert ep.sandbox and ep.ifname
-            addrs = [f"{ep.ip_address}/{ep.prefix_len}", *([f"{ep.ip6_address}/{ep.prefix_len6}"] if ep.ip6_address else []),
-                     *ep.link_local]
-            po = parentlink.options(net.driver, net.options)
-            parentlink.plumb(net.driver, po, ep.sandbox, ep.ifname, ep.mac_address, bridge_options(net.options).mtu, addrs,
-                             None if net.internal else ep.gateway,
-                             ep.gateway6 if ep.ip6_address and not net.internal else None, self.netns.run_in)
-            return
-        assert ep.sandbox and ep.host_veth and ep.ifname and net.bridge
-        links.add_veth(ep.host_veth, net.bridge, ep.sandbox, ep.ifname, ep.mac_address, self.net_mtu(net))
-        iface = IPv4Interface(f"{ep.ip_address}/{ep.prefix_len}")
-        gw = None if net.internal else IPv4Address(ep.gateway)
-        extra = [f"{ep.ip6_address}/{ep.prefix_len6}"] if ep.ip6_address else []
-        extra += ep.link_local
-        gw6 = ep.gateway6 if ep.ip6_address and not net.internal else None
-        self.netns.run_in(ep.sandbox, lambda: links.configure_interface(ep.ifname, iface, gw, extra, gw6))
-
-    def net_mtu(self, net: Network) -> int:
-        """The network's com.docker.network.driver.mtu, else the uplink's."""
-        return bridge_options(net.options).mtu or self.mtu
 
     def check_endpoint(self, net: Network | str, cfg: dict[str, Any]) -> None:
         """dockerd's endpoint settings checks (static addresses in a configured subnet, MAC format)."""
@@ -490,14 +471,13 @@ class NetworkService:
         for s in self._port_socks.pop(ep.endpoint_id, []):
             s.close()
         self.loopback6.close(ep.endpoint_id)
-        if not ep.host_veth and ep.ifname and ep.sandbox and wait:  # a macvlan/ipvlan link
-            await asyncio.to_thread(parentlink.unplumb, ep.sandbox, ep.ifname, self.netns.run_in)
-        if ep.host_veth and wait:
-            await asyncio.to_thread(links.delete_link, ep.host_veth)
-        elif ep.host_veth:
+        net = self._network_by_id(ep.network_id)
+        if net is not None and wait:
+            await asyncio.to_thread(self.driver(net).leave, ep, net)
+        elif net is not None and ep.host_veth:
             # The row goes first: a crash now leaves a stray port on our
             # bridge, which `repair` collects.
-            task = asyncio.create_task(asyncio.to_thread(links.delete_link, ep.host_veth))
+            task = asyncio.create_task(asyncio.to_thread(self.driver(net).leave, ep, net))
             self._pending.add(task)
             task.add_done_callback(self._link_deleted)
         with self.db.transaction() as c:
@@ -597,14 +577,10 @@ class NetworkService:
                 for r in rows if r["ip"] and ":" not in r["host_ip"]]
 
     async def _apply_firewall(self, net: Network) -> None:
-        assert net.bridge and net.subnet
-        v6 = next((p for p in self.ipam.pools(net.id) if p.version == 6), None)
-        async with self._fw_lock:
-            for fw, subnet, family in ((self.firewall, net.subnet, 4), (self.firewall6, v6 and v6.subnet, 6)):
-                if subnet is not None:
-                    policy = BridgePolicy(net.bridge, subnet, masquerade=net.masquerade, icc=net.icc,
-                                          internal=net.internal)
-                    await asyncio.to_thread(fw.ensure_bridge, policy, self._port_rules(net.id, family))
+        await self.driver(net).refresh(net)
+
+    def driver(self, net: Network) -> NetworkDriver:
+        return self.drivers.get(net.driver, self.drivers["null"])
 
     # ================================================================ name resolution
 
@@ -782,33 +758,19 @@ class NetworkService:
 
             enable_ipv6 = go_bool(ENABLE_IPV6, options[ENABLE_IPV6]) if ENABLE_IPV6 in options else False
         req = parse_ipam(ipam, enable_ipv6)
-        if driver in parentlink.KINDS:
-            return await self._create_parent_network(name, driver, internal, attachable, enable_ipv6,
-                                                     req, options, labels)
-        opts = bridge_options(options)
-        if sum(c["Subnet"].version == 4 for c in req.configs) > 1 or \
-                sum(c["Subnet"].version == 6 for c in req.configs) > 1:
-            raise Forbidden("bridge driver doesn't support multiple subnets")
-        net_id = _new_id()
-        bridge = opts.name or f"dy-{net_id[:12]}"
-        if len(bridge) > 15 or not re.fullmatch(r"[A-Za-z0-9_.-]+", bridge):
-            raise InvalidParameter(f"invalid bridge name {bridge!r}")
-        if self.db.query_one("SELECT 1 FROM net_networks WHERE bridge=?", (bridge,)):
-            raise Conflict(f"bridge name {bridge} is used by another network")
-        if await asyncio.to_thread(links.link_exists, bridge):
-            # a host interface (eth0, docker0, another engine's bridge): adopting it would hand it
-            # to this network's teardown, which deletes the bridge with the network
-            raise Conflict(f"bridge name {bridge} is already in use by a host interface")
+        bridge_options(options) if driver == "bridge" else parentlink.options(driver, options)  # 400s first
         net = Network(
-            id=net_id, name=name, driver="bridge", bridge=bridge, subnet=None, gateway=None,
+            id=_new_id(), name=name, driver=driver, bridge=None, subnet=None, gateway=None,
             created=_now_rfc3339(), internal=internal, attachable=attachable, enable_ipv6=enable_ipv6,
-            icc=opts.icc, masquerade=opts.masquerade, options=options, labels=labels,
-            ipam_options=req.options,
+            options=options, labels=labels, ipam_options=req.options,
         )
-        async with self._create_lock:  # the name and subnet checks must not interleave
+        drv = self.drivers[driver]
+        async with self._create_lock:  # the name, bridge and subnet checks must not interleave
+            others = [(n.id, n.driver, n.options, n.bridge) for n in self._networks()]
+            await asyncio.to_thread(drv.prepare, net, req, others)
             if self.db.query_one("SELECT 1 FROM net_networks WHERE name=?", (name,)):
                 raise Conflict(f"network with name {name} already exists")
-            routes = await asyncio.to_thread(links.host_routes)
+            routes = await asyncio.to_thread(links.host_routes) if driver == "bridge" else []
             pools = plan_pools(req, enable_ipv6, self.ipam.pairs(), routes,
                                parse_default_pools(getattr(self.config, "default_address_pools", None)))
             v4 = next(p for p in pools if p.version == 4)
@@ -817,34 +779,12 @@ class NetworkService:
                 self._insert_network(net)
                 self.ipam.set_pools(net.id, pools)
         try:
-            await self._setup_bridge(net)
+            await drv.create(net)
         except Exception as exc:
-            await self._teardown_bridge(net)
+            await drv.delete(net)
             self._delete_network_rows(net)
             log.error("creating network %s failed", name, exc_info=True)
             raise SystemError_(f"failed to create network {name}: {str(exc) or repr(exc)}") from exc
-        self._publish("create", net)
-        return net
-
-    async def _create_parent_network(self, name: str, driver: str, internal: bool, attachable: bool,
-                                     enable_ipv6: bool, req, options: dict[str, str],
-                                     labels: dict[str, str]) -> Network:
-        """macvlan/ipvlan: only rows (the links come with each container)."""
-        net = Network(id=_new_id(), name=name, driver=driver, bridge=None, subnet=None, gateway=None,
-                      created=_now_rfc3339(), internal=internal, attachable=attachable,
-                      enable_ipv6=enable_ipv6, options=options, labels=labels, ipam_options=req.options)
-        async with self._create_lock:
-            others = [(n.id, n.driver, n.options) for n in self._networks()]
-            await asyncio.to_thread(parentlink.check, driver, options, others)
-            if self.db.query_one("SELECT 1 FROM net_networks WHERE name=?", (name,)):
-                raise Conflict(f"network with name {name} already exists")
-            pools = plan_pools(req, enable_ipv6, self.ipam.pairs(), [],
-                               parse_default_pools(getattr(self.config, "default_address_pools", None)))
-            v4 = next(p for p in pools if p.version == 4)
-            net.subnet, net.gateway = v4.subnet, v4.gateway
-            with self.db.transaction():
-                self._insert_network(net)
-                self.ipam.set_pools(net.id, pools)
         self._publish("create", net)
         return net
 
@@ -854,8 +794,7 @@ class NetworkService:
             raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
         if self._endpoint_rows(network_id=net.id):
             raise Forbidden(f"error while removing network: network {net.name} id {net.id} has active endpoints")
-        if net.driver == "bridge":
-            await self._teardown_bridge(net)
+        await self.driver(net).delete(net)
         self._delete_network_rows(net)
         self._publish("destroy", net)
 
@@ -937,26 +876,6 @@ class NetworkService:
         if self._endpoint_rows(network_id=row["id"]):
             return None  # its containers still run: leave it to repair/shutdown
         return Network.from_row(row)
-
-    async def _setup_bridge(self, net: Network) -> None:
-        assert net.bridge and net.subnet and net.gateway
-        iface = IPv4Interface(f"{net.gateway}/{net.subnet.prefixlen}")
-        v6 = next((p for p in self.ipam.pools(net.id) if p.version == 6), None)
-        gw6 = f"{v6.gateway}/{v6.subnet.prefixlen}" if v6 is not None else None
-        if v6 is not None and self.config.iptables:
-            await self.hoststate.record(6)  # IPv6 forwarding on, ip6tables' tables noted
-        await asyncio.to_thread(links.ensure_bridge, net.bridge, iface, self.net_mtu(net), gw6)
-        if self.config.iptables and not net.internal:
-            await asyncio.to_thread(self.firewall.set_route_localnet, net.bridge)
-        await self._apply_firewall(net)
-
-    async def _teardown_bridge(self, net: Network) -> None:
-        assert net.bridge
-        for port in await asyncio.to_thread(links.bridge_ports, net.bridge):
-            await asyncio.to_thread(links.delete_link, port)
-        await asyncio.to_thread(links.delete_link, net.bridge)
-        await asyncio.to_thread(self.firewall.remove_bridge, net.bridge)
-        await asyncio.to_thread(self.firewall6.remove_bridge, net.bridge)
 
     async def _record_host_state(self) -> None:
         if self.config.iptables:

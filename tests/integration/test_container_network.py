@@ -73,7 +73,9 @@ def test_network_none_and_host(engine, client):
     assert out.decode().split() == ["lo"]
     host_links = subprocess.run(["ls", "/sys/class/net"], capture_output=True, text=True).stdout.split()
     out = client.containers.run("busybox", ["ls", "/sys/class/net"], network_mode="host", remove=True)
-    assert sorted(out.decode().split()) == sorted(host_links)
+    # veths of other engines running meanwhile come and go between the two listings
+    stable = lambda names: sorted(n for n in names if not n.startswith("veth"))
+    assert stable(out.decode().split()) == stable(host_links)
     c = client.containers.run("busybox", "sleep 30", network_mode="none", detach=True)
     nets = client.api.inspect_container(c.id)["NetworkSettings"]["Networks"]
     assert list(nets) == ["none"]
