@@ -424,6 +424,8 @@ class NetworkService:
             await asyncio.to_thread(self.driver(net).join, ep, net)
         except Exception as exc:
             await self._disconnect(ep)
+            if isinstance(exc, InvalidParameter):  # the driver's own 4xx (a parent gone, no kernel support)
+                raise
             raise SystemError_(f"failed to set up network for container {container_id[:12]}: {exc}") from exc
         if _is_user_bridge(net):
             try:

@@ -9,6 +9,7 @@ import json
 import secrets
 import subprocess
 
+import docker
 import pytest
 
 from engine_harness import uniq  # noqa: E402
@@ -97,8 +98,10 @@ def test_ipvlan_where_the_module_is_missing(engine, lan):
     name = uniq("ipv")
     engine.cli_ok("network", "create", "-d", "ipvlan", "-o", f"parent={parent}", "--subnet", prefix + "0/24", name)
     try:
-        r = engine.cli("run", "--rm", "--network", name, BUSYBOX, "true")
-        assert r.returncode != 0 and "ipvlan" in r.stderr.decode()
+        r = engine.api().create_container(BUSYBOX, "true", host_config=engine.api().create_host_config(network_mode=name))
+        with pytest.raises(docker.errors.APIError) as e:
+            engine.api().start(r["Id"])
+        assert e.value.status_code == 400 and "no ipvlan support" in e.value.explanation
         assert "@" + parent not in sh("ip", "-o", "link").stdout
     finally:
         engine.cli("network", "rm", name)
