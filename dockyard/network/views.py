@@ -27,9 +27,7 @@ def render_network(net: "Network", pools: list[Pool], endpoints: list["Endpoint"
             "IPv4Address": f"{ep.ip_address}/{ep.prefix_len}" if ep.ip_address else "",
             "IPv6Address": f"{ep.ip6_address}/{ep.prefix_len6}" if ep.ip6_address else "",
         }
-    opts = dict(net.options)
-    if net.driver == "bridge" and not net.builtin:
-        opts.setdefault("com.docker.network.bridge.name", net.bridge or "")
+    opts = dict(net.options)  # as the user gave them (dockerd adds nothing, not even the bridge name)
     return {
         "Name": net.name,
         "Id": net.id,

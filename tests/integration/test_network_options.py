@@ -70,6 +70,7 @@ def test_ipam_options_allocation_and_inspect(engine, nets):
         {"Subnet": str(sub), "IPRange": str(rng), "Gateway": str(base + 254),
          "AuxiliaryAddresses": {"router": str(base + 64)}}]}
     assert n["Attachable"] is True and n["Labels"] == {"team": "net"} and n["EnableIPv6"] is False
+    assert n["Options"] == {} and n["Internal"] is False
     # dynamic addresses come from the ip-range, skipping the aux address; --ip anywhere in the subnet
     a = engine.cli_ok("run", "-d", "--network", name, BUSYBOX, "sleep", "120").strip()
     b = engine.cli_ok("run", "-d", "--network", name, "--ip", str(base + 10), BUSYBOX, "sleep", "120").strip()
