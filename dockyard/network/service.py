@@ -329,7 +329,7 @@ class NetworkService:
             await self._open_loopback6(endpoint_id)
         for ep in self._all_endpoints():
             net = self._network_by_id(ep.network_id)
-            if net and _is_user_bridge(net) and ep.sandbox and ep.container_id in live_ids:
+            if net and _has_dns(net) and ep.sandbox and ep.container_id in live_ids:
                 try:
                     await self.dns.open(ep.container_id, ep.sandbox)
                 except OSError as exc:
@@ -427,7 +427,7 @@ class NetworkService:
             if isinstance(exc, InvalidParameter):  # the driver's own 4xx (a parent gone, no kernel support)
                 raise
             raise SystemError_(f"failed to set up network for container {container_id[:12]}: {exc}") from exc
-        if _is_user_bridge(net):
+        if _has_dns(net):
             try:
                 await self.dns.open(container_id, sandbox_path)
             except OSError as exc:
@@ -596,7 +596,7 @@ class NetworkService:
             except ValueError:
                 if ":" not in d:
                     raise InvalidParameter(f"{d} is not an ip address") from None
-        if not any(_is_user_bridge(n) for n in self._container_networks(container_id)):
+        if not any(_has_dns(n) for n in self._container_networks(container_id)):
             return None
         self.db.execute(
             "INSERT INTO net_dns(container_id, upstreams) VALUES (?,?)"
@@ -615,7 +615,7 @@ class NetworkService:
         """Endpoints on the user-defined networks the container is attached to (its own included)."""
         out = []
         for net in self._container_networks(container_id):
-            if not _is_user_bridge(net):
+            if not _has_dns(net):
                 continue
             out += [(net, Endpoint.from_row(r)) for r in self._endpoint_rows(network_id=net.id)]
         return out
@@ -943,7 +943,7 @@ class NetworkService:
         return Network.from_row(row) if row else None
 
     def _decorate(self, ep: Endpoint, net: Network) -> Endpoint:
-        if net.driver == "bridge" and not net.is_default_bridge:
+        if _has_dns(net):
             # dockerd's buildEndpointDNSNames: name, aliases, short id, deduplicated
             names = [ep.name.lstrip("/"), *ep.aliases, ep.container_id[:12]]
             ep.dns_names = [n for i, n in enumerate(names) if n and n not in names[:i]]
@@ -985,8 +985,9 @@ class NetworkService:
         )
 
 
-def _is_user_bridge(net: Network) -> bool:
-    return net.driver == "bridge" and not net.is_default_bridge
+def _has_dns(net: Network) -> bool:
+    """User-defined networks of every driver get the embedded DNS; the default bridge does not."""
+    return net.driver in ("bridge", *parentlink.KINDS) and not net.is_default_bridge
 
 
 def _mapping(r) -> ports.PortMapping:

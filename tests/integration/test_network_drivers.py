@@ -77,6 +77,9 @@ def test_driver_suite(engine, parent, driver):
         ip_a, ip_b = ip(a), ip(b)
         assert 64 <= int(ip_a.rsplit(".", 1)[1]) < 128 and ip_a != ip_b
         assert engine.cli("exec", a, "ping", "-c", "1", "-W", "3", ip_b).returncode == 0
+        # the embedded DNS serves every user-defined network, whatever its driver
+        b_name = json.loads(engine.cli_ok("inspect", b))[0]["Name"].lstrip("/")
+        assert ip_b in engine.cli_ok("exec", a, "nslookup", b_name, "127.0.0.11")
         assert f"default via {prefix}1" in engine.cli_ok("exec", a, "ip", "route")
         assert json.loads(engine.cli_ok("network", "inspect", name))[0]["Containers"].keys() == {a, b}
         # a running container leaves and comes back with a chosen address
