@@ -76,10 +76,18 @@ def engine_main(argv: list[str]) -> int:
 
 def _pool_flag(value: str) -> dict:
     """`base=10.10.0.0/16,size=24` (dockerd's --default-address-pool) as daemon.json's shape."""
+    from .errors import InvalidParameter
+    from .network.ipamconfig import parse_default_pools
+
     fields = dict(part.split("=", 1) for part in value.split(",") if "=" in part)
     if "base" not in fields or not fields.get("size", "").isdigit():
         raise SystemExit(f"invalid --default-address-pool {value!r}: expected base=CIDR,size=N")
-    return {"base": fields["base"], "size": int(fields["size"])}
+    pool = {"base": fields["base"], "size": int(fields["size"])}
+    try:
+        parse_default_pools([pool])
+    except InvalidParameter as exc:
+        raise SystemExit(exc.message) from None
+    return pool
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -238,3 +238,19 @@ def test_prune_filters(engine, api):
     finally:
         engine.cli("network", "rm", keep)
         engine.cli("network", "rm", gone)
+
+
+def test_default_address_pools(private_engine):
+    octet = secrets.randbelow(100) + 120
+    eng = private_engine(["--default-address-pool", f"base=10.{octet}.0.0/16,size=24"])
+    name = uniq("dyd")
+    eng.cli_ok("network", "create", name)
+    n = json.loads(eng.cli_ok("network", "inspect", name))[0]
+    [cfg] = n["IPAM"]["Config"]
+    sub = ipaddress.ip_network(cfg["Subnet"])
+    assert sub.prefixlen == 24 and sub.subnet_of(ipaddress.ip_network(f"10.{octet}.0.0/16"))
+    assert cfg["Gateway"] == str(sub.network_address + 1)
+    second = uniq("dyd")
+    eng.cli_ok("network", "create", second)
+    sub2 = ipaddress.ip_network(json.loads(eng.cli_ok("network", "inspect", second))[0]["IPAM"]["Config"][0]["Subnet"])
+    assert sub2 != sub and sub2.subnet_of(ipaddress.ip_network(f"10.{octet}.0.0/16"))
