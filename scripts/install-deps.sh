@@ -14,12 +14,15 @@ APT_PACKAGES=(
   tini                # --init
   skopeo              # registry tests: a real client
   docker-registry     # registry benchmark yardstick (CNCF Distribution)
+  haproxy             # registry fleet tests and bench: a load balancer in front of replicas
   apache2-utils       # htpasswd for registry auth tests
   tmux bsdutils       # TTY tests (tmux, script)
   procps              # docker top compares with ps
   zstd                # zstd-compressed layers
   openssl curl        # TLS test certificates; scripts/api-fuzz.sh
   gcc libc6-dev       # confinement tests build a static seccomp probe
+  docker-compose      # compose tests: docker-compose 1.29, a real client (on Debian's python3-docker)
+  systemd             # systemd-socket-activate: the fd:// (socket activation) tests; PID 1 stays as it is
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -44,3 +47,9 @@ if ! command -v docker >/dev/null 2>&1; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+
+# Node.js test clients (dockerode), pinned by tests/node/package-lock.json, installed there only.
+if ! command -v npm >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+fi
+npm ci --prefix tests/node --no-audit --no-fund --loglevel=error

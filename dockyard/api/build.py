@@ -12,16 +12,17 @@ import binascii
 import json
 import logging
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..engine.build import BuildOptions
-from ..engine.build.service import error_message
 from ..errors import DockyardError, InvalidParameter
 from ..oci import reference as oref
 from .params import json_response, qbool, qint, spool_body
 from .routing import Routes
+
+if TYPE_CHECKING:  # the build frontend is imported by the first build, not by an idle engine
+    from ..engine.build import BuildOptions
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ def _options(request: web.Request) -> BuildOptions:
             resources[key] = v
     extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
     forcerm = qbool(request, "forcerm")
+    from ..engine.build import BuildOptions
+
     return BuildOptions(
         tags=_tags(request),
         dockerfile=q.get("dockerfile") or "Dockerfile",
@@ -165,6 +168,8 @@ async def _pump(request: web.Request, resp: web.StreamResponse, messages) -> Non
         raise
     except Exception as exc:  # a bug: the status line is gone, so say it in the stream
         log.exception("error while streaming a build")
+        from ..engine.build.service import error_message
+
         await resp.write((json.dumps(error_message(DockyardError(f"internal error: {exc!r}"))) + "\r\n").encode())
     await resp.write_eof()
 

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..engine.containers.model import Container, rfc3339_to_unix
+from ..engine.containers.initlayer import INIT_DIR
 from ..network.ports import docker_port_list
 
 
@@ -82,6 +83,13 @@ def _mounts(engine, c: Container) -> list[dict[str, Any]]:
         out.append({"Type": m.get("Type"), "Source": m.get("Source", ""),
                     "Destination": m.get("Target"), "Mode": "", "RW": not m.get("ReadOnly"),
                     "Propagation": "rprivate" if m.get("Type") == "bind" else ""})
+    for m in c.volumes_from:  # --volumes-from
+        if m["Type"] == "volume":
+            if m["ReadOnly"]:
+                ro_volumes.add(m["Target"])
+            continue
+        out.append({"Type": m["Type"], "Source": m["Source"], "Destination": m["Target"], "Mode": "",
+                    "RW": not m["ReadOnly"], "Propagation": "rprivate" if m["Type"] == "bind" else ""})
     for path in (c.host_config.get("Tmpfs") or {}):
         out.append({"Type": "tmpfs", "Source": "", "Destination": path, "Mode": "",
                     "RW": True, "Propagation": ""})
@@ -134,23 +142,15 @@ def _ports(engine, c: Container) -> dict[str, Any]:
 
 
 def _configured_networks(engine, c: Container) -> dict[str, dict[str, Any]]:
-    """A container never started has no endpoints yet; dockerd still lists the networks it will
-    join (its network mode and EndpointsConfig), with empty addresses."""
-    from ..errors import DockyardError
+    """A container not running has no endpoints; dockerd still lists the networks it will
+    join (its network mode's unless disconnected, and EndpointsConfig), with empty addresses."""
+    from ..engine.containers.netplan import planned_networks
     from ..network.service import Endpoint
 
-    if c.networks or c.network_mode.startswith("container:"):
+    if c.network_mode.startswith("container:"):
         return c.networks
     out: dict[str, dict[str, Any]] = {}
-    cfgs = c.networking_config.get("EndpointsConfig") or {}
-    for key in [c.network_mode, *cfgs]:
-        try:
-            net = engine.networks.resolve("bridge" if key == "default" else key)
-        except DockyardError:
-            continue
-        if net.name in out:
-            continue
-        cfg = next((v or {} for k, v in cfgs.items() if engine.networks.same_network(k, net.id)), {})
+    for net, cfg in planned_networks(engine.networks, c, fallback=False):
         ipam = cfg.get("IPAMConfig") or {}
         out[net.name] = Endpoint(container_id=c.id, network_id=net.id, endpoint_id="",
                                  aliases=list(cfg.get("Aliases") or []),
@@ -203,7 +203,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
         "ResolvConfPath": str(cdir / "resolv.conf"),
         "HostnamePath": str(cdir / "hostname"),
         "HostsPath": str(cdir / "hosts"),
-        "LogPath": str(engine.containers.log_path(c.id)),
+        "LogPath": engine.containers.log_path(c),
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
         "Driver": "overlay2",
@@ -216,7 +216,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
         "GraphDriver": {
             "Name": "overlay2",
             "Data": {
-                "LowerDir": ":".join(str(p) for p in lowers),
+                "LowerDir": ":".join(str(p) for p in [cdir / INIT_DIR, *lowers]),
                 "UpperDir": str(cdir / "upper"),
                 "WorkDir": str(cdir / "work"),
                 "MergedDir": str(cdir / "rootfs"),

@@ -21,8 +21,9 @@ KEYS = {4: ("fw_tables_created", "ip_forward_prev"), 6: ("fw6_tables_created", "
 
 class HostState:
     def __init__(self, firewalls: dict[int, Firewall], get: Callable[[str], str | None],
-                 put: Callable[[str, str], None], delete: Callable[[list[str]], None]) -> None:
-        self.firewalls = firewalls
+                 put: Callable[[str, str], None], delete: Callable[[list[str]], None],
+                 forward: bool = True) -> None:
+        self.firewalls, self.forward = firewalls, forward
         self._get, self._put, self._delete = get, put, delete
 
     async def record(self, family: int) -> None:
@@ -35,7 +36,7 @@ class HostState:
             present = await asyncio.to_thread(fw.tables_present)
             self._put(tables_key, json.dumps(sorted({"nat", "filter"} - present)))
         cur = await asyncio.to_thread(fw.forwarding)
-        if cur != "1":
+        if cur != "1" and self.forward:
             if self._get(forward_key) is None:
                 self._put(forward_key, cur)
             await asyncio.to_thread(fw.set_forwarding, "1")

@@ -231,7 +231,8 @@ class NetworkService:
         self.firewall6 = Firewall(config.iptables, family=6)
         self.hoststate = HostState(
             {4: self.firewall, 6: self.firewall6}, self._state, self._set_state,
-            lambda keys: self.db.execute(f"DELETE FROM net_state WHERE key IN ({','.join('?' * len(keys))})", tuple(keys)))
+            lambda keys: self.db.execute(f"DELETE FROM net_state WHERE key IN ({','.join('?' * len(keys))})", tuple(keys)),
+            forward=config.ip_forward)  # `ip-forward: false` leaves the host's forwarding switches alone
         self.mtu = links.DEFAULT_MTU
         self._pending: set[asyncio.Task] = set()  # background veth deletions
         # Set by the engine so `network inspect` shows current container names.

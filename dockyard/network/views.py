@@ -27,7 +27,8 @@ def render_network(net: "Network", pools: list[Pool], endpoints: list["Endpoint"
             "IPv4Address": f"{ep.ip_address}/{ep.prefix_len}" if ep.ip_address else "",
             "IPv6Address": f"{ep.ip6_address}/{ep.prefix_len6}" if ep.ip6_address else "",
         }
-    opts = dict(net.options)  # as the user gave them (dockerd adds nothing, not even the bridge name)
+    # what the user gave, as dockerd (compose compares it with its file to decide on recreation)
+    opts = dict(net.options)
     return {
         "Name": net.name,
         "Id": net.id,

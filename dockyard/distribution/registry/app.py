@@ -131,7 +131,10 @@ async def base(request: web.Request, m: Match) -> web.StreamResponse:
 
 async def catalog(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize(request, Scope("registry", "catalog", ("*",)))
-    n = parse_n(request.query.get("n"))
+    cap = _reg(request).cfg.catalog_max_entries  # catalog.maxentries: a page is never longer
+    n = parse_n(request.query.get("n"), cap) if cap else parse_n(request.query.get("n"))
+    if n is None and cap:
+        n = cap
     last = request.query.get("last")
     repos, more = await asyncio.to_thread(_reg(request).repos.catalog, n, last)
     headers = {"Link": _link("/v2/_catalog", n, repos[-1])} if more and repos else None
@@ -219,6 +222,11 @@ async def blob_get(request: web.Request, m: Match) -> web.StreamResponse:
         return info
 
     info = await asyncio.to_thread(stat)
+    if reg.cfg.redirect:
+        # Distribution's storage.redirect: the client fetches the bytes from the bucket itself.
+        url = await asyncio.to_thread(reg.blobs.redirect_url, d, request.method)
+        if url is not None:
+            return web.Response(status=307, headers={"Location": url, "Docker-Content-Digest": str(d)})
     headers = {"Docker-Content-Digest": str(d), "Content-Type": "application/octet-stream",
                "ETag": f'"{d}"', "Accept-Ranges": "bytes", "Cache-Control": "max-age=31536000"}
     rng = request.headers.get("Range")
@@ -247,7 +255,7 @@ def _parse_range(value: str, size: int) -> "tuple[int, int] | str | None":
         start = int(a)
         end = min(int(b), size - 1) if b else size - 1
         if b and int(b) < start:
-            return None  # syntactically invalid: ignored (RFC 9110 14.1.1)
+            return "unsatisfiable"  # bytes=500-0: 416, as Go's ServeContent and the OCI conformance suite
     else:
         if int(b) == 0:
             return "unsatisfiable"
@@ -323,11 +331,16 @@ async def upload_start(request: web.Request, m: Match) -> web.StreamResponse:
     digest = q.get("digest")
     if digest is not None:
         d = parse_digest(digest)
-        upload_id = await asyncio.to_thread(reg.uploads.start, m.name, d.algorithm)
+        upload_id, _ = await asyncio.to_thread(reg.uploads.start, m.name, d.algorithm)
         return await _finish(request, m.name, upload_id, str(d), check_range=False)
-    upload_id = await asyncio.to_thread(reg.uploads.start, m.name, q.get("digest-algorithm"))
-    headers = reg.uploads.status_headers(m.name, upload_id, 0)
+    upload_id, started = await asyncio.to_thread(reg.uploads.start, m.name, q.get("digest-algorithm"))
+    headers = reg.uploads.status_headers(m.name, upload_id, 0, started)
     return web.Response(status=202, headers=headers)
+
+
+def _check_state(request: web.Request, m: Match) -> None:
+    """The Location's `_state` token must be signed with this replica's http.secret."""
+    _reg(request).uploads.check_state(request.query.get("_state"), m.name, m.uuid)
 
 
 async def _open(request: web.Request, name: str, upload_id: str) -> UploadSession:
@@ -336,14 +349,13 @@ async def _open(request: web.Request, name: str, upload_id: str) -> UploadSessio
 
 async def upload_patch(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize(request, _repo_scope(m.name, "pull", "push"))
-    reg = _reg(request)
+    _check_state(request, m)
     session = await _open(request, m.name, m.uuid)
     try:
         await _upload_into(request, session, check_range=True)
-        size = session.size
     finally:
         await asyncio.to_thread(session.close)
-    return web.Response(status=202, headers=reg.uploads.status_headers(m.name, m.uuid, size))
+    return web.Response(status=202, headers=session.headers())
 
 
 async def _finish(request: web.Request, name: str, upload_id: str, digest: str,
@@ -371,18 +383,21 @@ async def upload_put(request: web.Request, m: Match) -> web.StreamResponse:
     if not digest:
         raise RegistryError("DIGEST_INVALID", "the digest query parameter is required to finish an upload")
     parse_digest(digest)
+    _check_state(request, m)
     return await _finish(request, m.name, m.uuid, digest, check_range=True)
 
 
 async def upload_status(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    _check_state(request, m)
     reg = _reg(request)
-    size = await asyncio.to_thread(reg.uploads.size, m.name, m.uuid)
-    return web.Response(status=204, headers=reg.uploads.status_headers(m.name, m.uuid, size))
+    size, started = await asyncio.to_thread(reg.uploads.size, m.name, m.uuid)
+    return web.Response(status=204, headers=reg.uploads.status_headers(m.name, m.uuid, size, started))
 
 
 async def upload_cancel(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    _check_state(request, m)
     await asyncio.to_thread(_reg(request).uploads.cancel, m.name, m.uuid)
     return web.Response(status=204)
 
@@ -414,6 +429,9 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
 ]
 
 
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def dispatch(request: web.Request) -> web.StreamResponse:
     path = request.path
     for pattern, methods in ROUTES:
@@ -424,6 +442,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if "name" in groups:
             validate_name(groups["name"])
         handler = methods.get(request.method)
+        if handler is not None and request.method not in _READ_METHODS and _reg(request).cfg.maintenance.readonly:
+            # storage.maintenance.readonly: GC may be sweeping the bucket; pulls go on.
+            raise RegistryError("UNSUPPORTED", "The operation is unsupported.")
         if handler is None:
             raise RegistryError("UNSUPPORTED", f"{request.method} is not supported on {path[:200]}",
                                 headers={"Allow": ", ".join(methods)})
@@ -474,6 +495,9 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Docker-Distribution-API-Version"] = API_VERSION
+    for name, values in _reg(request).cfg.http.headers.items():  # http.headers
+        for v in values:
+            response.headers.add(name, v)
 
 
 def make_app(registry: Registry) -> web.Application:

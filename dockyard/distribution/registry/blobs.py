@@ -59,6 +59,9 @@ class BlobService:
         except PathNotFound:
             raise blob_unknown(str(d)) from None
 
+    def redirect_url(self, d: Digest, method: str) -> str | None:
+        return self.driver.redirect_url(paths.blob_data(d), method)
+
     def local_path(self, d: Digest) -> str | None:
         return self.driver.local_path(paths.blob_data(d))
 

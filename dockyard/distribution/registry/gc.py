@@ -12,6 +12,9 @@ Safety against a concurrent push:
   * the sweep holds the root's exclusive lock, which manifest PUTs, upload
     completions and mounts take shared, so nothing new is published while
     blobs are being deleted.
+The lock is a local flock: replicas on other hosts sharing a bucket do not see
+it, so a fleet is collected with every replica in read-only maintenance mode
+(storage.maintenance.readonly), as with Distribution.
 """
 
 from __future__ import annotations
@@ -206,6 +209,8 @@ def collect(driver: StorageDriver, lock_dir: str, grace: float = 3600.0, dry_run
                             driver.delete(u)
                         except PathNotFound:
                             pass
+        if not dry_run:  # parts of multipart uploads whose writer died
+            driver.abort_uploads(paths.REPOS, now - max(grace, upload_max_age))
         for d in doomed_blobs:
             res.blobs_deleted.append(str(d))
             if not dry_run:

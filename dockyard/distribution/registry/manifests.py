@@ -17,6 +17,7 @@ from .names import Digest, digest_bytes, is_digest_ref, is_tag, parse_digest
 from .referrers import ReferrerService
 from .storage import PathNotFound, StorageDriver
 from .tags import TagService
+from .validation import ManifestPolicy
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,10 @@ class _LRU:
 
 class ManifestService:
     def __init__(self, driver: StorageDriver, blobs: BlobService, tags: TagService,
-                 referrers: ReferrerService, max_size: int = 4 << 20, delete_enabled: bool = True) -> None:
+                 referrers: ReferrerService, max_size: int = 4 << 20, delete_enabled: bool = True,
+                 policy: ManifestPolicy | None = None) -> None:
         self.driver = driver
+        self.policy = policy or ManifestPolicy()
         self.blobs = blobs
         self.tags = tags
         self.referrers = referrers
@@ -188,6 +191,7 @@ class ManifestService:
                 raise _invalid("layers must be a list")
             for i, layer in enumerate(layers):
                 ld = _descriptor(layer, f"layers[{i}]")
+                self.policy.check_urls(layer, f"layers[{i}]")
                 if is_non_distributable(layer.get("mediaType", "")):
                     continue
                 if not self.blobs.is_linked(repo, ld) or self.blobs.global_stat(ld) is None:
@@ -200,7 +204,7 @@ class ManifestService:
                 raise _invalid("manifests must be a list")
             for i, child in enumerate(children):
                 cd = _descriptor(child, f"manifests[{i}]")
-                if not self.exists(repo, cd):
+                if self.policy.child_must_exist(child) and not self.exists(repo, cd):
                     missing.append({"digest": str(cd)})
         if missing:
             raise RegistryError("MANIFEST_BLOB_UNKNOWN",

@@ -6,6 +6,7 @@
     /repositories/<name>/_manifests/tags/<tag>/current/link     "<digest>"
     /repositories/<name>/_referrers/<salg>/<shex>/<alg>/<hex>/link  descriptor JSON of a referrer
     /repositories/<name>/_uploads/<uuid>/data, /startedat       upload sessions
+    /repositories/<name>/_uploads/<uuid>/hashstates/<alg>/<offset>  running hash at offset
 
 Repository path components never start with "_", so the "_" directories cannot
 collide with a nested repository name.
@@ -73,3 +74,7 @@ def upload_data(name: str, upload_id: str) -> str:
 
 def upload_info(name: str, upload_id: str) -> str:
     return f"{upload_dir(name, upload_id)}/startedat"
+
+
+def upload_hashstate(name: str, upload_id: str, algorithm: str, offset: int) -> str:
+    return f"{upload_dir(name, upload_id)}/hashstates/{algorithm}/{offset}"

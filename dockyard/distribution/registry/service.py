@@ -13,6 +13,7 @@ from .repos import RepositoryService
 from .storage import StorageDriver, make_driver
 from .tags import TagService
 from .uploads import UploadService
+from .validation import ManifestPolicy
 
 
 class Registry:
@@ -20,11 +21,11 @@ class Registry:
         self.cfg = cfg
         self.driver = driver or make_driver(cfg.driver, cfg.root, cfg.driver_options)
         self.blobs = BlobService(self.driver, cfg.delete_enabled)
-        self.uploads = UploadService(self.driver, self.blobs)
+        self.uploads = UploadService(self.driver, self.blobs, cfg.http.secret)
         self.tags = TagService(self.driver, cfg.delete_enabled)
         self.referrers = ReferrerService(self.driver)
         self.manifests = ManifestService(self.driver, self.blobs, self.tags, self.referrers,
-                                         cfg.manifest_size, cfg.delete_enabled)
+                                         cfg.manifest_size, cfg.delete_enabled, ManifestPolicy(cfg.validation))
         self.repos = RepositoryService(self.driver)
         self.auth = Authenticator(cfg.auth)
         # The GC lock lives on local disk even when blobs live in S3.

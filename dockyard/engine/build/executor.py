@@ -37,7 +37,7 @@ from ..containers.logs import STDERR, LogQuery
 from . import configops
 from . import context as ctxmod
 from .cache import BuildCache
-from .frontend import Dockerfile, Instruction, Stage, pairs, parse_trigger
+from .frontend import DISPATCH_REFUSED_FLAGS, Dockerfile, Instruction, Stage, pairs, parse_trigger
 from .ignore import IgnoreMatcher
 from .shellwords import env_dict, process_word
 
@@ -283,6 +283,11 @@ class Builder:
         handler = getattr(self, "_i_" + ins.cmd.lower(), None)
         if handler is None:
             raise InvalidParameter(f"unknown instruction: {ins.cmd}")
+        refused = [f for f in ins.flags if f in DISPATCH_REFUSED_FLAGS.get(ins.cmd, ())]
+        if refused:  # dockerd's legacy builder: the first such flag, once the step is reached
+            raise InvalidParameter(f"the --{refused[0]} option requires BuildKit. Refer to "
+                                   "https://docs.docker.com/go/buildkit/ to learn how to build images with "
+                                   "BuildKit enabled")
         await handler(st, ins)
 
     def _words(self, st: StageState, ins: Instruction) -> list[str]:
@@ -490,7 +495,7 @@ class Builder:
             "Image": image_id, "Cmd": ["#(nop) source of COPY --from"], "Entrypoint": [""],
             "Healthcheck": {"Test": ["NONE"]}, "HostConfig": {"NetworkMode": "none"}})
         try:
-            async with self.files.root(c.id, live=False) as root:
+            async with self.files.root(c.id, live=False) as (root, _):
                 yield root, None
         finally:
             await self._remove_quietly(c.id)
@@ -513,11 +518,12 @@ class Builder:
         work = self.images.content.temp_dir("build-step-")
         tar_path = work / "layer.tar"
         try:
-            async with self.files.root(c.id, live=False) as rootfs:
+            async with self.files.root(c.id, live=False) as (rootfs, _):
                 changed = await asyncio.to_thread(make_tar, rootfs, tar_path)
                 if changed:
+                    # into the layer, under a VOLUME path too (as the legacy builder's COPY)
                     await self.files.put(c.id, "/", _file_chunks(tar_path), copy_uid_gid=True,
-                                         no_overwrite_dir_non_dir=False)
+                                         no_overwrite_dir_non_dir=False, with_mounts=False)
             config = copy.deepcopy(st.config)
             if changed:
                 img = await self.images.commit_layer(

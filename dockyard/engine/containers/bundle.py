@@ -7,13 +7,13 @@ the one place to look when a container does not see what it should.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Callable
 
 from ...errors import InvalidParameter
 from ...oci import runtime_spec, users
-from . import etcfiles, volumeplan
+from ...config import EngineConfig
+from . import daemondefaults, etcfiles, volumeplan
 from .model import Container
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -21,7 +21,9 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 class BundleWriter:
     def __init__(self, networks: Any, volumes: Any, cgroups: Any,
-                 ctr_dir: Callable[[str], Path], get: Callable[[str], Container]) -> None:
+                 ctr_dir: Callable[[str], Path], get: Callable[[str], Container],
+                 config: EngineConfig) -> None:
+        self.config = config
         self.networks = networks
         self.volumes = volumes
         self.cgroups = cgroups
@@ -50,10 +52,11 @@ class BundleWriter:
                 hosts = etcfiles.hosts_file(cfg["Hostname"], cfg.get("Domainname", ""), ip, extra)
             etcfiles.write_atomic(cdir / "hosts", hosts)
             # user-defined networks: the embedded DNS server (it forwards to hc Dns)
-            embedded = None if host_net else self.networks.dns_servers(c.id, hc.get("Dns"))
+            servers, search, options = daemondefaults.dns(hc, self.config)
+            embedded = None if host_net else self.networks.dns_servers(c.id, servers)
             etcfiles.write_atomic(cdir / "resolv.conf", etcfiles.resolv_conf(
-                _read("/etc/resolv.conf"), embedded or hc.get("Dns"), hc.get("DnsSearch"),
-                hc.get("DnsOptions") or (["ndots:0"] if embedded else None),
+                _read("/etc/resolv.conf"), embedded or servers, search,
+                options or (["ndots:0"] if embedded else None),
                 host_network=host_net))
             etc = {"/etc/hosts": str(cdir / "hosts"), "/etc/resolv.conf": str(cdir / "resolv.conf")}
         etcfiles.write_atomic(cdir / "hostname", cfg["Hostname"] + "\n")
@@ -64,20 +67,23 @@ class BundleWriter:
         cfg, hc = c.config, c.host_config
         resolved = users.resolve_user(str(rootfs), cfg.get("User") or "", hc.get("GroupAdd") or [])
         init_path = None
-        if hc.get("Init"):
-            init_path = shutil.which("tini-static") or shutil.which("tini") or shutil.which("docker-init")
+        if daemondefaults.wants_init(hc, self.config):
+            init_path = daemondefaults.init_binary(self.config)
             if not init_path:
                 raise InvalidParameter("--init requested but no init binary (tini) is installed")
+        hc = {**hc, "Ulimits": daemondefaults.ulimits(hc, self.config),
+              "ShmSize": hc.get("ShmSize") or self.config.default_shm_size}
         cg_path = self.cgroups.oci_cgroups_path(c.id) if self.cgroups else f"/dockyard/{c.id}"
         resources = self.cgroups.resources(hc) if self.cgroups else {}
         volume_paths: dict[str, str] = {}
-        nocopy = volumeplan.nocopy_destinations(hc, cfg)
+        # volumes taken with --volumes-from keep their content: no copy-up (dockerd's CopyData false)
+        nocopy = volumeplan.nocopy_destinations(hc, cfg) | {m["Target"] for m in c.volumes_from}
         for dest, name in c.volumes.items():
             volume_paths[name] = self.volumes.path_for_use(name)
             if dest not in nocopy:
                 self.volumes.copy_up(name, rootfs, dest)
         return runtime_spec.build_spec(
-            cfg, volumeplan.spec_host_config(hc, c.volumes, c.anonymous_volumes),
+            cfg, volumeplan.spec_host_config(hc, c.volumes, c.anonymous_volumes, c.volumes_from),
             rootfs=str(rootfs), hostname=cfg["Hostname"], netns_path=netns,
             volume_paths=volume_paths, etc_files=etc, cgroups_path=cg_path,
             cgroup_resources=resources, user=resolved.as_tuple(),

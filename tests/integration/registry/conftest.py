@@ -123,10 +123,26 @@ def s3_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def s3_registry(registry_factory, s3_server) -> RegistryServer:
-    cfg = {"storage": {"driver": "s3", "s3": {
-        "bucket": "dockyard-it", "endpoint_url": s3_server, "region": "us-east-1",
-        "access_key": "test", "secret_key": "test", "create_bucket": True}}}
+    make_bucket(s3_server, "dockyard-it")
+    cfg = {"storage": {"s3": {
+        "bucket": "dockyard-it", "regionendpoint": s3_server, "region": "us-east-1",
+        "accesskey": "test", "secretkey": "test"}, "delete": {"enabled": True},
+        # Blobs stream through the registry here (its headers, ranges); redirects to the
+        # bucket are tested in test_registry_fleet.py.
+        "redirect": {"disable": True}}}
     return registry_factory(cfg, "s3")
+
+
+def make_bucket(endpoint: str, bucket: str) -> None:
+    """Distribution's S3 driver expects the bucket to exist; so does dockyard's."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except Exception:
+        s3.create_bucket(Bucket=bucket)
 
 
 # --- a busybox image as an OCI layout, built locally -------------------------------

@@ -62,7 +62,7 @@ def test_sha512_blob(srv):
     loc = srv.url + r.headers["Location"]
     r = requests.patch(loc, data=data[:40_000], headers={"Content-Range": "0-39999"})
     assert r.status_code == 202
-    r = requests.put(f"{loc}?digest={d}", data=data[40_000:], headers={"Content-Range": f"40000-{len(data)-1}"})
+    r = requests.put(loc, params={"digest": d}, data=data[40_000:], headers={"Content-Range": f"40000-{len(data)-1}"})
     assert r.status_code == 201, r.text
     assert r.headers["Docker-Content-Digest"] == d
     g = requests.get(f"{srv.url}/v2/algo/x/blobs/{d}")
@@ -101,9 +101,9 @@ def test_chunked_upload_416_status_and_resume(srv):
     r = requests.patch(loc, data=data[100_000:200_000], headers={"Content-Range": "100000-199999"})
     assert r.status_code == 202 and r.headers["Range"] == "0-199999"
     # Final chunk in the closing PUT, out of order first.
-    r = requests.put(f"{loc}?digest={d}", data=data[210_000:], headers={"Content-Range": "210000-249999"})
+    r = requests.put(loc, params={"digest": d}, data=data[210_000:], headers={"Content-Range": "210000-249999"})
     assert r.status_code == 416
-    r = requests.put(f"{loc}?digest={d}", data=data[200_000:], headers={"Content-Range": "200000-249999"})
+    r = requests.put(loc, params={"digest": d}, data=data[200_000:], headers={"Content-Range": "200000-249999"})
     assert r.status_code == 201, r.text
     assert requests.get(f"{srv.url}/v2/chunk/a/blobs/{d}").content == data
 
@@ -115,7 +115,7 @@ def test_streamed_patch_without_content_range(srv):
     loc = srv.url + r.headers["Location"]
     r = requests.patch(loc, data=iter([data[:70_000], data[70_000:]]))
     assert r.status_code == 202 and r.headers["Range"] == f"0-{len(data)-1}"
-    r = requests.put(f"{loc}?digest={sha256(data)}")
+    r = requests.put(loc, params={"digest": sha256(data)})
     assert r.status_code == 201
 
 
@@ -144,7 +144,7 @@ def test_resume_after_client_disconnect(srv):
     assert 10 <= have <= sent
     r = requests.patch(srv.url + loc_path, data=data[have:], headers={"Content-Range": f"{have}-{len(data)-1}"})
     assert r.status_code == 202, r.text
-    r = requests.put(f"{srv.url}{loc_path}?digest={sha256(data)}")
+    r = requests.put(f"{srv.url}{loc_path}", params={"digest": sha256(data)})
     assert r.status_code == 201, r.text
     assert requests.get(f"{srv.url}/v2/resume/a/blobs/{sha256(data)}").content == data
 
@@ -166,7 +166,7 @@ def test_put_without_digest_and_bad_digest(srv):
     loc = srv.url + r.headers["Location"]
     r = requests.put(loc, data=b"abc")
     assert r.status_code == 400 and error_codes(r) == ["DIGEST_INVALID"]
-    r = requests.put(f"{loc}?digest={sha256(b'xyz')}", data=b"abc")
+    r = requests.put(loc, params={"digest": sha256(b'xyz')}, data=b"abc")
     assert r.status_code == 400 and error_codes(r) == ["DIGEST_INVALID"]
 
 

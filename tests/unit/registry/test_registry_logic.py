@@ -1,11 +1,11 @@
-"""Pure logic of the registry: names, digests, pagination, ranges, negotiation, scopes, config."""
+"""Pure logic of the registry: names, digests, pagination, ranges, negotiation, scopes."""
 
 from __future__ import annotations
 
 import pytest
 
 from dockyard.distribution.registry.auth.access import AccessPolicy, Scope, parse_scope
-from dockyard.distribution.registry.config import AccessRule, RegistryConfig
+from dockyard.distribution.registry.config import AccessRule
 from dockyard.distribution.registry.errors import CODES, RangeNotSatisfiable, RegistryError
 from dockyard.distribution.registry.mediatypes import (DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
                                                        acceptable, is_non_distributable)
@@ -107,24 +107,3 @@ def test_error_table_matches_spec():
     body = RegistryError("BLOB_UNKNOWN", detail={"digest": "x"}).body()
     assert body == {"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown to registry",
                                 "detail": {"digest": "x"}}]}
-
-
-def test_config_yaml(tmp_path):
-    htp = tmp_path / "htpasswd"
-    htp.write_text("")
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"""
-storage: {{driver: s3, s3: {{bucket: b, endpoint_url: "http://127.0.0.1:1"}}, delete: {{enabled: false}}}}
-auth: {{token: {{htpasswd: {htp}, service: svc}}, anonymous_pull: true,
-        access: [{{account: alice, repository: "a/*", actions: [pull]}}]}}
-http: {{addr: "127.0.0.1:6000"}}
-""")
-    c = RegistryConfig.load(str(tmp_path / "root"), str(cfg), addr=None)
-    assert c.driver == "s3" and c.driver_options["bucket"] == "b" and not c.delete_enabled
-    assert c.auth.mode == "token" and c.auth.service == "svc" and c.auth.anonymous_pull
-    assert c.auth.access[0].repository == "a/*" and c.addr == "127.0.0.1:6000"
-    assert RegistryConfig.load("r", str(cfg), addr="127.0.0.1:7").addr == "127.0.0.1:7"
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("auth: {htpasswd: {}}")
-    with pytest.raises(ValueError):
-        RegistryConfig.load("r", str(bad))

@@ -6,17 +6,24 @@ The registry builds everything on top of these few calls:
     get_content / put_content   small whole files (links, metadata); put is atomic
     reader(path, offset)        a file object positioned at `offset`, for big blobs
     writer(path, append)        a resumable writer: write(), then either
-                                  commit()  -> the content becomes visible at `path`
+                                  commit(dest=None) -> the content becomes visible at
+                                               `path` (or at `dest`, moved there)
                                   close()   -> kept for later; writer(path, append=True)
-                                               resumes at .size
+                                               resumes at .size, in this process or any
+                                               other on the same storage; reader(path)
+                                               reads what was kept
                                   cancel()  -> discarded
+                                .token names the data a resumed writer found, so
+                                state saved beside it (a running hash) can be matched
     stat / list / walk          metadata, direct children, recursive files
     move(src, dst)              atomic from the reader's point of view (rename)
     delete(path)                a file or a whole subtree
+    redirect_url(path, method)  a URL a client may fetch the file from directly, or None
+    abort_uploads(path, t)      discard unfinished internal writes below path begun before t
 
 Every method is blocking: the server calls them through asyncio.to_thread.
 Errors: a missing path raises PathNotFound; nothing else is part of the contract.
-All implementations pass tests/unit/registry/test_storage_drivers.py.
+All implementations pass tests/integration/registry/test_registry_storage_drivers.py.
 """
 
 from __future__ import annotations
@@ -72,8 +79,13 @@ class FileWriter(abc.ABC):
         for c in chunks:
             self.write(c)
 
+    @property
+    def token(self) -> str:
+        """Identifies the stored data this writer resumed plus what it wrote."""
+        return str(self.size)
+
     @abc.abstractmethod
-    def commit(self) -> None: ...
+    def commit(self, dest: str | None = None) -> None: ...
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -168,6 +180,15 @@ class StorageDriver(abc.ABC):
 
     def touch(self, path: str) -> None:
         """Refresh a file's mtime (GC grace period); drivers without mtimes may do nothing."""
+
+    def redirect_url(self, path: str, method: str) -> str | None:
+        """A time-limited URL serving `path` for `method` (GET/HEAD) without the registry, if any."""
+        return None
+
+    def abort_uploads(self, path: str, older_than: float) -> int:
+        """Discard the driver's own unfinished writes below `path` begun before `older_than`
+        (epoch seconds), e.g. multipart uploads of a killed process; returns how many."""
+        return 0
 
     def close(self) -> None:
         """Release clients and temporary files."""

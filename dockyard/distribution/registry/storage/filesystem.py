@@ -18,16 +18,21 @@ from .driver import LocalFileWriter, FileInfo, FileWriter, PathNotFound, Storage
 
 
 class _FsWriter(LocalFileWriter):
-    def __init__(self, full: str, append: bool, fsync: bool) -> None:
+    def __init__(self, driver: "FilesystemDriver", path: str, append: bool) -> None:
+        full = driver._full(path)
         os.makedirs(os.path.dirname(full), exist_ok=True)
         super().__init__(full, append)
-        self._fsync = fsync
+        self._driver = driver
+        self._path = path
 
-    def commit(self) -> None:
-        self._f.flush()
-        if self._fsync:
-            os.fsync(self._f.fileno())
-        self.close()
+    def commit(self, dest: str | None = None) -> None:
+        if not self._closed:
+            self._f.flush()
+            if self._driver.fsync:
+                os.fsync(self._f.fileno())
+            self.close()
+        if dest is not None and dest != self._path:
+            self._driver.move(self._path, dest)
 
 
 class FilesystemDriver(StorageDriver):
@@ -78,7 +83,7 @@ class FilesystemDriver(StorageDriver):
         return f
 
     def writer(self, path: str, append: bool = False) -> FileWriter:
-        return _FsWriter(self._full(path), append, self.fsync)
+        return _FsWriter(self, path, append)
 
     def stat(self, path: str) -> FileInfo:
         try:
