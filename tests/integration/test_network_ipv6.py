@@ -59,6 +59,17 @@ def test_dual_stack_network(engine):
         # NAT66 for the subnet, in ip6tables
         save = subprocess.run(["ip6tables-save", "-t", "nat"], capture_output=True, text=True).stdout
         assert f"-s {sub6}" in save and "MASQUERADE" in save
+        # an internal IPv6 network is isolated in ip6tables as in iptables
+        inner = uniq("v6i")
+        engine.cli_ok("network", "create", "--ipv6", "--internal", "--subnet", v6net(), inner)
+        try:
+            c = engine.cli_ok("run", "-d", "--network", inner, BUSYBOX, "sleep", "60").strip()
+            ip_c = inspect(engine, c)["NetworkSettings"]["Networks"][inner]["GlobalIPv6Address"]
+            assert engine.cli("exec", b, "ping", "-6", "-c", "1", "-W", "2", ip_c).returncode != 0
+            assert "DY-ISO-" in subprocess.run(["ip6tables-save", "-t", "filter"], capture_output=True, text=True).stdout
+            engine.cli_ok("rm", "-f", c)
+        finally:
+            engine.cli("network", "rm", inner)
     finally:
         engine.api().prune_containers()
         for c in engine.api().containers(all=True, filters={"network": name}):
