@@ -41,7 +41,7 @@ from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemErro
 from ..store.metadata import Database
 from . import links, parentlink, ports
 from .dns import DNS_IP, EmbeddedDns
-from .driveropts import bridge_options
+from .driveropts import ENABLE_IPV6, bridge_options, go_bool
 from .drivers import BridgeDriver, NetworkDriver, NullDriver, ParentLinkDriver
 from .firewall import Firewall, PortRule
 from .hoststate import HostState
@@ -740,7 +740,7 @@ class NetworkService:
         options: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
     ) -> Network:
-        """A user-defined bridge network with its own Linux bridge and pools.
+        """A user-defined network (bridge, macvlan or ipvlan) and its pools.
 
         Checked in dockerd's order: pre-defined names, driver, IPAM config,
         driver options (all 4xx before anything exists), then the name and the
@@ -757,11 +757,12 @@ class NetworkService:
         options = {str(k): str(v) for k, v in (options or {}).items()}
         labels = {str(k): str(v) for k, v in (labels or {}).items()}
         if enable_ipv6 is None:
-            from .driveropts import ENABLE_IPV6, go_bool
-
             enable_ipv6 = go_bool(ENABLE_IPV6, options[ENABLE_IPV6]) if ENABLE_IPV6 in options else False
         req = parse_ipam(ipam, enable_ipv6)
-        bridge_options(options) if driver == "bridge" else parentlink.options(driver, options)  # 400s first
+        if driver == "bridge":  # driver options too: 400s before anything is made
+            bridge_options(options)
+        else:
+            parentlink.options(driver, options)
         net = Network(
             id=_new_id(), name=name, driver=driver, bridge=None, subnet=None, gateway=None,
             created=_now_rfc3339(), internal=internal, attachable=attachable, enable_ipv6=enable_ipv6,
