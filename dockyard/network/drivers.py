@@ -35,7 +35,7 @@ from .ipam import Pool
 from .ipamconfig import IpamRequest
 
 if TYPE_CHECKING:
-    from .service import Endpoint, Network
+    from .model import Endpoint, Network
 
 Others = list[tuple[str, str, dict[str, str], "str | None"]]  # (id, driver, options, bridge) of other networks
 

@@ -1,13 +1,15 @@
 """NetworkService: networks, sandboxes and endpoints, as the container code sees them.
 
 Vocabulary (Docker's libnetwork, trimmed):
-  network   a row in net_networks; driver `bridge` (a Linux bridge + subnet +
-            firewall chains), `host` (the host's namespace) or `null` (loopback only).
+  network   a row in net_networks (model.py); its driver (drivers.py: `bridge`,
+            `macvlan`, `ipvlan`, `host`, `null`) does the host side, IPAM (ipam.py)
+            holds its subnets.
   sandbox   a persistent network namespace per container, `<exec_root>/netns/<id>`;
             runc joins it by path, so it outlives the engine and the container's
             processes until `release_sandbox`.
-  endpoint  a container's attachment to one network: a veth pair (host side on
-            the bridge, `ethN` inside the sandbox), an address from IPAM, a MAC.
+  endpoint  a container's attachment to one network: `ethN` inside the sandbox
+            (a veth whose host side is on the bridge, or a macvlan/ipvlan link),
+            addresses from IPAM, a MAC.
 
 Crash safety: the endpoint row (with the veth name and address) is committed
 before any link is created, and teardown deletes links before rows, so an
@@ -24,13 +26,11 @@ import hashlib
 import json
 import logging
 import re
-import secrets
 import socket
 import time
 from pathlib import Path
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_network
+from datetime import datetime
+from ipaddress import IPv4Address, IPv4Interface, ip_network
 from typing import Any, Callable
 
 from ..config import EngineConfig
@@ -46,176 +46,14 @@ from .drivers import BridgeDriver, NetworkDriver, NullDriver, ParentLinkDriver
 from .firewall import Firewall, PortRule
 from .hoststate import HostState
 from .loopback6 import Loopback6
+from .model import (ENDPOINT_COLUMNS, NETWORK_COLUMNS, PREDEFINED, SCHEMA, Endpoint,
+                    Network, new_id, now_rfc3339)
 from .ipam import DEFAULT_POOLS_V6, Ipam, Pool, mac_for, parse_gateway_cidr, pick_subnet
 from .ipamconfig import parse_default_pools, parse_ipam, plan_pools
 from .netns import NetnsDir
 from .views import match_network, render_network
 
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS net_networks (
-    id          TEXT PRIMARY KEY,
-    name        TEXT NOT NULL UNIQUE,
-    driver      TEXT NOT NULL,           -- bridge | host | null
-    bridge      TEXT,                    -- Linux bridge name (driver bridge)
-    subnet      TEXT,
-    gateway     TEXT,
-    created     TEXT NOT NULL,
-    internal    INTEGER NOT NULL DEFAULT 0,
-    attachable  INTEGER NOT NULL DEFAULT 0,
-    enable_ipv6 INTEGER NOT NULL DEFAULT 0,
-    icc         INTEGER NOT NULL DEFAULT 1,
-    masquerade  INTEGER NOT NULL DEFAULT 1,
-    builtin     INTEGER NOT NULL DEFAULT 0,  -- bridge/host/none: cannot be removed
-    options     TEXT NOT NULL DEFAULT '{}',
-    labels      TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS net_endpoints (
-    container_id TEXT NOT NULL,
-    network_id   TEXT NOT NULL REFERENCES net_networks(id),
-    endpoint_id  TEXT NOT NULL UNIQUE,
-    name         TEXT NOT NULL DEFAULT '',
-    sandbox      TEXT,
-    ifname       TEXT,
-    host_veth    TEXT,
-    ip           TEXT,
-    prefix_len   INTEGER NOT NULL DEFAULT 0,
-    gateway      TEXT,
-    mac          TEXT,
-    aliases      TEXT NOT NULL DEFAULT '[]',
-    requested_ip TEXT,
-    created      REAL NOT NULL,
-    PRIMARY KEY (container_id, network_id)
-);
-CREATE TABLE IF NOT EXISTS net_ports (
-    endpoint_id    TEXT NOT NULL,
-    container_id   TEXT NOT NULL,
-    network_id     TEXT NOT NULL,
-    proto          TEXT NOT NULL,
-    container_port INTEGER NOT NULL,
-    host_ip        TEXT NOT NULL,
-    host_port      INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS net_ports_endpoint ON net_ports(endpoint_id);
-CREATE TABLE IF NOT EXISTS net_dns (
-    container_id TEXT PRIMARY KEY,
-    upstreams    TEXT NOT NULL DEFAULT '[]'  -- HostConfig.Dns: where the embedded DNS forwards
-);
-CREATE TABLE IF NOT EXISTS net_state (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-
-DEFAULT_BRIDGE = "bridge"
-PREDEFINED = ("bridge", "host", "none", "default", "ingress")
-# Columns later engines added (older databases get them with these defaults).
-NETWORK_COLUMNS = {"ipam_options": "TEXT NOT NULL DEFAULT '{}'"}
-ENDPOINT_COLUMNS = {"ip6": "TEXT", "prefix_len6": "INTEGER NOT NULL DEFAULT 0", "gateway6": "TEXT",
-                    "requested_ip6": "TEXT", "link_local": "TEXT NOT NULL DEFAULT '[]'"}
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _new_id() -> str:
-    return secrets.token_hex(32)
-
-
-@dataclass
-class Network:
-    id: str
-    name: str
-    driver: str
-    bridge: str | None
-    subnet: IPv4Network | None
-    gateway: IPv4Address | None
-    created: str
-    internal: bool = False
-    attachable: bool = False
-    enable_ipv6: bool = False
-    icc: bool = True
-    masquerade: bool = True
-    builtin: bool = False
-    options: dict[str, str] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    ipam_options: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_row(cls, r) -> "Network":
-        return cls(
-            id=r["id"], name=r["name"], driver=r["driver"], bridge=r["bridge"],
-            subnet=IPv4Network(r["subnet"]) if r["subnet"] else None,
-            gateway=IPv4Address(r["gateway"]) if r["gateway"] else None,
-            created=r["created"], internal=bool(r["internal"]), attachable=bool(r["attachable"]),
-            enable_ipv6=bool(r["enable_ipv6"]), icc=bool(r["icc"]), masquerade=bool(r["masquerade"]),
-            builtin=bool(r["builtin"]), options=json.loads(r["options"]), labels=json.loads(r["labels"]),
-            ipam_options=json.loads(r["ipam_options"] or "{}"),
-        )
-
-    @property
-    def is_default_bridge(self) -> bool:
-        return self.builtin and self.driver == "bridge"
-
-
-@dataclass
-class Endpoint:
-    container_id: str
-    network_id: str
-    endpoint_id: str
-    ip_address: str = ""
-    prefix_len: int = 0
-    gateway: str = ""
-    mac_address: str = ""
-    host_veth: str | None = None
-    ifname: str | None = None
-    sandbox: str | None = None
-    aliases: list[str] = field(default_factory=list)
-    name: str = ""
-    requested_ip: str | None = None
-    dns_names: list[str] | None = None
-    ip6_address: str = ""
-    prefix_len6: int = 0
-    gateway6: str = ""
-    requested_ip6: str | None = None
-    link_local: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_row(cls, r) -> "Endpoint":
-        return cls(
-            container_id=r["container_id"], network_id=r["network_id"], endpoint_id=r["endpoint_id"],
-            ip_address=r["ip"] or "", prefix_len=r["prefix_len"] or 0, gateway=r["gateway"] or "",
-            mac_address=r["mac"] or "", host_veth=r["host_veth"], ifname=r["ifname"],
-            sandbox=r["sandbox"], aliases=json.loads(r["aliases"]), name=r["name"],
-            requested_ip=r["requested_ip"], ip6_address=r["ip6"] or "", prefix_len6=r["prefix_len6"] or 0,
-            gateway6=r["gateway6"] or "", requested_ip6=r["requested_ip6"],
-            link_local=json.loads(r["link_local"] or "[]"),
-        )
-
-    def to_docker(self, network_name: str) -> dict[str, Any]:
-        """Docker's NetworkSettings.Networks[network_name] entry."""
-        ipam = {k: v for k, v in (("IPv4Address", self.requested_ip), ("IPv6Address", self.requested_ip6),
-                                  ("LinkLocalIPs", list(self.link_local))) if v}
-        return {
-            "IPAMConfig": ipam or None,
-            "Links": None,
-            "Aliases": list(self.aliases) or None,
-            "MacAddress": self.mac_address,
-            "DriverOpts": None,
-            "GwPriority": 0,
-            "NetworkID": self.network_id,
-            "EndpointID": self.endpoint_id,
-            "Gateway": self.gateway,
-            "IPAddress": self.ip_address,
-            "IPPrefixLen": self.prefix_len,
-            "IPv6Gateway": self.gateway6,
-            "GlobalIPv6Address": self.ip6_address,
-            "GlobalIPv6PrefixLen": self.prefix_len6,
-            "DNSNames": self.dns_names,
-        }
-
 
 class NetworkService:
     def __init__(self, config: EngineConfig, db: Database, events: EventBus) -> None:
@@ -382,6 +220,7 @@ class NetworkService:
         name: str = "",
         ip6: str | None = None,
         link_local: list[str] | tuple[str, ...] = (),
+        hostname: str = "",
     ) -> Endpoint:
         net = self.resolve("bridge" if network == "default" else network)
         if self.db.query_one(
@@ -393,9 +232,9 @@ class NetworkService:
         if net.driver != "host" and not sandbox_path:
             raise InvalidParameter(f"network {net.name} needs a network sandbox")
         ep = Endpoint(
-            container_id=container_id, network_id=net.id, endpoint_id=_new_id(),
+            container_id=container_id, network_id=net.id, endpoint_id=new_id(),
             sandbox=sandbox_path, aliases=list(aliases), name=name, requested_ip=ip or None,
-            requested_ip6=ip6 or None, link_local=list(link_local),
+            requested_ip6=ip6 or None, link_local=list(link_local), hostname=hostname or "",
         )
         if net.driver in ("host", "null"):
             self._insert_endpoint(ep)
@@ -623,7 +462,7 @@ class NetworkService:
 
     def _dns_names(self, ep: Endpoint) -> set[str]:
         names = {ep.container_id[:12], ep.container_id, self._container_name(ep).lower()}
-        names.update(a.lower() for a in ep.aliases)
+        names.update(a.lower() for a in [*ep.aliases, ep.hostname])
         names.discard("")
         return names
 
@@ -764,8 +603,8 @@ class NetworkService:
         else:
             parentlink.options(driver, options)
         net = Network(
-            id=_new_id(), name=name, driver=driver, bridge=None, subnet=None, gateway=None,
-            created=_now_rfc3339(), internal=internal, attachable=attachable, enable_ipv6=enable_ipv6,
+            id=new_id(), name=name, driver=driver, bridge=None, subnet=None, gateway=None,
+            created=now_rfc3339(), internal=internal, attachable=attachable, enable_ipv6=enable_ipv6,
             options=options, labels=labels, ipam_options=req.options,
         )
         drv = self.drivers[driver]
@@ -843,8 +682,8 @@ class NetworkService:
                 row = c.execute("SELECT * FROM net_networks WHERE name=?", (name,)).fetchone()
                 if row is None:
                     self._insert_network(Network(
-                        id=_new_id(), name=name, driver=driver, bridge=bridge, subnet=subnet,
-                        gateway=gateway, created=_now_rfc3339(), builtin=True, options=opts,
+                        id=new_id(), name=name, driver=driver, bridge=bridge, subnet=subnet,
+                        gateway=gateway, created=now_rfc3339(), builtin=True, options=opts,
                     ))
                     net_id = c.execute("SELECT id FROM net_networks WHERE name=?", (name,)).fetchone()[0]
                 else:
@@ -916,13 +755,13 @@ class NetworkService:
         self.db.execute(
             "INSERT INTO net_endpoints(container_id, network_id, endpoint_id, name, sandbox, ifname,"
             " host_veth, ip, prefix_len, gateway, mac, aliases, requested_ip, created, ip6, prefix_len6,"
-            " gateway6, requested_ip6, link_local)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " gateway6, requested_ip6, link_local, hostname)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (ep.container_id, ep.network_id, ep.endpoint_id, ep.name, ep.sandbox, ep.ifname,
              ep.host_veth, ep.ip_address or None, ep.prefix_len, ep.gateway or None,
              ep.mac_address or None, json.dumps(ep.aliases), ep.requested_ip, time.time(),
              ep.ip6_address or None, ep.prefix_len6, ep.gateway6 or None, ep.requested_ip6,
-             json.dumps(ep.link_local)),
+             json.dumps(ep.link_local), ep.hostname),
         )
 
     def _endpoint_rows(self, *, container_id: str | None = None, network_id: str | None = None):
@@ -947,7 +786,7 @@ class NetworkService:
     def _decorate(self, ep: Endpoint, net: Network) -> Endpoint:
         if _has_dns(net):
             # dockerd's buildEndpointDNSNames: name, aliases, short id, deduplicated
-            names = [ep.name.lstrip("/"), *ep.aliases, ep.container_id[:12]]
+            names = [ep.name.lstrip("/"), *ep.aliases, ep.container_id[:12], ep.hostname]
             ep.dns_names = [n for i, n in enumerate(names) if n and n not in names[:i]]
         return ep
 

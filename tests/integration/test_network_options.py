@@ -207,9 +207,12 @@ def test_endpoint_fields_mac_aliases_dnsnames(engine, nets, client):
     old = docker.APIClient(base_url=f"unix://{engine.socket}", version="1.44")
     assert old.inspect_container(c.id)["NetworkSettings"]["Networks"][name]["Aliases"] == ["web", c.id[:12]]
     assert "169.254.7.7" in engine.cli_ok("exec", c.id, "ip", "addr", "show", "eth0")
-    d = engine.cli_ok("run", "-d", "--network", name, "--mac-address", "02:42:ac:11:00:42", BUSYBOX,
-                      "sleep", "120").strip()
+    d = engine.cli_ok("run", "-d", "--network", name, "--mac-address", "02:42:ac:11:00:42",
+                      "--hostname", "webhost", BUSYBOX, "sleep", "120").strip()
     ep = ctr_inspect(engine, d)["NetworkSettings"]["Networks"][name]
+    # dockerd's DNSNames: name, aliases, short id, hostname; the hostname resolves too
+    assert ep["DNSNames"][-2:] == [d[:12], "webhost"]
+    assert ep["IPAddress"] in engine.cli_ok("exec", c.id, "nslookup", "webhost", "127.0.0.11")
     assert ep["MacAddress"] == "02:42:ac:11:00:42"
     assert "02:42:ac:11:00:42" in engine.cli_ok("exec", d, "ip", "link", "show", "eth0")
     assert net_inspect(engine, name)["Containers"][d]["MacAddress"] == "02:42:ac:11:00:42"
