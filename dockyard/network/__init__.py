@@ -28,6 +28,9 @@ Python) and keeps firewalling in one small module:
 * `parentlink.py` macvlan/ipvlan: sub-interfaces of a parent moved into sandboxes.
 * `loopback6.py` published TCP ports on [::1] (the kernel cannot DNAT ::1).
 * `views.py`    Docker's JSON for networks, and their list filters.
+* `drivers.py`  the driver interface (prepare/create/delete/join/leave/refresh)
+                and its bridge, macvlan/ipvlan and null/host implementations.
+* `model.py`    Network and Endpoint records, their tables.
 * `ports.py`    PortBindings parsing, host port reservation, Docker's views.
 * `dns.py`      the embedded DNS server at 127.0.0.11 (user-defined networks).
 * `service.py`  NetworkService, what the container code and the API call.
