@@ -192,11 +192,11 @@ def network_settings(engine, c: Container) -> dict[str, Any]:
         "SecondaryIPv6Addresses": None,
         "EndpointID": br.get("EndpointID", ""),
         "Gateway": br.get("Gateway", ""),
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": br.get("GlobalIPv6Address", ""),
+        "GlobalIPv6PrefixLen": br.get("GlobalIPv6PrefixLen", 0),
         "IPAddress": br.get("IPAddress", ""),
         "IPPrefixLen": br.get("IPPrefixLen", 0),
-        "IPv6Gateway": "",
+        "IPv6Gateway": br.get("IPv6Gateway", ""),
         "MacAddress": br.get("MacAddress", ""),
         "Networks": nets,
     }
@@ -272,3 +272,12 @@ def list_entry(engine, c: Container) -> dict[str, Any]:
         "NetworkSettings": {"Networks": ns["Networks"]},
         "Mounts": _mounts(engine, c),
     }
+
+
+def aliases_with_short_id(d: dict[str, Any]) -> None:
+    """API < 1.45: Aliases on user-defined networks also hold the short container id
+    (v1.45 made Aliases exactly what was submitted; DNSNames has the id)."""
+    short = d["Id"][:12]
+    for ep in (d.get("NetworkSettings") or {}).get("Networks", {}).values():
+        if ep.get("DNSNames") is not None and short not in (ep.get("Aliases") or []):
+            ep["Aliases"] = [*(ep.get("Aliases") or []), short]

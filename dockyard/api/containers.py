@@ -17,6 +17,7 @@ from . import container_views as views
 from ..engine.containers.attach import AttachStream
 from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, Hijacked, frame, hijack
 from .params import json_object, json_response, qbool, qfilters, qint, qstr
+from . import versions
 from .routing import Routes
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,10 @@ async def list_(request: web.Request) -> web.Response:
 async def inspect(request: web.Request) -> web.Response:
     engine = request.app["engine"]
     c = engine.containers.get(request.match_info["id"])
-    return json_response(views.inspect(engine, c, size=qbool(request, "size")))
+    d = views.inspect(engine, c, size=qbool(request, "size"))
+    if not versions.at_least(request, "1.45"):
+        views.aliases_with_short_id(d)
+    return json_response(d)
 
 
 @routes.post("/containers/{id}/start")

@@ -532,7 +532,8 @@ class ContainerService:
         ep = await self.networks.connect(
             c.id, primary.name, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
             ip=ipam.get("IPv4Address") or None, aliases=list(ep_cfg.get("Aliases") or []),
-            name=c.name, ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or ())
+            name=c.name, ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or (),
+            hostname=c.config.get("Hostname") or "")
         c.networks = {primary.name: ep.to_docker(primary.name)}
         hc = c.host_config
         # published ports go to the primary network (host and none publish nothing)
@@ -545,7 +546,8 @@ class ContainerService:
                 ip=(extra.get("IPAMConfig") or {}).get("IPv4Address") or None,
                 aliases=list(extra.get("Aliases") or []), name=c.name,
                 ip6=(extra.get("IPAMConfig") or {}).get("IPv6Address") or None,
-                link_local=(extra.get("IPAMConfig") or {}).get("LinkLocalIPs") or ())
+                link_local=(extra.get("IPAMConfig") or {}).get("LinkLocalIPs") or (),
+                hostname=c.config.get("Hostname") or "")
             c.networks[net.name] = xe.to_docker(net.name)
         return netns, ep.ip_address or None, ep.gateway or None
 
@@ -585,7 +587,8 @@ class ContainerService:
                 ep = await self.networks.connect(
                     c.id, net.name, c.sandbox_path, mac=endpoint_config.get("MacAddress") or None,
                     ip=ipam.get("IPv4Address") or None, aliases=list(aliases), name=c.name,
-                    ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or ())
+                    ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or (),
+                    hostname=c.config.get("Hostname") or "")
                 c.networks[net.name] = ep.to_docker(net.name)
             cfgs = {k: v for k, v in (c.networking_config.get("EndpointsConfig") or {}).items()
                     if not self.networks.same_network(k, net.id)}
