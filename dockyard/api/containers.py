@@ -43,8 +43,9 @@ async def list_(request: web.Request) -> web.Response:
                                   filters=qfilters(request))
     size = qbool(request, "size")
     out = []
+    networks = views.ResolveCache(engine.networks)  # network lookups shared by the rows
     for c in ctrs:
-        e = views.list_entry(engine, c)
+        e = views.list_entry(engine, c, networks)
         if size:
             e["SizeRw"] = await asyncio.to_thread(engine.containers.size_rw, c)
             e["SizeRootFs"] = e["SizeRw"]

@@ -358,7 +358,7 @@ class ImageService:
                 layer = await asyncio.to_thread(self.layers.import_layer, path, parent, pinned, diff_id)
                 parent = layer.chain_id
                 if all(d != diff_id for d, _ in loaded):
-                    loaded.append((diff_id, self.layers.tar_path(diff_id).stat().st_size))
+                    loaded.append((diff_id, self.layers.tar_size(diff_id)))
             image_id, moved = self._commit(raw, cfg, entry.tags, parent=entry.parent)
         messages = []
         for ref, prev in moved:

@@ -738,7 +738,7 @@ class ContainerService:
             _safe(lambda: self.cgroups.remove(c.id), None)
         if not self._rootfs_users.get(c.id):  # `docker cp` or export still reading it
             await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
-        shutil.rmtree(self.bundle_dir(c.id), ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, self.bundle_dir(c.id), True)  # not on the event loop
         self.monitor.clear_exit(c.id)
         self._torn_down.add(c.id)
 
@@ -976,7 +976,16 @@ class ContainerService:
             st.end()  # attach clients waiting for a start that will never come
         await self._teardown_runtime(c)
         await self.logging.stopped(c.id)
-        await asyncio.to_thread(shutil.rmtree, self.ctr_dir(c.id), True)
+        # Renamed now, deleted after the reply (`run --rm` waits for "removed"); a crash
+        # leaves the renamed dir, which engine start removes as it names no container.
+        trash = self.data_dir / f".removed-{c.id}"
+        try:
+            await asyncio.to_thread(os.rename, self.ctr_dir(c.id), trash)
+        except OSError:
+            trash = self.ctr_dir(c.id)
+            await asyncio.to_thread(shutil.rmtree, trash, True)
+        else:
+            self._spawn(asyncio.to_thread(shutil.rmtree, trash, True))
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
         self._ctrs.pop(c.id, None)
         self._backoff.pop(c.id, None)
