@@ -452,8 +452,9 @@ class DistributionService:
 
     async def _compress_layer(self, diff_id: str, kind: str, sid: str, emit: Emit) -> CompressedBlob:
         """Compress a layer tar into the content store (kept for later pushes): its blob."""
-        src = self.images.layers.tar_path(diff_id)
-        tick = _Throttle(emit, "Compressing", sid, src.stat().st_size)
+        src = await asyncio.to_thread(self.images.layers.tar_path, diff_id)
+        tar_size = src.stat().st_size
+        tick = _Throttle(emit, "Compressing", sid, tar_size)
         tick(0)
         content = self.images.content
 
@@ -461,8 +462,8 @@ class DistributionService:
             with content.writer() as w, open(src, "rb") as f:
                 digest, size = compression.compress_stream(f, w, kind, tick)  # type: ignore[arg-type]
                 w.commit(digest)
-            self.images.layers.compressed.add(diff_id, kind, digest, size)
-            return CompressedBlob(diff_id, kind, digest, size)
+            self.images.layers.compressed.add(diff_id, kind, digest, size, tar_size)
+            return CompressedBlob(diff_id, kind, digest, size, tar_size)
 
         return await asyncio.to_thread(run)
 

@@ -358,7 +358,7 @@ class ImageService:
                 layer = await asyncio.to_thread(self.layers.import_layer, path, parent, pinned, diff_id)
                 parent = layer.chain_id
                 if all(d != diff_id for d, _ in loaded):
-                    loaded.append((diff_id, self.layers.tar_path(diff_id).stat().st_size))
+                    loaded.append((diff_id, self.layers.tar_size(diff_id)))
             image_id, moved = self._commit(raw, cfg, entry.tags, parent=entry.parent)
         messages = []
         for ref, prev in moved:
@@ -568,6 +568,12 @@ class ImageService:
             history.append({"created": now, **history_entry, "empty_layer": True})
         cfg["history"] = history
         image_id, _ = self._commit(oimg.encode(cfg), cfg, [], parent=base_id or "")
+        return image_id
+
+    def create_image(self, cfg: dict[str, Any], parent: str = "") -> str:
+        """An image from a config whose layers are all in the store (the builder's images
+        restored from a `cache_from` source)."""
+        image_id, _ = self._commit(oimg.encode(cfg), cfg, [], parent=parent)
         return image_id
 
     def add_repo_digest(self, image_id: str, ref: oref.Reference) -> None:

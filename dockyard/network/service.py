@@ -75,6 +75,9 @@ class NetworkService:
         self._pending: set[asyncio.Task] = set()  # background veth deletions
         # Set by the engine so `network inspect` shows current container names.
         self.container_name: Callable[[str], str | None] | None = None
+        # (container ID, network ID) -> [(alias, linked container ID)]: the endpoint's legacy
+        # Links, names only that container resolves (given by the container service)
+        self.endpoint_links: Callable[[str, str], list[tuple[str, str]]] = lambda cid, nid: []
         # choosing a free subnet and recording it must not interleave
         self._create_lock = asyncio.Lock()
         # endpoint id -> the sockets reserving its published host ports
@@ -468,7 +471,18 @@ class NetworkService:
 
     def _dns_lookup(self, container_id: str, name: str) -> list[str]:
         out: list[str] = []
-        for _, ep in self._peer_endpoints(container_id):
+        peers = self._peer_endpoints(container_id)
+        for net, ep in peers:  # the asker's own links first: an alias names the linked container
+            if ep.container_id != container_id:
+                continue
+            for alias, target in self.endpoint_links(container_id, net.id):
+                if alias.lower() == name:
+                    for n, p in peers:
+                        if n.id == net.id and p.container_id == target:
+                            out += [a for a in (p.ip_address, p.ip6_address) if a and a not in out]
+        if out:
+            return out
+        for _, ep in peers:
             if name in self._dns_names(ep):  # A and AAAA records
                 out += [a for a in (ep.ip_address, ep.ip6_address) if a and a not in out]
         return out

@@ -18,10 +18,11 @@ from .metadata import Database
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS compressed_blobs (
     diff_id    TEXT NOT NULL,
-    media_type TEXT NOT NULL,
+    compression TEXT NOT NULL,  -- gzip | zstd
     digest     TEXT NOT NULL,
     size       INTEGER NOT NULL,
-    PRIMARY KEY (diff_id, media_type)
+    tar_size   INTEGER NOT NULL,  -- of the layer tar, which may not be kept uncompressed
+    PRIMARY KEY (diff_id, compression)
 );
 """
 
@@ -29,9 +30,10 @@ CREATE TABLE IF NOT EXISTS compressed_blobs (
 @dataclass(frozen=True)
 class CompressedBlob:
     diff_id: str
-    media_type: str
+    compression: str
     digest: str
     size: int
+    tar_size: int
 
 
 class CompressedBlobs:
@@ -40,23 +42,23 @@ class CompressedBlobs:
         self.content = content
         db.ensure_schema(SCHEMA)
 
-    def add(self, diff_id: str, media_type: str, digest: str, size: int) -> None:
-        """Record a blob already in the content store (the newest one per media type wins)."""
-        old = self.find(diff_id, media_type)
+    def add(self, diff_id: str, compression: str, digest: str, size: int, tar_size: int) -> None:
+        """Record a blob already in the content store (the newest one per compression wins)."""
+        old = self.find(diff_id, compression)
         self.db.execute(
-            "INSERT INTO compressed_blobs(diff_id, media_type, digest, size) VALUES (?,?,?,?) "
+            "INSERT INTO compressed_blobs(diff_id, compression, digest, size, tar_size) VALUES (?,?,?,?,?) "
             "ON CONFLICT DO UPDATE SET digest=excluded.digest, size=excluded.size",
-            (diff_id, media_type, digest, size))
+            (diff_id, compression, digest, size, tar_size))
         if old is not None and old.digest != digest:
             self._delete_unused(old.digest)
 
-    def find(self, diff_id: str, media_type: str) -> CompressedBlob | None:
+    def find(self, diff_id: str, compression: str) -> CompressedBlob | None:
         """The kept blob, if its bytes are still in the content store."""
-        row = self.db.query_one("SELECT * FROM compressed_blobs WHERE diff_id=? AND media_type=?",
-                                (diff_id, media_type))
+        row = self.db.query_one("SELECT * FROM compressed_blobs WHERE diff_id=? AND compression=?",
+                                (diff_id, compression))
         if row is None or not self.content.exists(row["digest"]):
             return None
-        return CompressedBlob(row["diff_id"], row["media_type"], row["digest"], row["size"])
+        return CompressedBlob(row["diff_id"], row["compression"], row["digest"], row["size"], row["tar_size"])
 
     def forget(self, diff_id: str) -> None:
         rows = self.db.query("SELECT digest FROM compressed_blobs WHERE diff_id=?", (diff_id,))

@@ -50,7 +50,9 @@ from . import compression
 from .compressed import CompressedBlobs
 from .content import CHUNK, BlobWriter, ContentStore
 from .metadata import Database
-from .pipe import PipeClosed, TeeReader
+from .pipe import BackgroundWriter, HashSink, PipeClosed, TeeReader
+from . import tarsplit
+from .tarsplit import SkeletonWriter
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,9 @@ WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
+# Layers that arrive in these are kept as received (what push sends) instead of as a tar.
+KEPT_COMPRESSED = (compression.GZIP, compression.ZSTD)
+SKELETON = "tar-split"  # beside diff/: what rebuilds a plain tar from the layer (tarsplit)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS layers (
@@ -127,7 +132,7 @@ def classify_whiteout(rel: str) -> tuple[str, str] | None:
 # ------------------------------------------------------------ unpacking
 
 
-def _remove(path: str) -> None:
+def _remove_path(path: str) -> None:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -169,11 +174,13 @@ def _apply_xattrs(path: str, member: tarfile.TarInfo) -> None:
             log.debug("xattr %s on %s not applied: %s", name, path, exc)
 
 
-def unpack_tar(tar: Path | BinaryIO, dest: Path) -> int:
+def unpack_tar(tar: Path | BinaryIO, dest: Path, split: SkeletonWriter | None = None) -> int:
     """Unpack an uncompressed layer tar (a path, or a stream read once) into `dest`.
 
     Whiteouts become overlayfs ones.  Returns the layer size (bytes of regular
-    files).  `dest` must exist.
+    files).  `dest` must exist.  `split`, fed the same stream, is told where each
+    file's contents lie (and before any file of ours is replaced), so the tar can
+    be rebuilt from the layer (`tarsplit`).
     """
     root = str(dest)
     size = 0
@@ -189,7 +196,7 @@ def unpack_tar(tar: Path | BinaryIO, dest: Path) -> int:
         try:
             members = iter(tf)
             for m in members:
-                size += _unpack_member(tf, m, root, dir_times)
+                size += _unpack_member(tf, m, root, dir_times, split)
         except tarfile.TarError as exc:
             raise InvalidParameter(f"invalid tar archive: {exc}") from None
     # Directory mtimes last: creating children would change them.
@@ -198,9 +205,20 @@ def unpack_tar(tar: Path | BinaryIO, dest: Path) -> int:
     return size
 
 
-def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times: list) -> int:
+def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times: list,
+                   split: SkeletonWriter | None = None) -> int:
     rel = clean_member_name(m.name)
     wh = classify_whiteout(rel) if rel != "." else None
+    # Contents that land as a file of the layer as they are (not sparse, not a whiteout).
+    spliced = split is not None and wh is None and rel != "." and m.isreg() and not m.issparse() and m.size > 0
+    if split is not None and not spliced:
+        split.other(m.offset_data)
+
+    def _remove(path: str) -> None:
+        if split is not None:
+            split.removing(path)
+        _remove_path(path)
+
     if wh is not None:
         kind, target = wh
         if kind == "opaque":
@@ -223,7 +241,7 @@ def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times
         try:
             st = os.lstat(path)
             if not stat.S_ISDIR(st.st_mode):
-                os.unlink(path)
+                _remove(path)
                 os.mkdir(path, 0o700)
         except FileNotFoundError:
             os.mkdir(path, 0o700)
@@ -231,6 +249,8 @@ def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times
         raise InvalidParameter("invalid tar: the root must be a directory")
     elif m.isreg():
         _remove(path)
+        if spliced:  # after the removal: a file of the same name earlier in the tar is not this one
+            split.file(m.offset_data, m.size, path, rel)  # type: ignore[union-attr]
         src = tf.extractfile(m)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out:
@@ -270,6 +290,18 @@ def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times
     return size
 
 
+
+
+class _Both:
+    """Writes to two sinks."""
+
+    def __init__(self, a, b) -> None:  # type: ignore[no-untyped-def]
+        self.a, self.b = a, b
+
+    def write(self, data: bytes) -> int:
+        self.a.write(data)
+        self.b.write(data)
+        return len(data)
 
 
 # ------------------------------------------------------------ the store
@@ -316,11 +348,52 @@ class LayerStore:
         return int(self.db.scalar("SELECT COUNT(*) FROM layer_refs WHERE chain_id=?", (chain_id,)))
 
     def tar_path(self, diff_id: str) -> Path:
-        """The layer's uncompressed tar, byte-identical to what was imported."""
+        """The layer's uncompressed tar, byte-identical to what was imported.
+
+        A layer that arrived compressed is kept compressed only (one copy less to
+        write on pull); its tar is inflated into the content store when first asked
+        for (`docker save`, a push in another compression) and verified.
+        """
         p = self.content.path(diff_id)
-        if not p.exists():
-            raise NotFound(f"layer tar {diff_id} is missing from the content store")
-        return p
+        if p.exists():
+            return p
+        for kind in KEPT_COMPRESSED:
+            kept = self.compressed.find(diff_id, kind)
+            if kept is None:
+                continue
+            with self.content.open(kept.digest) as f, compression.decompressed(f) as (plain, _), \
+                    self.content.writer() as w:
+                shutil.copyfileobj(plain, w, CHUNK)
+                w.commit(diff_id)
+            return p
+        skeleton = self._skeleton(diff_id)
+        if skeleton is not None:
+            with self.content.writer() as w:
+                tarsplit.rebuild(skeleton, skeleton.parent / "diff", w)  # type: ignore[arg-type]
+                w.commit(diff_id)  # verified: a wrong splice can never pass for the layer
+            return p
+        raise NotFound(f"layer tar {diff_id} is missing from the content store")
+
+    def _skeleton(self, diff_id: str) -> Path | None:
+        for r in self.db.query("SELECT chain_id FROM layers WHERE diff_id=?", (diff_id,)):
+            p = self.dir(r["chain_id"]) / SKELETON
+            if p.is_file():
+                return p
+        return None
+
+    def tar_size(self, diff_id: str) -> int:
+        """Bytes of the layer's tar, without inflating a layer kept compressed."""
+        p = self.content.path(diff_id)
+        if p.exists():
+            return p.stat().st_size
+        for kind in KEPT_COMPRESSED:
+            kept = self.compressed.find(diff_id, kind)
+            if kept is not None:
+                return kept.tar_size
+        skeleton = self._skeleton(diff_id)
+        if skeleton is not None:
+            return tarsplit.tar_size(skeleton)
+        raise NotFound(f"layer tar {diff_id} is missing from the content store")
 
     # -- pins
 
@@ -353,44 +426,57 @@ class LayerStore:
                       name: str | None = None) -> Layer:
         """Import one layer from a stream, in one pass; pins it into `pinned`.
 
-        The bytes are hashed as they are read (`expected_digest`: the compressed
-        blob's digest, checked at the end), a compressed blob is kept as received
-        (`self.compressed`), the tar is kept under its DiffID and unpacked into a
-        temp dir, all at once.  Nothing is kept unless every check passed.
-        `name` (the layer as the user knows it) goes into error messages.
+        The bytes are hashed as they are read (`expected_digest`: the blob's
+        digest, checked at the end) and unpacked into a temp dir while they
+        arrive.  The tar itself is kept either as the compressed blob received
+        (gzip, zstd: `self.compressed`, what push sends) or, for a plain tar,
+        as a skeleton beside the unpacked files (`tarsplit`): never twice.
+        Nothing is kept unless every check passed.  `name` (the layer as the
+        user knows it) goes into error messages.
         """
         what = name or "layer"
         packed = self.content.writer()
-        blob = self.content.writer()
+        packed_bg = BackgroundWriter(packed)  # hashed and written by a thread of its own
+        tar_hash = HashSink()
+        hash_bg = BackgroundWriter(tar_hash)
         work = Path(tempfile.mkdtemp(dir=self.tmp_dir, prefix="unpack-"))
+        split = SkeletonWriter(work / SKELETON)
         try:
-            tee = TeeReader(raw, packed)
-            tar = TeeReader(tee, blob)  # replaced by the decompressed stream below
+            tee = TeeReader(raw, packed_bg)
+            tar = TeeReader(tee, hash_bg)  # replaced by the decompressed stream below
             kind = "unknown"
             try:
                 with compression.decompressed(io.BufferedReader(tee, CHUNK)) as (plain, kind):
-                    if kind == "tar":
-                        tee.sink = None  # the tar is kept once, as the layer tar below
-                    tar = TeeReader(plain, blob)  # type: ignore[arg-type]
+                    if kind not in KEPT_COMPRESSED:
+                        tee.sink = None  # no compressed blob to keep
+                    tar = TeeReader(plain, _Both(hash_bg, split) if kind not in KEPT_COMPRESSED else hash_bg)
                     (work / "diff").mkdir()
                     os.chmod(work / "diff", 0o755)
-                    size = unpack_tar(io.BufferedReader(tar, CHUNK), work / "diff")  # type: ignore[arg-type]
+                    size = unpack_tar(io.BufferedReader(tar, CHUNK), work / "diff",  # type: ignore[arg-type]
+                                      split if kind not in KEPT_COMPRESSED else None)
                     tar.drain()
                 tee.drain()
+                packed_bg.wait()
+                hash_bg.wait()
+                split.close()
             except (InvalidParameter, *compression.decode_errors()) as exc:
                 if isinstance(exc, PipeClosed):
                     raise
-                # What has seen every byte received: the plain tee for a plain tar.
+                # Were the bytes the ones asked for?  The plain tee has seen all of a plain tar.
                 if kind == "tar":
-                    self._check_received(tar, blob, expected_digest)
+                    tar.sink = tar_hash
+                    hash_bg.wait()
+                    self._check_received(tar, tar_hash, expected_digest)
                 else:
+                    tee.sink = packed
+                    packed_bg.wait()
                     self._check_received(tee, packed, expected_digest)
                 detail = exc.message if isinstance(exc, InvalidParameter) else f"invalid layer archive: {exc}"
                 raise InvalidParameter(f"{what}: {detail}") from None
-            received = blob if kind == "tar" else packed
+            received = tar_hash if kind == "tar" else packed
             if expected_digest is not None and received.digest != expected_digest:
                 raise InvalidParameter(f"filesystem layer verification failed for digest {expected_digest}")
-            diff_id = blob.digest
+            diff_id = tar_hash.digest
             if expected_diff_id is not None and expected_diff_id != diff_id:
                 raise InvalidParameter(f"{what}: layer digest mismatch: config says {expected_diff_id}, "
                                        f"tar is {diff_id}")
@@ -398,11 +484,11 @@ class LayerStore:
             with self._lock:
                 self._pins[chain_id] += 1
             pinned.append(chain_id)
-            blob.commit(diff_id)
-            if kind in (compression.GZIP, compression.ZSTD):
+            if kind in KEPT_COMPRESSED:
                 digest, csize = packed.digest, packed.size
                 packed.commit(digest)
-                self.compressed.add(diff_id, kind, digest, csize)
+                self.compressed.add(diff_id, kind, digest, csize, tar_hash.size)
+                tarsplit.remove(work / SKELETON)
             else:
                 packed.abort()
             existing = self.get(chain_id)
@@ -415,7 +501,9 @@ class LayerStore:
                     raise
                 # Someone unpacked the same layer concurrently: theirs wins.
         finally:
-            blob.abort()
+            packed_bg.stop()
+            hash_bg.stop()
+            split.abort()
             packed.abort()
             shutil.rmtree(work, ignore_errors=True)
         self.db.execute(
@@ -426,7 +514,7 @@ class LayerStore:
         return self.require(chain_id)
 
     @staticmethod
-    def _check_received(reader: TeeReader, received: BlobWriter, expected_digest: str | None) -> None:
+    def _check_received(reader: TeeReader, received: BlobWriter | HashSink, expected_digest: str | None) -> None:
         """After a bad archive: were the bytes the ones asked for?  A corrupt download is
         reported as a verification failure (as dockerd does), not as a broken image.
         `reader` is the tee whose sink `received` has seen every byte read so far."""

@@ -113,3 +113,65 @@ class ChunkPipe(io.RawIOBase):
     def close(self) -> None:
         self._reader_gone.set()
         super().close()
+
+
+class HashSink:
+    """A sink that only hashes and counts (the DiffID of a tar kept compressed)."""
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._h.update(data)
+        self.size += len(data)
+        return len(data)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._h.hexdigest()
+
+
+class BackgroundWriter:
+    """Hands writes to a worker thread, so hashing and writing one copy overlaps with
+    unpacking another on a second core (hashlib and file writes release the GIL).
+
+    `wait()` returns once everything written so far reached the sink (and raises the
+    sink's error, if any); `stop()` ends the thread whatever happened.
+    """
+
+    def __init__(self, sink: Sink, depth: int = 8) -> None:
+        self.sink = sink
+        self._q: queue.Queue[bytes | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._t = threading.Thread(target=self._run, name="blob-writer", daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    self.sink.write(item)
+                except BaseException as exc:  # reported by the next write() or wait()
+                    self._error = exc
+
+    def write(self, data: bytes) -> int:
+        if self._error is not None:
+            raise self._error
+        self._q.put(bytes(data))
+        return len(data)
+
+    def wait(self) -> None:
+        self.stop()
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        if self._t.is_alive():
+            self._q.put(None)
+            self._t.join()

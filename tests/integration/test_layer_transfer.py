@@ -329,3 +329,36 @@ def test_corrupt_layer_from_the_registry_leaves_nothing(engine, breaking_registr
     assert f"filesystem layer verification failed for digest {reg.layer_digest}" in err, err
     assert d("image", "inspect", ref).returncode == 1
     assert _store_state(engine) == (before[0], before[1], [], [])
+
+
+def test_push_and_pull_report_byte_progress_per_layer(engine, registries, tmp_path):
+    """The JSON stream carries Docker's per-layer progress (what the CLI draws bars from);
+    compression is its own phase."""
+    raw = _layer_tar(7, mb=2)
+    src = tmp_path / "layer.tar"
+    src.write_bytes(raw)
+    reg = registries("dockyard")
+    ref = f"{reg.host}/progress/img"
+    d = _docker(engine, tmp_path, "d")
+    d.ok("import", str(src), f"{ref}:1")
+    api = engine.api()
+    try:
+        msgs = list(api.push(ref, tag="1", stream=True, decode=True))
+        by_status: dict[str, list[dict]] = {}
+        for m in msgs:
+            by_status.setdefault(m.get("status", ""), []).append(m)
+        for phase in ("Compressing", "Pushing"):
+            details = [m["progressDetail"] for m in by_status.get(phase, [])]
+            assert details, (phase, msgs)
+            assert details[-1]["current"] == details[-1]["total"] > 0
+            assert all(m.get("id") for m in by_status[phase])
+        assert details[-1]["total"] == _manifest(reg, "progress/img", "1")["layers"][0]["size"]
+        api.remove_image(f"{ref}:1")
+        msgs = list(api.pull(ref, tag="1", stream=True, decode=True))
+        statuses = [m.get("status") for m in msgs]
+        for phase in ("Downloading", "Verifying Checksum", "Download complete", "Extracting", "Pull complete"):
+            assert phase in statuses, (phase, statuses)
+        down = [m["progressDetail"] for m in msgs if m.get("status") == "Downloading"]
+        assert down[-1]["current"] == down[-1]["total"] > 0
+    finally:
+        d("rmi", f"{ref}:1")

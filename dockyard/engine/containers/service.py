@@ -39,13 +39,13 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import daemondefaults, listing, mountpoints, names, restartpolicy, volumeplan
+from . import daemondefaults, links, listing, mountpoints, names, restartpolicy, volumeplan
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
 from .initlayer import container_lowers
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
-from .netplan import is_planned, planned_networks
+from .netplan import is_planned, network_refs, planned_networks
 from .logs import LogQuery, LogRecord
 from .logwiring import ContainerLogs
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
@@ -110,6 +110,7 @@ class ContainerService:
         self.logging = ContainerLogs(config, self.ctr_dir)
         self.bundles = BundleWriter(networks, volumes, cgroups, self.ctr_dir, self.get, config)
         networks.container_name = self._name_of
+        networks.endpoint_links = self._endpoint_links
         volumes.users = self.volume_users
 
     # ------------------------------------------------------------------ store
@@ -310,6 +311,8 @@ class ContainerService:
                 self.networks.check_endpoint(key, ep_cfg)
         if mode == "host" and config.get("Hostname"):
             pass  # Docker allows it and keeps the host's UTS namespace
+        user_defined = mode not in ("bridge", "host", "none") and not mode.startswith("container:")
+        container_links = links.register(host_config, mode, user_defined, self.get)
         self._validate_mounts(host_config)
         volumeplan.plan(host_config, config)  # bad volume specs are 400s before anything is made
         ports.parse_requests(host_config.get("PortBindings"), config.get("ExposedPorts"),
@@ -333,6 +336,7 @@ class ContainerService:
             id=cid, name=name, created=now_rfc3339(), image_id=image.id, image_ref=image_ref,
             path=argv[0], args=argv[1:], config=config, host_config=host_config,
             networking_config=body.get("NetworkingConfig") or {}, network_mode=mode,
+            links=container_links,
         )
         d = self.ctr_dir(cid)
         for sub in ("upper", "work", "rootfs"):
@@ -378,6 +382,24 @@ class ContainerService:
         for m in c.volumes_from:
             if m["Type"] == "volume":
                 c.volumes[m["Target"]] = self.volumes.create(m["Source"]).name
+
+    def _endpoint_links(self, cid: str, network_id: str) -> list[tuple[str, str]]:
+        c = self._ctrs.get(cid)
+        return links.endpoint_links(c, network_id, self.networks.same_network, self.get) if c else []
+
+    def _refresh_link_parents(self, child: Container) -> None:
+        """A linked child came up (maybe with a new address): its running parents' /etc/hosts
+        follow, as dockerd updates the parents' hosts files."""
+        for p in links.running_parents(self._ctrs.values(), child.id):
+            self.bundles.refresh_etc_files(p)
+
+    def remove_link(self, name: str) -> None:
+        """`docker rm --link parent/alias`: the parent loses the link (its /etc/hosts too)."""
+        c, alias = links.remove_link(name, self.get)
+        c.links = [link for link in c.links if link["alias"] != alias]
+        self._save(c)
+        if c.state.status in ("running", "paused"):
+            self.bundles.refresh_etc_files(c)
 
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._ctrs.values() if name in c.volumes.values()]
@@ -454,6 +476,7 @@ class ContainerService:
             self.health.start(c)
         self._save(c)
         self._watch(c)
+        self._refresh_link_parents(c)
         self.events.publish("container", "start", cid, image=c.image_ref, name=c.name)
 
     async def _rollback_start(self, c: Container, exc: BaseException, stage: str) -> None:
@@ -498,6 +521,8 @@ class ContainerService:
             other = self.get(mode.split(":", 1)[1])
             if not other.state.running or not other.state.pid:
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
+            # dockerd: the container takes the other's hostname with its network namespace
+            c.config["Hostname"], c.config["Domainname"] = other.config["Hostname"], other.config.get("Domainname", "")
             return f"/proc/{other.state.pid}/ns/net", None, None
         netns = await self.networks.create_sandbox(c.id, mode)
         c.sandbox_path = netns
@@ -713,7 +738,7 @@ class ContainerService:
             _safe(lambda: self.cgroups.remove(c.id), None)
         if not self._rootfs_users.get(c.id):  # `docker cp` or export still reading it
             await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
-        shutil.rmtree(self.bundle_dir(c.id), ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, self.bundle_dir(c.id), True)  # not on the event loop
         self.monitor.clear_exit(c.id)
         self._torn_down.add(c.id)
 
@@ -951,7 +976,16 @@ class ContainerService:
             st.end()  # attach clients waiting for a start that will never come
         await self._teardown_runtime(c)
         await self.logging.stopped(c.id)
-        await asyncio.to_thread(shutil.rmtree, self.ctr_dir(c.id), True)
+        # Renamed now, deleted after the reply (`run --rm` waits for "removed"); a crash
+        # leaves the renamed dir, which engine start removes as it names no container.
+        trash = self.data_dir / f".removed-{c.id}"
+        try:
+            await asyncio.to_thread(os.rename, self.ctr_dir(c.id), trash)
+        except OSError:
+            trash = self.ctr_dir(c.id)
+            await asyncio.to_thread(shutil.rmtree, trash, True)
+        else:
+            self._spawn(asyncio.to_thread(shutil.rmtree, trash, True))
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
         self._ctrs.pop(c.id, None)
         self._backoff.pop(c.id, None)
@@ -1108,7 +1142,8 @@ class ContainerService:
     # ----------------------------------------------------------------- listing
     def list(self, *, all: bool = False, limit: int = -1, filters: Filters | None = None) -> list[Container]:
         return listing.select(self._ctrs.values(), filters or Filters(), all=all, limit=limit,
-                              get=self.get, image_id=self._ancestor_id)
+                              get=self.get, image_id=self._ancestor_id,
+                              networks_of=lambda c: network_refs(self.networks, c))
 
     def _ancestor_id(self, ref: str) -> str | None:
         try:
