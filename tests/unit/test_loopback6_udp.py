@@ -19,9 +19,9 @@ class Echo(asyncio.DatagramProtocol):
         self.transport.sendto(b"%d:" % addr[1] + data, addr)
 
 
-async def start_echo(port: int = 0):
+async def start_echo(port: int = 0, host: str = "::1"):
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("::1", port))
+    transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=(host, port))
     return transport, transport.get_extra_info("sockname")[1]
 
 
@@ -76,10 +76,25 @@ def test_each_client_has_its_own_flow_and_socket():
     asyncio.run(main())
 
 
+def test_an_ipv4_only_container_is_reached_over_ipv4():
+    async def main():
+        echo, eport = await start_echo(host="127.0.0.1")
+        relay = await open_udp_relay(0, "127.0.0.1", eport)
+        try:
+            c = await client(relay_port(relay))
+            assert (await ask(c, b"four")).endswith(b":four")
+            c.close()
+        finally:
+            relay.close()
+            echo.close()
+
+    asyncio.run(main())
+
+
 def test_idle_flows_expire_and_a_new_datagram_opens_a_new_one():
     async def main():
         echo, eport = await start_echo()
-        relay = await open_udp_relay(0, "::1", eport, timeout=0.3)
+        relay = await open_udp_relay(0, "::1", eport, timeout=1.5)
         try:
             c = await client(relay_port(relay))
             first = (await ask(c, b"a")).partition(b":")[0]
