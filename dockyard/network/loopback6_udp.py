@@ -42,6 +42,10 @@ class _Flow(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
         if self.closed:  # the relay closed while this socket was being set up
             transport.close()
+            return
+        for data in self.pending:  # in order, before any datagram that comes after
+            self.transport.sendto(data)
+        self.pending.clear()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.last = self.relay.loop.time()
@@ -120,12 +124,6 @@ class UdpRelay(asyncio.DatagramProtocol):
         except OSError as exc:
             log.info("cannot relay a datagram to udp/[%s]:%s: %s", *self.target, exc)
             flow.close()
-            return
-        if flow.closed:  # the relay closed meanwhile (connection_made closed the socket)
-            return
-        for data in flow.pending:
-            flow.transport.sendto(data)  # type: ignore[union-attr]
-        flow.pending.clear()
 
     def reply(self, data: bytes, client: Any) -> None:
         if self.transport is not None and not self.transport.is_closing():
