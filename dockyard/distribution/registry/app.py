@@ -443,7 +443,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             validate_name(groups["name"])
         handler = methods.get(request.method)
         if handler is not None and request.method not in _READ_METHODS and _reg(request).cfg.maintenance.readonly:
-            # storage.maintenance.readonly: GC may be sweeping the bucket; pulls go on.
+            # storage.maintenance.readonly: GC may be sweeping the bucket; pulls go on.  As with
+            # Distribution, the client is authenticated first (a 401 tells it to log in).
+            await _authorize(request, _repo_scope(groups.get("name", ""),
+                                                  *(("delete",) if request.method == "DELETE" else ("pull", "push"))))
             raise RegistryError("UNSUPPORTED", "The operation is unsupported.")
         if handler is None:
             raise RegistryError("UNSUPPORTED", f"{request.method} is not supported on {path[:200]}",
