@@ -490,8 +490,12 @@ def measure_ps(t: Target, n: int, runs: int) -> dict:
 
 
 def measure_restart(t: Target, n: int) -> dict:
-    start_s, ids = start_detached(t, n, 5, "bench-restart")
+    # More than a /24 bridge holds (the bench engine's subnet): no network, for both daemons alike.
+    start_s, ids = start_detached(t, n, 5, "bench-restart", network="none" if n > 200 else None)
     out: dict = {"containers": n, "start_all_s": start_s}
+    time.sleep(1.0)
+    # the daemon's own memory with n containers running (monitors not counted)
+    out["daemon_vmrss_kib"] = sum(proc_status_kib(p) or 0 for p in t.daemon_pids().values())
     try:
         for sig in (signal.SIGKILL, signal.SIGTERM):
             exit_s = t.kill(sig)
@@ -506,7 +510,9 @@ def measure_restart(t: Target, n: int) -> dict:
                     raise RuntimeError(f"only {c} of {n} containers running 120s after restart")
                 time.sleep(0.01)
             all_s = time.perf_counter() - t0
-            out[signal.Signals(sig).name] = {"exit_s": exit_s, "ping_s": ping_s, "all_running_s": all_s}
+            out[signal.Signals(sig).name] = {
+                "exit_s": exit_s, "ping_s": ping_s, "all_running_s": all_s,
+                "daemon_vmrss_kib_after": sum(proc_status_kib(p) or 0 for p in t.daemon_pids().values())}
             print(f"  [{t.name}] {signal.Signals(sig).name}: exit {exit_s:.3f}s, ping {ping_s:.3f}s, "
                   f"{n} running {all_s:.3f}s", file=sys.stderr)
     finally:
@@ -534,6 +540,9 @@ def bench_target(t: Target, args: argparse.Namespace) -> dict:
         f"{args.rss_containers}: {r['total_vmrss_kib'] / 1024:.1f} MiB")
     res["ps"] = p = measure_ps(t, args.ps_containers, args.ps_runs)
     log(f"ps -a with {args.ps_containers}: median {p['ps_a']['median']:.3f}s")
+    for n in args.ps_more or []:
+        res[f"ps_{n}"] = p = measure_ps(t, n, args.ps_runs)
+        log(f"ps -a with {n}: median {p['ps_a']['median']:.3f}s")
     res["ping"] = g = asyncio.run(ping_rate(t.socket, args.ping_concurrency, args.ping_seconds))
     log(f"/_ping: {g['req_per_s']:.0f} req/s")
     if args.restart_containers:
@@ -745,6 +754,10 @@ def table(results: dict) -> str:
         (f"{par} parallel `run -d sleep 300`: wall", lambda r: secs(r["parallel_run_d"]["wall_s"]), ""),
         (f"`ps -a`, {ps} containers: median of {psr}", lambda r: secs(r["ps"]["ps_a"]["median"]), ""),
         (f"GET /containers/json?all=1, {ps}: median", lambda r: secs(r["ps"]["raw_get_containers_json_all"]["median"]), ""),
+        *[(f"`ps -a`, {n} containers: median of {psr}", lambda r, n=n: secs(r[f"ps_{n}"]["ps_a"]["median"]), "")
+          for n in prm.get("ps_more") or []],
+        *[(f"GET /containers/json?all=1, {n}: median", lambda r, n=n: secs(r[f"ps_{n}"]["raw_get_containers_json_all"]["median"]), "")
+          for n in prm.get("ps_more") or []],
         (f"create {ps} containers (API, 8 at a time)", lambda r: secs(r["ps"]["api_create_s"]), ""),
         ("/_ping req/s (keep-alive)", lambda r: f"{r['ping']['req_per_s']:.0f}", ""),
         ("RSS idle (daemon[s], VmRSS)", lambda r: mib(r["rss_idle_total_kib"]), "< 64 MiB (dockerd+containerd 128 MiB)"),
@@ -758,6 +771,9 @@ def table(results: dict) -> str:
         (f"restart, {rst} running, SIGTERM: /_ping", lambda r: secs(r["restart"]["SIGTERM"]["ping_s"]), ""),
         (f"restart, {rst} running, SIGTERM: all {rst} listed running", lambda r: secs(r["restart"]["SIGTERM"]["all_running_s"]), ""),
         ("RSS at the end (daemon[s])", lambda r: mib(sum(v["vmrss_kib"] or 0 for v in r["rss_end"].values())), ""),
+        (f"daemon RSS with {rst} running / after SIGKILL restart", lambda r: f"{mib(r['restart']['daemon_vmrss_kib'])}"
+         f" / {mib(r['restart']['SIGKILL']['daemon_vmrss_kib_after'])}", ""),
+        ("daemon memory per running container", lambda r: f"{(r['restart']['daemon_vmrss_kib'] - r['rss_idle_total_kib']) / rst:.0f} KiB", ""),
     ]
     head = "| measurement | " + " | ".join(names) + " | target |"
     lines = [head, "|" + "---|" * (len(names) + 2)]
@@ -808,6 +824,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parallel", type=int, default=20)
     ap.add_argument("--ps-containers", type=int, default=200)
     ap.add_argument("--ps-runs", type=int, default=10)
+    ap.add_argument("--ps-more", type=int, nargs="*", help="further container counts for `ps -a` (e.g. 1000)")
     ap.add_argument("--ping-seconds", type=float, default=3.0)
     ap.add_argument("--ping-concurrency", type=int, default=16)
     ap.add_argument("--rss-containers", type=int, default=10)

@@ -2,32 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-from pathlib import Path
-
-
-def _engine_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dockyard engine", description="Run the Docker-compatible engine")
-    p.add_argument("-H", "--host", action="append", dest="hosts", default=None,
-                   help="socket to listen on: unix:///path or tcp://ADDR:PORT (repeatable)")
-    p.add_argument("--data-root", default="/var/lib/dockyard", help="persistent state")
-    p.add_argument("--exec-root", default="/run/dockyard", help="runtime state (bundles, sockets)")
-    p.add_argument("--bridge", default="dockyard0", help="name of the default bridge")
-    p.add_argument("--bip", default="172.29.0.1/16", help="address/prefix of the default bridge")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "warning", "error", "fatal"])
-    p.add_argument("--runtime", default="runc", help="OCI runtime binary")
-    p.add_argument("--conmon", default="conmon", help="container monitor binary")
-    p.add_argument("--tlscert")
-    p.add_argument("--tlskey")
-    p.add_argument("--tlscacert")
-    p.add_argument("--tlsverify", action="store_true")
-    p.add_argument("--iptables", default="true", choices=["true", "false"],
-                   help="manage iptables NAT and forwarding rules")
-    p.add_argument("--stop-containers-on-shutdown", action="store_true",
-                   help="stop running containers on SIGTERM instead of leaving them running")
-    return p
 
 
 def _quiet_libraries(record: logging.LogRecord) -> bool:
@@ -37,33 +13,17 @@ def _quiet_libraries(record: logging.LogRecord) -> bool:
 
 
 def engine_main(argv: list[str]) -> int:
-    from .config import EngineConfig
+    from .daemonconfig import ConfigError, load
     from .engine.daemon import run_daemon
+    from .logsetup import setup_logging
 
-    a = _engine_parser().parse_args(argv)
-    level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(a.log_level, a.log_level.upper())
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # pyroute2 resets its own logger's level on import and logs every netlink
-    # message at DEBUG: filter at the handler instead, whatever the import order.
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_quiet_libraries)
-    cfg = EngineConfig(
-        data_root=Path(a.data_root),
-        exec_root=Path(a.exec_root),
-        hosts=a.hosts or ["unix:///var/run/dockyard.sock"],
-        bridge=a.bridge,
-        bip=a.bip,
-        log_level=a.log_level,
-        runtime=a.runtime,
-        conmon=a.conmon,
-        tls_cert=a.tlscert,
-        tls_key=a.tlskey,
-        tls_cacert=a.tlscacert,
-        tls_verify=a.tlsverify,
-        iptables=a.iptables == "true",
-        stop_containers_on_shutdown=a.stop_containers_on_shutdown,
-    )
-    return run_daemon(cfg)
+    try:
+        loaded = load(argv)
+    except ConfigError as exc:
+        print(f"dockyard engine: {exc}", file=sys.stderr)
+        return 1
+    setup_logging(loaded.config, _quiet_libraries)
+    return run_daemon(loaded)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd == "engine":
         return engine_main(rest)
+    if cmd == "logd":  # started by the engine: the per-engine log daemon
+        from .engine.logdrivers.logd import main as logd_main
+
+        return logd_main(rest)
     if cmd == "registry":
         from .distribution.registry.cli import main as registry_main
 

@@ -8,7 +8,8 @@ APT_PACKAGES=(
   runc                # OCI runtime (crun fails on hybrid cgroups)
   conmon              # per-container monitor
   busybox-static      # base image for the demo and tests
-  iptables            # NAT and forwarding for the bridge network
+  iptables            # NAT and forwarding for the bridge network (iptables and ip6tables)
+  nftables            # nft: drop the empty nf_tables tables iptables-nft made, so the host ends as it began
   iproute2 util-linux # ip, nsenter, unshare
   tini                # --init
   skopeo              # registry tests: a real client
@@ -20,6 +21,8 @@ APT_PACKAGES=(
   zstd                # zstd-compressed layers
   openssl curl        # TLS test certificates; scripts/api-fuzz.sh
   gcc libc6-dev       # confinement tests build a static seccomp probe
+  docker-compose      # compose tests: docker-compose 1.29, a real client (on Debian's python3-docker)
+  systemd             # systemd-socket-activate: the fd:// (socket activation) tests; PID 1 stays as it is
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -44,3 +47,9 @@ if ! command -v docker >/dev/null 2>&1; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+
+# Node.js test clients (dockerode), pinned by tests/node/package-lock.json, installed there only.
+if ! command -v npm >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+fi
+npm ci --prefix tests/node --no-audit --no-fund --loglevel=error

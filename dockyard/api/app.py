@@ -12,7 +12,7 @@ from .versions import version_middleware
 
 log = logging.getLogger(__name__)
 
-RESOURCE_MODULES = ("system", "containers", "images", "networks", "stats", "top", "exec", "volumes", "distribution", "archive", "build")
+RESOURCE_MODULES = ("system", "containers", "images", "networks", "stats", "top", "exec", "volumes", "distribution", "archive", "build", "legacy", "swarm")
 
 
 @web.middleware
@@ -26,8 +26,10 @@ async def server_header(request: web.Request, handler):
 
 
 def create_app(engine) -> web.Application:
-    app = web.Application(middlewares=[server_header, error_middleware, version_middleware],
-                          client_max_size=1024 ** 4)
+    middlewares = [server_header, error_middleware, version_middleware]
+    if getattr(engine, "metrics", None) is not None:  # outermost: it sees the final status
+        middlewares.insert(0, engine.metrics.middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=1024 ** 4)
     app["engine"] = engine
     for name in RESOURCE_MODULES:
         try:

@@ -12,16 +12,17 @@ import binascii
 import json
 import logging
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..engine.build import BuildOptions
-from ..engine.build.service import error_message
 from ..errors import DockyardError, InvalidParameter
 from ..oci import reference as oref
 from .params import json_response, qbool, qint, spool_body
 from .routing import Routes
+
+if TYPE_CHECKING:  # the build frontend is imported by the first build, not by an idle engine
+    from ..engine.build import BuildOptions
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,23 @@ def _json_map(request: web.Request, name: str, allow_null: bool) -> dict[str, An
     if not isinstance(data, dict) or not all(
             isinstance(v, str) or (allow_null and v is None) for v in data.values()):
         raise InvalidParameter(f"invalid {name}: expected a JSON object of strings")
+    return data
+
+
+def _json_list(request: web.Request, name: str) -> list[str]:
+    """A JSON array of strings (`cachefrom`); a bad one is dockerd's 400."""
+    raw = request.query.get(name)
+    if not raw:
+        return []
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidParameter(f"invalid {name}: {exc}") from None
+    if data is None:
+        return []
+    if not isinstance(data, list) or not all(isinstance(v, str) for v in data):
+        got = {dict: "object", str: "string", int: "number", float: "number", bool: "bool"}.get(type(data), "array")
+        raise InvalidParameter(f"json: cannot unmarshal {got} into Go value of type []string")
     return data
 
 
@@ -104,8 +122,12 @@ def _options(request: web.Request) -> BuildOptions:
         v = qint(request, name, 0)
         if v:
             resources[key] = v
-    extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
+    # dockerd reads repeated `extrahosts` parameters (docker-py, the CLI); a comma list too
+    extra_hosts = [h for v in q.getall("extrahosts", []) for h in v.split(",") if h]
+    cache_from = _json_list(request, "cachefrom")
     forcerm = qbool(request, "forcerm")
+    from ..engine.build import BuildOptions
+
     return BuildOptions(
         tags=_tags(request),
         dockerfile=q.get("dockerfile") or "Dockerfile",
@@ -119,6 +141,7 @@ def _options(request: web.Request) -> BuildOptions:
         labels=_json_map(request, "labels", allow_null=False),
         resources=resources,
         extra_hosts=extra_hosts,
+        cache_from=cache_from,
         registry_auth=_registry_config(request.headers.get("X-Registry-Config")),
     )
 
@@ -165,6 +188,8 @@ async def _pump(request: web.Request, resp: web.StreamResponse, messages) -> Non
         raise
     except Exception as exc:  # a bug: the status line is gone, so say it in the stream
         log.exception("error while streaming a build")
+        from ..engine.build.service import error_message
+
         await resp.write((json.dumps(error_message(DockyardError(f"internal error: {exc!r}"))) + "\r\n").encode())
     await resp.write_eof()
 

@@ -6,6 +6,9 @@ import time
 from typing import Any
 
 from ..engine.containers.model import Container, rfc3339_to_unix
+from ..engine.containers import links
+from ..engine.containers.initlayer import INIT_DIR
+from ..errors import DockyardError
 from ..network.ports import docker_port_list
 
 
@@ -82,6 +85,13 @@ def _mounts(engine, c: Container) -> list[dict[str, Any]]:
         out.append({"Type": m.get("Type"), "Source": m.get("Source", ""),
                     "Destination": m.get("Target"), "Mode": "", "RW": not m.get("ReadOnly"),
                     "Propagation": "rprivate" if m.get("Type") == "bind" else ""})
+    for m in c.volumes_from:  # --volumes-from
+        if m["Type"] == "volume":
+            if m["ReadOnly"]:
+                ro_volumes.add(m["Target"])
+            continue
+        out.append({"Type": m["Type"], "Source": m["Source"], "Destination": m["Target"], "Mode": "",
+                    "RW": not m["ReadOnly"], "Propagation": "rprivate" if m["Type"] == "bind" else ""})
     for path in (c.host_config.get("Tmpfs") or {}):
         out.append({"Type": "tmpfs", "Source": "", "Destination": path, "Mode": "",
                     "RW": True, "Propagation": ""})
@@ -123,6 +133,8 @@ def host_config(engine, c: Container) -> dict[str, Any]:
             hc["MaskedPaths"] = list(linux_defaults.MASKED_PATHS)
         if hc["ReadonlyPaths"] is None:
             hc["ReadonlyPaths"] = list(linux_defaults.READONLY_PATHS)
+    # dockerd shows the links it holds ("/child:/parent/alias"), not the request's words
+    hc["Links"] = links.inspect_links(c, engine.containers.get)
     return hc
 
 
@@ -133,24 +145,39 @@ def _ports(engine, c: Container) -> dict[str, Any]:
     return engine.networks.port_map(c.id, c.config.get("ExposedPorts") or {})
 
 
-def _configured_networks(engine, c: Container) -> dict[str, dict[str, Any]]:
-    """A container never started has no endpoints yet; dockerd still lists the networks it will
-    join (its network mode and EndpointsConfig), with empty addresses."""
-    from ..errors import DockyardError
+class ResolveCache:
+    """engine.networks with `resolve` remembered, for the rows of one listing (1000 created
+    containers would otherwise look the same "bridge" up 1000 times in SQLite)."""
+
+    def __init__(self, networks: Any) -> None:
+        self._networks = networks
+        self._seen: dict[str, tuple[Any, BaseException | None]] = {}
+
+    def resolve(self, key: str) -> Any:
+        if key not in self._seen:
+            try:
+                self._seen[key] = (self._networks.resolve(key), None)
+            except DockyardError as exc:
+                self._seen[key] = (None, exc)
+        net, err = self._seen[key]
+        if err is not None:
+            raise err
+        return net
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._networks, name)
+
+
+def _configured_networks(engine, c: Container, networks: Any = None) -> dict[str, dict[str, Any]]:
+    """A container not running has no endpoints; dockerd still lists the networks it will
+    join (its network mode's unless disconnected, and EndpointsConfig), with empty addresses."""
+    from ..engine.containers.netplan import planned_networks
     from ..network.service import Endpoint
 
-    if c.networks or c.network_mode.startswith("container:"):
+    if c.network_mode.startswith("container:"):
         return c.networks
     out: dict[str, dict[str, Any]] = {}
-    cfgs = c.networking_config.get("EndpointsConfig") or {}
-    for key in [c.network_mode, *cfgs]:
-        try:
-            net = engine.networks.resolve("bridge" if key == "default" else key)
-        except DockyardError:
-            continue
-        if net.name in out:
-            continue
-        cfg = next((v or {} for k, v in cfgs.items() if engine.networks.same_network(k, net.id)), {})
+    for net, cfg in planned_networks(networks or engine.networks, c, fallback=False):
         ipam = cfg.get("IPAMConfig") or {}
         out[net.name] = Endpoint(container_id=c.id, network_id=net.id, endpoint_id="",
                                  aliases=list(cfg.get("Aliases") or []),
@@ -158,11 +185,24 @@ def _configured_networks(engine, c: Container) -> dict[str, dict[str, Any]]:
     return out
 
 
-def network_settings(engine, c: Container) -> dict[str, Any]:
+def _with_endpoint_links(engine, c: Container, nets: dict[str, Any]) -> dict[str, Any]:
+    """EndpointSettings.Links: the Links the container was given for each network."""
+    cfgs = c.networking_config.get("EndpointsConfig") or {}
+    out = dict(nets)
+    for name, ep in nets.items():
+        for key, cfg in cfgs.items():
+            if isinstance(cfg, dict) and cfg.get("Links") and ep.get("NetworkID") \
+                    and engine.networks.same_network(key, ep["NetworkID"]):
+                out[name] = {**ep, "Links": list(cfg["Links"])}
+    return out
+
+
+def network_settings(engine, c: Container, networks: Any = None) -> dict[str, Any]:
     nets = c.networks if c.state.running else {
         k: {**v, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
             "MacAddress": "", "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
-        for k, v in _configured_networks(engine, c).items()}
+        for k, v in _configured_networks(engine, c, networks).items()}
+    nets = _with_endpoint_links(engine, c, nets)
     br = nets.get("bridge") or (next(iter(nets.values())) if len(nets) == 1 else {}) or {}
     return {
         "Bridge": "",
@@ -176,11 +216,11 @@ def network_settings(engine, c: Container) -> dict[str, Any]:
         "SecondaryIPv6Addresses": None,
         "EndpointID": br.get("EndpointID", ""),
         "Gateway": br.get("Gateway", ""),
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": br.get("GlobalIPv6Address", ""),
+        "GlobalIPv6PrefixLen": br.get("GlobalIPv6PrefixLen", 0),
         "IPAddress": br.get("IPAddress", ""),
         "IPPrefixLen": br.get("IPPrefixLen", 0),
-        "IPv6Gateway": "",
+        "IPv6Gateway": br.get("IPv6Gateway", ""),
         "MacAddress": br.get("MacAddress", ""),
         "Networks": nets,
     }
@@ -203,7 +243,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
         "ResolvConfPath": str(cdir / "resolv.conf"),
         "HostnamePath": str(cdir / "hostname"),
         "HostsPath": str(cdir / "hosts"),
-        "LogPath": str(engine.containers.log_path(c.id)),
+        "LogPath": engine.containers.log_path(c),
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
         "Driver": "overlay2",
@@ -216,7 +256,7 @@ def inspect(engine, c: Container, size: bool = False) -> dict[str, Any]:
         "GraphDriver": {
             "Name": "overlay2",
             "Data": {
-                "LowerDir": ":".join(str(p) for p in lowers),
+                "LowerDir": ":".join(str(p) for p in [cdir / INIT_DIR, *lowers]),
                 "UpperDir": str(cdir / "upper"),
                 "WorkDir": str(cdir / "work"),
                 "MergedDir": str(cdir / "rootfs"),
@@ -239,8 +279,9 @@ def _command(c: Container) -> str:
     return " ".join(a if a and not any(ch in a for ch in " \t\n'\"") else shlex.quote(a) for a in argv)
 
 
-def list_entry(engine, c: Container) -> dict[str, Any]:
-    ns = network_settings(engine, c)
+def list_entry(engine, c: Container, networks: Any = None) -> dict[str, Any]:
+    """One `docker ps` row; `networks`: a ResolveCache shared by the rows of one listing."""
+    ns = network_settings(engine, c, networks)
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
@@ -256,3 +297,12 @@ def list_entry(engine, c: Container) -> dict[str, Any]:
         "NetworkSettings": {"Networks": ns["Networks"]},
         "Mounts": _mounts(engine, c),
     }
+
+
+def aliases_with_short_id(d: dict[str, Any]) -> None:
+    """API < 1.45: Aliases on user-defined networks also hold the short container id
+    (v1.45 made Aliases exactly what was submitted; DNSNames has the id)."""
+    short = d["Id"][:12]
+    for ep in (d.get("NetworkSettings") or {}).get("Networks", {}).values():
+        if ep.get("DNSNames") is not None and short not in (ep.get("Aliases") or []):
+            ep["Aliases"] = [*(ep.get("Aliases") or []), short]

@@ -7,13 +7,16 @@ import asyncio
 from aiohttp import web
 
 from ..engine.containers.attach import DEFAULT_DETACH_KEYS, AttachStream, parse_detach_keys
+from ..engine.containers.fieldtypes import go_keys
 from ..errors import InvalidParameter
 from .containers import pump
 from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, frame, hijack
 from .params import json_object, json_response, qint
+from .versions import at_least
 from .routing import Routes
 
 routes = Routes()
+START_FIELDS = ("Detach", "Tty", "ConsoleSize")
 
 
 def _svc(request: web.Request):
@@ -29,7 +32,7 @@ async def create(request: web.Request) -> web.Response:
 @routes.post("/exec/{id}/start")
 async def start(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
-    body = await json_object(request, required=False)
+    body = go_keys(await json_object(request, required=False), START_FIELDS)
     s = svc.get(request.match_info["id"])
     cfg = s.config
     size = body.get("ConsoleSize")
@@ -41,13 +44,16 @@ async def start(request: web.Request) -> web.StreamResponse:
     if body.get("Detach"):
         await svc.start(s.id, stream=None, console_size=console)
         return web.Response(status=200)
-    tty = bool(cfg.get("Tty"))
+    # dockerd frames the output by the Tty of *this* request, not of the exec's creation: a
+    # client that starts a TTY exec with Tty=false (docker-py's default) reads 8-byte frames
+    tty = bool(body.get("Tty"))
     stream = AttachStream(stdin=bool(cfg.get("AttachStdin")), stdout=bool(cfg.get("AttachStdout")),
-                          stderr=bool(cfg.get("AttachStderr")), tty=tty,
+                          stderr=bool(cfg.get("AttachStderr")), tty=bool(cfg.get("Tty")),
                           detach_keys=parse_detach_keys(cfg.get("DetachKeys") or DEFAULT_DETACH_KEYS))
     if s.started:
         await svc.start(s.id, stream=None)  # raises Docker's 409
-    conn = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
+    # the multiplexed media type exists from API 1.42; older clients are told "raw"
+    conn = await hijack(request, MULTIPLEXED_STREAM if not tty and at_least(request, "1.42") else RAW_STREAM)
     try:
         try:
             await svc.start(s.id, stream=stream, console_size=console)

@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import InvalidParameter
-from .params import json_response, qbool, qfilters, qint, spool_body
+from ..errors import DockyardError, InvalidParameter
+from .params import body_chunks, json_response, qbool, qfilters, qint, spool_body
 from .routing import Routes
 from .versions import at_least
 
@@ -70,14 +70,11 @@ async def create(request: web.Request) -> web.StreamResponse:
         return await pull(request)
     if from_src != "-":
         raise InvalidParameter("importing from a URL is not supported: send the tarball in the body (fromSrc=-)")
-    src = await _spool_body(request, "import-")
-    try:
-        img = await _images(request).import_image(
-            src, repo=q.get("repo") or None, tag=q.get("tag") or None,
-            changes=q.getall("changes", []), message=q.get("message") or None,
-            platform=q.get("platform") or None)
-    finally:
-        src.unlink(missing_ok=True)
+    # The body goes straight into the layer store: hashed, kept and unpacked as it arrives.
+    img = await _images(request).import_image(
+        body_chunks(request), repo=q.get("repo") or None, tag=q.get("tag") or None,
+        changes=q.getall("changes", []), message=q.get("message") or None,
+        platform=q.get("platform") or None)
     return await _json_stream(request, [{"status": img.id}])
 
 
@@ -87,6 +84,8 @@ async def load(request: web.Request) -> web.StreamResponse:
     src = await _spool_body(request, "load-")
     try:
         result = await _images(request).load(src)
+    except DockyardError as exc:  # dockerd answers 200 and reports a failed load in the stream
+        return await _json_stream(request, [{"errorDetail": {"message": exc.message}, "error": exc.message}])
     finally:
         src.unlink(missing_ok=True)
     msgs: list[dict[str, Any]] = []
@@ -158,7 +157,10 @@ async def inspect(request: web.Request) -> web.Response:
         out["VirtualSize"] = out["Size"]
     if not at_least(request, "1.45"):
         out["Container"] = ""
-        out["ContainerConfig"] = out.get("Config")
+    # dockerd drops ContainerConfig from API 1.45, and docker-compose 1.29 (which negotiates the
+    # highest version) then fails every recreation with KeyError 'ContainerConfig': kept, a
+    # deliberate departure
+    out["ContainerConfig"] = out.get("Config")
     return json_response(out)
 
 

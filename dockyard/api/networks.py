@@ -74,7 +74,7 @@ async def create_network(request: web.Request) -> web.Response:
         driver=body.get("Driver") or "bridge",
         internal=_bool(body, "Internal"),
         attachable=_bool(body, "Attachable"),
-        enable_ipv6=_bool(body, "EnableIPv6"),
+        enable_ipv6=_bool(body, "EnableIPv6") if body.get("EnableIPv6") is not None else None,
         ipam=ipam,
         options=_str_map(body, "Options"),
         labels=_str_map(body, "Labels"),

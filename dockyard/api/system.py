@@ -6,12 +6,12 @@ import asyncio
 import json
 import os
 import platform
-import shutil
 import socket
 
 from aiohttp import web
 
 from .. import __version__
+from ..engine.containers.daemondefaults import init_binary
 from ..engine.events import EVENT_FILTERS, matches
 from ..engine.timeutil import parse_timestamp
 from .params import json_response, qfilters, qstr
@@ -25,6 +25,7 @@ PING_HEADERS = {
     "OSType": "linux",
     "Docker-Experimental": "false",
     "Builder-Version": "1",
+    "Swarm": "inactive",
     "Cache-Control": "no-cache, no-store, must-revalidate",
     "Pragma": "no-cache",
 }
@@ -108,18 +109,21 @@ async def info(request: web.Request) -> web.Response:
     total = sum(counts.values())
     cg = engine.cgroups
     cg_version = getattr(cg, "version", "1") if cg else "1"
+    cfg = engine.config
     return json_response({
         "ID": engine.config.data_root.as_posix(),
         "Containers": total,
         "ContainersRunning": counts["running"],
         "ContainersPaused": counts["paused"],
         "ContainersStopped": counts["stopped"],
-        "Images": len(engine.images.list_images(all=False)) if hasattr(engine.images, "list_images") else 0,
+        # dockerd counts its whole image store (len(imageStore.Map())), intermediate images too,
+        # so the figure matches `docker images -a`
+        "Images": len(engine.images.all_images()),
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"],
                          ["Using metacopy", "false"], ["Native Overlay Diff", "true"]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
-                    "Authorization": None, "Log": ["json-file", "local"]},
+                    "Authorization": None, "Log": ["json-file", "local", "syslog"]},
         "MemoryLimit": True,
         "SwapLimit": True,
         "CpuCfsPeriod": True,
@@ -128,12 +132,12 @@ async def info(request: web.Request) -> web.Response:
         "CPUSet": True,
         "PidsLimit": True,
         "OomKillDisable": cg_version == "1",
-        "IPv4Forwarding": True,
-        "Debug": engine.config.log_level == "debug",
+        "IPv4Forwarding": _ip_forwarding(),
+        "Debug": cfg.debug or cfg.log_level == "debug",
         "NFd": len(os.listdir("/proc/self/fd")),
         "NGoroutines": len(asyncio.all_tasks()),
         "SystemTime": _now(),
-        "LoggingDriver": "json-file",
+        "LoggingDriver": cfg.log_driver,
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": str(cg_version),
         "NEventsListener": len(engine.events._subscribers),
@@ -143,26 +147,25 @@ async def info(request: web.Request) -> web.Response:
         "OSType": "linux",
         "Architecture": platform.machine(),
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": [],
-                           "AllowNondistributableArtifactsHostnames": [],
-                           "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {},
-                           "Mirrors": []},
+        "RegistryConfig": _registry_config(engine),
         "NCPU": os.cpu_count() or 1,
         "MemTotal": _mem_total(),
         "GenericResources": None,
         "DockerRootDir": str(engine.config.data_root),
         "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
         "Name": socket.gethostname(),
-        "Labels": [],
+        "Labels": list(cfg.labels),
         "ExperimentalBuild": False,
         "ServerVersion": __version__,
-        "Runtimes": {"runc": {"path": engine.runtime.binary}},
-        "DefaultRuntime": "runc",
+        "Runtimes": {name: {"path": engine.runtime.binary if name == "runc" else cfg.runtime_path(name)}
+                     for name in cfg.runtime_names()},
+        "DefaultRuntime": cfg.default_runtime,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                   "ControlAvailable": False, "Error": "", "RemoteManagers": None},
-        "LiveRestoreEnabled": not engine.config.stop_containers_on_shutdown,
+        "LiveRestoreEnabled": cfg.live_restore,
         "Isolation": "",
-        "InitBinary": shutil.which("tini") or "",
+        "InitBinary": init_binary(cfg) or "",
+        "DefaultAddressPools": [{"Base": p["base"], "Size": p["size"]} for p in cfg.default_address_pools],
         "ContainerdCommit": {"ID": ""},
         "RuncCommit": {"ID": (await engine.runtime.version())[1]},
         "InitCommit": {"ID": ""},
@@ -170,6 +173,25 @@ async def info(request: web.Request) -> web.Response:
         "CDISpecDirs": [],
         "Warnings": None,
     })
+
+
+def _ip_forwarding() -> bool:
+    try:
+        with open("/proc/sys/net/ipv4/ip_forward") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+def _registry_config(engine) -> dict:
+    """dockerd's RegistryConfig: what `docker info` prints as Insecure Registries and Registry Mirrors."""
+    cfg, eps = engine.config, engine.distribution.endpoints
+    mirrors = list(cfg.registry_mirrors)
+    index = {"docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": True, "Official": True}}
+    for name in eps.insecure_names():
+        index[name] = {"Name": name, "Mirrors": [], "Secure": False, "Official": False}
+    return {"AllowNondistributableArtifactsCIDRs": None, "AllowNondistributableArtifactsHostnames": None,
+            "InsecureRegistryCIDRs": eps.insecure_cidrs(), "IndexConfigs": index, "Mirrors": mirrors}
 
 
 def _now() -> str:

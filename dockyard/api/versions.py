@@ -1,4 +1,4 @@
-"""API version negotiation: /v1.24 ... /v1.50 and unversioned paths."""
+"""API version negotiation: /v1.12 ... /v1.50 and unversioned paths."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from aiohttp import web
 
 from .errors import error_response
 
-MIN_VERSION = "1.24"
+MIN_VERSION = "1.12"  # dockerd 20.10's minimum
 MAX_VERSION = "1.50"
 
 # Every route is registered twice: bare, and behind this prefix.

@@ -1,17 +1,21 @@
 """DistributionService: `docker pull`, `docker push` and `docker login` against v2 registries.
 
 Pull: resolve the manifest (an index picks linux/<this arch>), fetch and
-verify the config, then download the missing layers (three at a time, each
-streamed to a temp file and checked against its digest) and unpack them in
-order through the layer store (which verifies each DiffID and stores shared
-layers once).  The image is committed with its tag and `repo@digest`.
+verify the config, then pull the missing layers (max_concurrent_downloads at
+a time, 3 by default as Docker): each is downloaded, verified, decompressed
+and unpacked in one pass (`layer_pipeline`); layers do not wait for their
+parents, each has its own snapshot.  The image is committed with its tag and
+`repo@digest` once every layer is in.
 
-Push: each layer's uncompressed tar is gzip-compressed off the event loop
-(deterministically: mtime 0, fixed level), so its digest is stable; the
-(DiffID -> compressed digest, registry, repository) pairs we learn by pulling
-and pushing are remembered in `distribution_blobs`, so a later push finds the
-blob already there (HEAD) or mounts it from another repository of the same
-registry instead of uploading it again.  The manifest is Docker schema2.
+Push: a layer goes up as the compressed blob we already hold (as pulled or
+loaded, or as an earlier push compressed it: `store/compressed.py`); only a
+layer never compressed is compressed, once, deterministically (threaded
+ISA-L gzip or zstd, `store/compression.py`), so its digest is stable across
+pushes and engines.  The (DiffID -> compressed digest, registry, repository)
+pairs we learn by pulling and pushing are remembered in `distribution_blobs`,
+so a later push finds the blob already there (HEAD) or mounts it from
+another repository of the same registry instead of uploading it again.  The
+manifest is Docker schema2 (OCI when the layers are zstd).
 
 Both stream Docker's JSON progress messages.  Everything that can fail
 before any byte is transferred (bad reference, unknown manifest, no
@@ -22,21 +26,23 @@ can answer with a plain 4xx; later errors travel in the stream.
 from __future__ import annotations
 
 import asyncio
-import gzip
-import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
+from ..config import EngineConfig
+from ..distribution.client.endpoints import RegistryEndpoints
 from ..distribution.client import Credentials, Manifest, RegistryClient, credentials_from_json, registry_host
 from ..errors import DockyardError, InvalidParameter, NotFound, SystemError_
 from ..oci import digest as dg
 from ..oci import image as oimg
 from ..oci import reference as oref
+from ..store import compression
+from ..store.compressed import CompressedBlob
 from .images import Image, ImageService
+from .layer_pipeline import gather_in_order, pull_layer
 from .streams import run_streamed
 
 log = logging.getLogger(__name__)
@@ -64,9 +70,6 @@ LAYER_TYPES = {
 }
 GZIP_TYPES = {oimg.DOCKER_LAYER_GZIP, oimg.OCI_LAYER_GZIP}
 CONFIG_TYPES = {oimg.DOCKER_CONFIG, oimg.OCI_CONFIG}
-GZIP_LEVEL = 6
-DOWNLOADS = 3
-UPLOADS = 3
 PROGRESS_EVERY = 0.1  # seconds between progress messages of one layer
 
 Emit = Callable[[dict[str, Any]], None]
@@ -184,34 +187,11 @@ def _pick_platform(index: dict[str, Any], platform: str | None, what: str) -> di
     return fits[0]
 
 
-def _gzip_file(src: Path, dst: Path) -> tuple[str, int]:
-    """Deterministic gzip of a layer tar (no name, mtime 0): (digest, size) of the result."""
-    h = hashlib.sha256()
-
-    class Sink:
-        def __init__(self, f) -> None:
-            self.f, self.n = f, 0
-
-        def write(self, b) -> int:
-            self.f.write(b)
-            h.update(b)
-            self.n += len(b)
-            return len(b)
-
-        def flush(self) -> None:
-            self.f.flush()
-
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        sink = Sink(fout)
-        with gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=GZIP_LEVEL, mtime=0) as gz:  # type: ignore[arg-type]
-            while chunk := fin.read(1 << 20):
-                gz.write(chunk)
-        return "sha256:" + h.hexdigest(), sink.n
-
-
 class DistributionService:
-    def __init__(self, images: ImageService) -> None:
+    def __init__(self, images: ImageService, config: EngineConfig) -> None:
         self.images = images
+        self.config = config
+        self.endpoints = RegistryEndpoints(config)
         self.db = images.db
         self.db.ensure_schema(SCHEMA)
 
@@ -223,9 +203,9 @@ class DistributionService:
             "VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET added=excluded.added",
             (diff_id, digest, media_type, size, registry, repo, time.time()))
 
-    def _known(self, diff_id: str) -> list[dict[str, Any]]:
+    def _known(self, diff_id: str, media_types: set[str]) -> list[dict[str, Any]]:
         rows = self.db.query("SELECT * FROM distribution_blobs WHERE diff_id=? ORDER BY added DESC", (diff_id,))
-        return [dict(r) for r in rows if r["media_type"] in GZIP_TYPES]
+        return [dict(r) for r in rows if r["media_type"] in media_types]
 
     # ------------------------------------------------------------ login
 
@@ -235,7 +215,7 @@ class DistributionService:
         if host == "docker.io":
             raise InvalidParameter("login to Docker Hub is not supported by this engine: "
                                    "name a registry, e.g. `docker login 127.0.0.1:5000`")
-        async with RegistryClient(host, creds) as client:
+        async with self.endpoints.client(host, creds) as client:
             token = await client.login()
         return {"Status": "Login Succeeded", "IdentityToken": token}
 
@@ -245,10 +225,24 @@ class DistributionService:
                            platform: str | None = None) -> PullPlan:
         """Resolve everything up to the config; raises before any progress is streamed."""
         ref = pull_reference(from_image, tag)
-        if ref.domain == oref.DEFAULT_DOMAIN:
-            raise _hub_refused("pull", ref)
         oimg.parse_platform(platform)
-        client = RegistryClient(ref.domain, creds)
+        endpoints = self.endpoints.for_pull(ref.domain)
+        if not endpoints:
+            raise _hub_refused("pull", ref)
+        last: DockyardError | None = None
+        for ep in endpoints:
+            client = self.endpoints.client(ep.host, creds, ep.schemes)
+            try:
+                return await self._resolve(client, ref, platform)
+            except DockyardError as exc:
+                if not ep.mirror:
+                    raise
+                log.info("pull %s from mirror %s failed, trying the next: %s", ref.familiar(), ep.host, exc)
+                last = exc
+        # every mirror failed; Docker Hub itself is never contacted from this engine
+        raise type(last)(f"{last} (from the registry mirrors; Docker Hub itself is not contacted)")
+
+    async def _resolve(self, client: RegistryClient, ref: oref.Reference, platform: str | None) -> PullPlan:
         try:
             wanted = ref.digest or ref.tag or oref.DEFAULT_TAG
             top = await client.get_manifest(ref.path, wanted)
@@ -309,46 +303,25 @@ class DistributionService:
         present = [self.images.layers.get(c) is not None for c in chain]
         for i, have in enumerate(present):
             emit(status("Already exists" if have else "Pulling fs layer", ids[i]))
-        sem = asyncio.Semaphore(DOWNLOADS)
-        temps: list[Path] = []
+        sem = asyncio.Semaphore(max(1, self.config.max_concurrent_downloads))
 
-        async def download(i: int) -> Path:
-            desc = plan.layers[i]
-            async with sem:
-                dest = self.images.content.temp_file("pull-")
-                temps.append(dest)
-                total = int(desc.get("size") or 0)
-                tick = _Throttle(emit, "Downloading", ids[i], total)
-                tick(0)
-                await client.download_blob(plan.repo, desc["digest"], dest, tick)
-                emit(status("Verifying Checksum", ids[i]))
-                emit(status("Download complete", ids[i]))
-                return dest
+        def throttle(i: int) -> Callable[[str, int], Callable[[int], None]]:
+            return lambda text, total: _Throttle(emit, text, ids[i], total)
 
-        tasks = {i: asyncio.create_task(download(i)) for i, have in enumerate(present) if not have}
-        try:
-            with self.images.layers.pinning() as pinned:
-                parent: str | None = None
-                for i, desc in enumerate(plan.layers):
-                    if i in tasks:
-                        path = await tasks[i]
-                        size = path.stat().st_size
-                        emit(progress("Extracting", ids[i], 0, size))
-                        await asyncio.to_thread(self.images.layers.import_layer, path, parent, pinned, diff_ids[i])
-                        emit(progress("Extracting", ids[i], size, size))
-                        emit(status("Pull complete", ids[i]))
-                        await asyncio.to_thread(path.unlink, True)
-                    parent = chain[i]
-                refs = [oref.Reference(ref.domain, ref.path, None, plan.manifest_digest)]
-                if ref.tag and not ref.digest:
-                    refs.insert(0, ref)
-                _, updated = self.images.commit_pulled(plan.config, refs)
-        finally:
-            for t in tasks.values():
-                t.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
-            for p in temps:
-                p.unlink(missing_ok=True)
+        with self.images.layers.pinning() as pinned:
+            async def one(i: int) -> None:
+                async with sem:
+                    await pull_layer(client, plan.repo, plan.layers[i], self.images.layers,
+                                     chain[i - 1] if i else None, diff_ids[i], pinned, ids[i], emit,
+                                     progress, status, throttle(i))
+                emit(status("Pull complete", ids[i]))
+
+            # Each layer unpacks into its own snapshot, so they need not wait for their parents.
+            await gather_in_order([one(i) for i, have in enumerate(present) if not have])
+            refs = [oref.Reference(ref.domain, ref.path, None, plan.manifest_digest)]
+            if ref.tag and not ref.digest:
+                refs.insert(0, ref)
+            _, updated = self.images.commit_pulled(plan.config, refs)
         for diff_id, desc in zip(diff_ids, plan.layers):
             self._remember(diff_id, desc["digest"], desc.get("mediaType") or "", int(desc.get("size") or 0),
                            ref.domain, ref.path)
@@ -380,7 +353,7 @@ class DistributionService:
                 raise NotFound(f"An image does not exist locally with the tag: {r.familiar()}") from None
         if not tags:
             raise NotFound(f"An image does not exist locally with the tag: {repo.familiar_name}")
-        client = RegistryClient(ref.domain, creds)
+        client = self.endpoints.client(ref.domain, creds)
         try:
             await client.ping()
         except BaseException:
@@ -403,7 +376,7 @@ class DistributionService:
         order = list(reversed(range(len(img.diff_ids))))  # dockerd lists the top layer first
         for i in order:
             emit(status("Preparing", dg.short_id(img.diff_ids[i])))
-        sem = asyncio.Semaphore(UPLOADS)
+        sem = asyncio.Semaphore(max(1, self.config.max_concurrent_uploads))
 
         async def one(i: int) -> dict[str, Any]:
             async with sem:
@@ -414,14 +387,18 @@ class DistributionService:
         cfg_digest = img.id
         if not await client.blob_exists(repo, cfg_digest, for_push=True):
             await client.upload_bytes(repo, cfg_digest, img.raw_config)
+        # zstd layers exist only in OCI manifests; gzip ones go in Docker's schema2, as dockerd pushes.
+        oci = any(l["mediaType"] == oimg.OCI_LAYER_ZSTD for l in results)
+        manifest_type = oimg.OCI_MANIFEST if oci else oimg.DOCKER_MANIFEST
         manifest = {
             "schemaVersion": 2,
-            "mediaType": oimg.DOCKER_MANIFEST,
-            "config": {"mediaType": oimg.DOCKER_CONFIG, "size": len(img.raw_config), "digest": cfg_digest},
+            "mediaType": manifest_type,
+            "config": {"mediaType": oimg.OCI_CONFIG if oci else oimg.DOCKER_CONFIG, "size": len(img.raw_config),
+                       "digest": cfg_digest},
             "layers": results,
         }
         body = json.dumps(manifest, indent=3).encode()
-        digest = await client.put_manifest(repo, ref.tag or oref.DEFAULT_TAG, body, oimg.DOCKER_MANIFEST)
+        digest = await client.put_manifest(repo, ref.tag or oref.DEFAULT_TAG, body, manifest_type)
         self.images.add_repo_digest(img.id, oref.Reference(ref.domain, ref.path, None, digest))
         self.images.events.publish("image", "push", ref.familiar(), name=ref.familiar())
         emit(status(f"{ref.tag}: digest: {digest} size: {len(body)}"))
@@ -430,16 +407,19 @@ class DistributionService:
     async def _push_layer(self, plan: PushPlan, diff_id: str, emit: Emit) -> dict[str, Any]:
         client, repo, host = plan.client, plan.repo, plan.name.domain
         sid = dg.short_id(diff_id)
+        kind = self.images.config.push_compression
+        media_type = compression.media_type_of(kind)
+        assert media_type is not None
 
         def desc(digest: str, size: int) -> dict[str, Any]:
-            return {"mediaType": oimg.DOCKER_LAYER_GZIP, "size": size, "digest": digest}
+            return {"mediaType": media_type, "size": size, "digest": digest}
 
-        known = self._known(diff_id)
+        known = self._known(diff_id, {media_type} if kind == compression.ZSTD else GZIP_TYPES)
         # 1. Already in the target repository?
         for row in known:
             if row["registry"] == host and await client.blob_exists(repo, row["digest"], for_push=True):
                 emit(status("Layer already exists", sid))
-                self._remember(diff_id, row["digest"], oimg.DOCKER_LAYER_GZIP, row["size"], host, repo)
+                self._remember(diff_id, row["digest"], media_type, row["size"], host, repo)
                 return desc(row["digest"], row["size"])
         # 2. In another repository of the same registry: mount it.
         upload_at: str | None = None
@@ -448,27 +428,44 @@ class DistributionService:
                 mounted, upload_at = await client.mount_blob(repo, row["digest"], row["repo"])
                 if mounted:
                     emit(status(f"Mounted from {row['repo']}", sid))
-                    self._remember(diff_id, row["digest"], oimg.DOCKER_LAYER_GZIP, row["size"], host, repo)
+                    self._remember(diff_id, row["digest"], media_type, row["size"], host, repo)
                     return desc(row["digest"], row["size"])
                 break
-        # 3. Compress (deterministically, so the digest is the one we pushed before) and upload.
-        tmp = self.images.content.temp_file("push-")
-        try:
-            src = self.images.layers.tar_path(diff_id)
-            digest, size = await asyncio.to_thread(_gzip_file, src, tmp)
-            if await client.blob_exists(repo, digest, for_push=True):
-                emit(status("Layer already exists", sid))
-                if upload_at:
-                    await client.cancel_upload(repo, upload_at)
-            else:
-                tick = _Throttle(emit, "Pushing", sid, size)
-                tick(0)
-                await client.upload_blob(repo, digest, tmp, size, tick, location=upload_at)
-                emit(status("Pushed", sid))
-        finally:
-            await asyncio.to_thread(tmp.unlink, True)
-        self._remember(diff_id, digest, oimg.DOCKER_LAYER_GZIP, size, host, repo)
+        # 3. The compressed blob as we received or made it before, else compress now (once:
+        #    deterministically, so the digest is the one any push of this tar gets).
+        blob = await asyncio.to_thread(self.images.layers.compressed.find, diff_id, kind)
+        if blob is None:
+            blob = await self._compress_layer(diff_id, kind, sid, emit)
+        digest, size = blob.digest, blob.size
+        if await client.blob_exists(repo, digest, for_push=True):
+            emit(status("Layer already exists", sid))
+            if upload_at:
+                await client.cancel_upload(repo, upload_at)
+        else:
+            tick = _Throttle(emit, "Pushing", sid, size)
+            tick(0)
+            await client.upload_blob(repo, digest, self.images.content.path(digest), size, tick,
+                                     location=upload_at)
+            emit(status("Pushed", sid))
+        self._remember(diff_id, digest, media_type, size, host, repo)
         return desc(digest, size)
+
+    async def _compress_layer(self, diff_id: str, kind: str, sid: str, emit: Emit) -> CompressedBlob:
+        """Compress a layer tar into the content store (kept for later pushes): its blob."""
+        src = await asyncio.to_thread(self.images.layers.tar_path, diff_id)
+        tar_size = src.stat().st_size
+        tick = _Throttle(emit, "Compressing", sid, tar_size)
+        tick(0)
+        content = self.images.content
+
+        def run() -> CompressedBlob:
+            with content.writer() as w, open(src, "rb") as f:
+                digest, size = compression.compress_stream(f, w, kind, tick)  # type: ignore[arg-type]
+                w.commit(digest)
+            self.images.layers.compressed.add(diff_id, kind, digest, size, tar_size)
+            return CompressedBlob(diff_id, kind, digest, size, tar_size)
+
+        return await asyncio.to_thread(run)
 
 
 def error_message(exc: DockyardError) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from .filters import Filters
@@ -75,10 +75,14 @@ class EventBus:
     def __init__(self, history: int = 1000) -> None:
         self._history: deque[Event] = deque(maxlen=history)
         self._subscribers: set[asyncio.Queue[Event]] = set()
+        # called with every event (metrics count them); must not block
+        self.observers: list[Callable[[Event], None]] = []
 
     def publish(self, type: str, action: str, actor_id: str, /, **attributes: str) -> Event:
         ev = Event(type, action, actor_id, {k: str(v) for k, v in attributes.items()})
         self._history.append(ev)
+        for observe in self.observers:
+            observe(ev)
         for q in list(self._subscribers):
             try:
                 q.put_nowait(ev)

@@ -25,7 +25,7 @@ from ..oci.capabilities import engine_capabilities
 from ..runtime.conmon import Monitor
 from .containers.attach import AttachStream
 from .containers.createspec import merge_env
-from .containers.fieldtypes import HOST_CONFIG, check_struct, B, L, S, SL
+from .containers.fieldtypes import HOST_CONFIG, check_struct, go_keys, B, L, S, SL
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class ExecService:
             shutil.rmtree(s.bundle, ignore_errors=True)
 
     def create(self, ref: str, body: dict[str, Any], internal: bool = False) -> ExecSession:
+        body = go_keys(body, EXEC_FIELDS)
         check_struct("ExecConfig", body, EXEC_FIELDS)
         c = self.containers.get(ref)
         if c.state.status == "paused":

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from ..config import EngineConfig
 from ..errors import Conflict, InvalidParameter, NotFound
@@ -40,8 +40,10 @@ from ..oci import reference as oref
 from ..store.content import ContentStore
 from ..store.layers import LayerStore, write_diff_tar
 from ..store.metadata import Database
+from . import image_archive
 from .events import EventBus
 from .filters import Filters
+from .layer_pipeline import import_chunks
 from .timeutil import parse_timestamp
 
 log = logging.getLogger(__name__)
@@ -295,7 +297,7 @@ class ImageService:
 
     # ------------------------------------------------------------ import
 
-    async def import_image(self, src: Path, repo: str | None = None, tag: str | None = None,
+    async def import_image(self, src: Path | AsyncIterator[bytes], repo: str | None = None, tag: str | None = None,
                            changes: list[str] | None = None, message: str | None = None,
                            platform: str | None = None, source: str = "-") -> Image:
         """`docker import`: one rootfs tar (any compression) becomes a one-layer image."""
@@ -305,7 +307,10 @@ class ImageService:
         # Validate the config (changes, platform) before the expensive part.
         oimg.import_config([], changes or [], message or "", datetime.now(timezone.utc), platform)
         with self.layers.pinning() as pinned:
-            layer = await asyncio.to_thread(self.layers.import_layer, src, None, pinned)
+            if isinstance(src, Path):
+                layer = await asyncio.to_thread(self.layers.import_layer, src, None, pinned)
+            else:  # an upload: hashed, kept and unpacked as it arrives
+                layer = await import_chunks(self.layers, src, None, pinned)
             created = datetime.now(timezone.utc)
             cfg = oimg.import_config([layer.diff_id], changes or [], message or f"Imported from {source}",
                                      created, platform)
@@ -319,18 +324,17 @@ class ImageService:
     # ------------------------------------------------------------ load
 
     async def load(self, archive: Path) -> LoadResult:
-        """`docker load`: a docker-save tarball (manifest.json) or an OCI image layout."""
+        """`docker load`: a docker-save tarball (manifest.json), an OCI image layout, or the
+        legacy layout (`repositories`, one directory per layer), with dockerd's errors."""
         work = self.content.temp_dir("load-")
         try:
-            await asyncio.to_thread(_extract_archive, archive, work)
+            await asyncio.to_thread(image_archive.extract, archive, work)
             if (work / "manifest.json").is_file():
                 entries = await asyncio.to_thread(_docker_entries, work)
             elif (work / "index.json").is_file():
                 entries = await asyncio.to_thread(_oci_entries, work)
             else:
-                raise InvalidParameter(
-                    "invalid archive: neither a Docker image archive (manifest.json) "
-                    "nor an OCI image layout (index.json)")
+                entries = await asyncio.to_thread(image_archive.legacy_entries, work)
             result = LoadResult([], [])
             for entry in entries:
                 msgs, image_id = await self._load_entry(work, entry, result.layers)
@@ -354,16 +358,16 @@ class ImageService:
                 layer = await asyncio.to_thread(self.layers.import_layer, path, parent, pinned, diff_id)
                 parent = layer.chain_id
                 if all(d != diff_id for d, _ in loaded):
-                    loaded.append((diff_id, self.layers.tar_path(diff_id).stat().st_size))
-            image_id, moved = self._commit(raw, cfg, entry.tags)
+                    loaded.append((diff_id, self.layers.tar_size(diff_id)))
+            image_id, moved = self._commit(raw, cfg, entry.tags, parent=entry.parent)
         messages = []
         for ref, prev in moved:
             messages.append(f"The image {ref.familiar()} already exists, renaming the old one with ID "
                             f"{prev} to empty string")
         self._event("load", image_id, image_id)
-        if entry.tags:
+        if entry.announce and entry.tags:
             messages += [f"Loaded image: {t.familiar()}" for t in entry.tags]
-        else:
+        elif entry.announce:
             messages.append(f"Loaded image ID: {image_id}")
         return messages, image_id
 
@@ -564,6 +568,12 @@ class ImageService:
             history.append({"created": now, **history_entry, "empty_layer": True})
         cfg["history"] = history
         image_id, _ = self._commit(oimg.encode(cfg), cfg, [], parent=base_id or "")
+        return image_id
+
+    def create_image(self, cfg: dict[str, Any], parent: str = "") -> str:
+        """An image from a config whose layers are all in the store (the builder's images
+        restored from a `cache_from` source)."""
+        image_id, _ = self._commit(oimg.encode(cfg), cfg, [], parent=parent)
         return image_id
 
     def add_repo_digest(self, image_id: str, ref: oref.Reference) -> None:
@@ -869,20 +879,13 @@ def _is_single_reference(refs: list[oref.Reference]) -> bool:
     return len(names) == 1 and single.name in names
 
 
-def _extract_archive(archive: Path, dest: Path) -> None:
-    """Extract an image archive safely (no escapes, no devices): the tarfile 'data' filter."""
-    try:
-        with tarfile.open(archive, "r:*") as tf:
-            tf.extractall(dest, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise InvalidParameter(f"invalid image archive: {exc}") from None
-
-
 @dataclass
 class _Entry:
     config_bytes: bytes
     layers: list[Path]
     tags: list[oref.Reference]
+    parent: str = ""
+    announce: bool = True  # "Loaded image: …" lines (the legacy layout has none)
 
 
 def _inside(work: Path, rel: str) -> Path:

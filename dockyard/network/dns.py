@@ -29,16 +29,6 @@ import struct
 from ipaddress import IPv4Address
 from typing import Callable
 
-import dns.asyncquery
-import dns.exception
-import dns.flags
-import dns.message
-import dns.name
-import dns.rcode
-import dns.rdataclass
-import dns.rdatatype
-import dns.rrset
-
 from .netns import NetnsDir
 
 log = logging.getLogger(__name__)
@@ -46,6 +36,23 @@ log = logging.getLogger(__name__)
 DNS_IP = "127.0.0.11"
 TTL = 600  # Docker's
 FORWARD_TIMEOUT = 3.0
+
+
+
+def _dnspython() -> None:
+    """Import dnspython (into this module's `dns`) on the first query: it costs ~10 MiB, which
+    an engine whose containers never ask a name of 127.0.0.11 does not need to hold."""
+    global dns
+    import dns.asyncquery
+    import dns.exception
+    import dns.flags
+    import dns.message
+    import dns.name
+    import dns.rcode
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rrset  # noqa: F401
+
 
 # (container_id, lower-case name) -> IPv4 addresses
 Lookup = Callable[[str, str], list[str]]
@@ -187,6 +194,7 @@ class EmbeddedDns:
     # ------------------------------------------------------------ answering
 
     async def handle(self, cid: str, wire: bytes, tcp: bool) -> bytes | None:
+        _dnspython()
         try:
             q = dns.message.from_wire(wire)
         except Exception:
@@ -204,6 +212,7 @@ class EmbeddedDns:
 
     def answer_local(self, cid: str, q: dns.message.Message) -> dns.message.Message | None:
         """The answer from the endpoint table, or None to forward."""
+        _dnspython()
         if len(q.question) != 1:
             resp = dns.message.make_response(q)
             resp.set_rcode(dns.rcode.FORMERR)
@@ -223,9 +232,12 @@ class EmbeddedDns:
         ips = self.lookup(cid, name)
         if ips:
             resp = _response(q)
-            if rr.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY):
-                resp.answer.append(dns.rrset.from_text_list(rr.name, TTL, "IN", "A", ips))
-            # AAAA and the rest: the name exists, with no such record (NOERROR, empty)
+            v4, v6 = [i for i in ips if ":" not in i], [i for i in ips if ":" in i]
+            if rr.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY) and v4:
+                resp.answer.append(dns.rrset.from_text_list(rr.name, TTL, "IN", "A", v4))
+            if rr.rdtype in (dns.rdatatype.AAAA, dns.rdatatype.ANY) and v6:
+                resp.answer.append(dns.rrset.from_text_list(rr.name, TTL, "IN", "AAAA", v6))
+            # the rest: the name exists, with no such record (NOERROR, empty)
             return resp
         if "." not in name:
             resp = _response(q)

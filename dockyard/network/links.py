@@ -13,13 +13,14 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_interface
 from pathlib import Path
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 DEFAULT_MTU = 1500
+IFA_F_NODAD = 0x02
 
 
 def random_mac() -> str:
@@ -66,8 +67,9 @@ def host_routes() -> list[IPv4Network]:
     return out
 
 
-def ensure_bridge(name: str, gateway: IPv4Interface, mtu: int) -> None:
-    """Create or adopt the bridge; its only IPv4 address becomes `gateway`."""
+def ensure_bridge(name: str, gateway: IPv4Interface, mtu: int, gateway6: str | None = None) -> None:
+    """Create or adopt the bridge; its only IPv4 address becomes `gateway`
+    (and `gateway6`, ADDRESS/PREFIX, its IPv6 one)."""
     with IPRoute() as ipr:
         idx = _index(ipr, name)
         if idx is None:
@@ -94,6 +96,8 @@ def ensure_bridge(name: str, gateway: IPv4Interface, mtu: int) -> None:
             ipr.addr("del", index=idx, address=addr, prefixlen=plen)
         if want not in have:
             ipr.addr("add", index=idx, address=want[0], prefixlen=want[1])
+        if gateway6:
+            add_address(ipr, idx, gateway6)
         ipr.link("set", index=idx, state="up")
 
 
@@ -164,21 +168,34 @@ def reset_sandbox(keep: set[str]) -> None:
                         raise
 
 
-def configure_interface(ifname: str, address: IPv4Interface, gateway: IPv4Address | None) -> None:
-    """Address the interface, bring it up and, when the sandbox has none yet,
-    add the default route through `gateway`."""
+def configure_interface(ifname: str, address: IPv4Interface, gateway: IPv4Address | None,
+                        extra: list[str] = (), gateway6: str | None = None) -> None:
+    """Address the interface (`extra`: more ADDRESS[/PREFIX], IPv6 or link-local),
+    bring it up and, when the sandbox has none yet, add the default routes
+    through `gateway` and `gateway6`."""
     with IPRoute() as ipr:
         idx = _index(ipr, ifname)
         if idx is None:
             raise RuntimeError(f"interface {ifname} missing in sandbox")
-        try:
-            ipr.addr("add", index=idx, address=str(address.ip), prefixlen=address.network.prefixlen)
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
-                raise
+        for a in [str(address), *extra]:
+            add_address(ipr, idx, a)
         ipr.link("set", index=idx, state="up")
         if gateway is not None and not ipr.get_default_routes(family=2):
             ipr.route("add", dst="0.0.0.0/0", gateway=str(gateway), oif=idx)
+        if gateway6 and not ipr.get_default_routes(family=10):
+            ipr.route("add", dst="::/0", gateway=gateway6, oif=idx, family=10)
+
+
+def add_address(ipr: IPRoute, idx: int, cidr: str) -> None:
+    """Add ADDRESS[/PREFIX] to a link (idempotent); IPv6 ones skip duplicate
+    address detection (the subnet is ours), as Docker does."""
+    iface = ip_interface(cidr)
+    kw = {"flags": IFA_F_NODAD} if iface.version == 6 else {}
+    try:
+        ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen, **kw)
+    except NetlinkError as exc:
+        if exc.code != errno.EEXIST:
+            raise
 
 
 def sandbox_interfaces() -> list[str]:

@@ -19,7 +19,9 @@ The protocol, learnt from libpod:
 - `<bundle>/ctl`: a fifo taking `1 <rows> <cols>\\n` to resize the pty.
 - `--exit-dir`: conmon writes the exit code to `<exit-dir>/<id>` before it
   exits; `--persist-dir` gets `exit` and, on an OOM kill, `oom`.
-- `--log-path k8s-file:PATH`: lines `<RFC3339Nano> <stdout|stderr> <F|P> <text>`.
+- `--log-path k8s-file:PATH`: lines `<RFC3339Nano> <stdout|stderr> <F|P> <text>`, appended
+  (O_APPEND); with `--log-size-max N` conmon renames a fresh file over PATH every N
+  bytes.  `--log-path none` keeps no log (attach still works).
 """
 
 from __future__ import annotations
@@ -47,12 +49,14 @@ class MonitorHandle:
 
 
 class Monitor:
-    def __init__(self, conmon: str, runtime_path: str, runtime_root: Path, exit_dir: Path) -> None:
+    def __init__(self, conmon: str, runtime_path: str, runtime_root: Path, exit_dir: Path,
+                 runtime_for: Callable[[str], str] | None = None) -> None:
         path = shutil.which(conmon)
         if path is None:
             raise Unavailable(f"container monitor {conmon!r} not found in PATH (apt install conmon)")
         self.binary = path
         self.runtime_path = runtime_path
+        self.runtime_for = runtime_for  # the container's own runtime binary, by container id
         self.runtime_root = runtime_root
         self.exit_dir = exit_dir
         exit_dir.mkdir(parents=True, exist_ok=True)
@@ -67,8 +71,8 @@ class Monitor:
             self._version = first[0].split("version", 1)[-1].strip() if first else ""
         return self._version
 
-    def _args(self, cid: str, cuuid: str, name: str, bundle: Path, log_path: Path, exit_dir: Path,
-              *, terminal: bool, stdin: bool, leave_stdin_open: bool) -> list[str]:
+    def _args(self, cid: str, cuuid: str, name: str, bundle: Path, log_path: Path | None, exit_dir: Path,
+              *, terminal: bool, stdin: bool, leave_stdin_open: bool, log_size_max: int = 0) -> list[str]:
         for stale in ("oom", "exit", "attach", "ctl", "winsz", "pidfile", "conmon.pid"):
             try:
                 (bundle / stale).unlink()
@@ -77,12 +81,12 @@ class Monitor:
         args = [
             self.binary, "--api-version", "1",
             "-c", cid, "-u", cuuid, "-n", name,
-            "-r", self.runtime_path,
+            "-r", self.runtime_for(cid) if self.runtime_for else self.runtime_path,
             "--runtime-arg", "--root", "--runtime-arg", str(self.runtime_root),
             "-b", str(bundle),
             "-p", str(bundle / "pidfile"),
             "-P", str(bundle / "conmon.pid"),
-            "-l", f"k8s-file:{log_path}",
+            "-l", f"k8s-file:{log_path}" if log_path is not None else "none",
             "--exit-dir", str(exit_dir),
             "--persist-dir", str(bundle),
             "--socket-dir-path", str(bundle),
@@ -90,6 +94,8 @@ class Monitor:
             "--log-level", "error",
             "--no-sync-log",
         ]
+        if log_size_max > 0 and log_path is not None:
+            args += ["--log-size-max", str(log_size_max)]
         if terminal:
             args.append("-t")
         if stdin:
@@ -98,12 +104,16 @@ class Monitor:
                 args.append("--leave-stdin-open")
         return args
 
-    async def create(self, cid: str, name: str, bundle: Path, log_path: Path, *,
-                     terminal: bool, stdin: bool, leave_stdin_open: bool) -> MonitorHandle:
-        """Start conmon, which runs `runc create` and stays in the background."""
+    async def create(self, cid: str, name: str, bundle: Path, log_path: Path | None, *,
+                     terminal: bool, stdin: bool, leave_stdin_open: bool,
+                     log_size_max: int = 0) -> MonitorHandle:
+        """Start conmon, which runs `runc create` and stays in the background.
+
+        `log_path` None: no log kept; else the spool conmon appends to.
+        """
         self.clear_exit(cid)
         args = self._args(cid, cid, name, bundle, log_path, self.exit_dir, terminal=terminal,
-                          stdin=stdin, leave_stdin_open=leave_stdin_open)
+                          stdin=stdin, leave_stdin_open=leave_stdin_open, log_size_max=log_size_max)
         return await self._launch(args, bundle, None)
 
     async def exec(self, cid: str, exec_id: str, bundle: Path, spec: Path, log_path: Path, *,

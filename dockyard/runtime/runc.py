@@ -11,6 +11,7 @@ import asyncio
 import json
 import shutil
 from pathlib import Path
+from typing import Callable
 
 from ..errors import Conflict, NotFound, SystemError_
 
@@ -20,7 +21,7 @@ class RuntimeError_(SystemError_):
 
 
 class OCIRuntime:
-    def __init__(self, binary: str, root: Path) -> None:
+    def __init__(self, binary: str, root: Path, binary_for: Callable[[str], str] | None = None) -> None:
         path = shutil.which(binary)
         if path is None:
             from ..errors import Unavailable
@@ -28,6 +29,8 @@ class OCIRuntime:
             raise Unavailable(f"OCI runtime {binary!r} not found in PATH")
         self.binary = path
         self.root = root
+        # a container's own runtime (HostConfig.Runtime, from `runtimes`); all share one state root
+        self.binary_for = binary_for
         root.mkdir(parents=True, exist_ok=True)
 
     async def version(self) -> tuple[str, str]:
@@ -45,12 +48,14 @@ class OCIRuntime:
             self._version = (version, commit)
         return self._version
 
-    def base_args(self) -> list[str]:
-        return [self.binary, "--root", str(self.root)]
+    def base_args(self, cid: str | None = None) -> list[str]:
+        binary = self.binary_for(cid) if (cid and self.binary_for) else self.binary
+        return [binary, "--root", str(self.root)]
 
-    async def _run(self, *args: str, input: bytes | None = None, check: bool = True) -> tuple[int, bytes, bytes]:
+    async def _run(self, *args: str, input: bytes | None = None, check: bool = True,
+                   cid: str | None = None) -> tuple[int, bytes, bytes]:
         proc = await asyncio.create_subprocess_exec(
-            *self.base_args(), *args,
+            *self.base_args(cid), *args,
             stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
@@ -65,36 +70,36 @@ class OCIRuntime:
         return proc.returncode or 0, out, err
 
     async def start(self, cid: str) -> None:
-        await self._run("start", cid)
+        await self._run("start", cid, cid=cid)
 
     async def kill(self, cid: str, signal: int, all_processes: bool = False) -> None:
         args = ["kill"] + (["--all"] if all_processes else []) + [cid, str(signal)]
-        await self._run(*args)
+        await self._run(*args, cid=cid)
 
     async def pause(self, cid: str) -> None:
-        await self._run("pause", cid)
+        await self._run("pause", cid, cid=cid)
 
     async def resume(self, cid: str) -> None:
-        await self._run("resume", cid)
+        await self._run("resume", cid, cid=cid)
 
     async def delete(self, cid: str, force: bool = True) -> None:
         if not (self.root / cid).exists():  # runc has no state: spare the fork (teardown runs twice on --rm)
             return
-        rc, out, err = await self._run("delete", *(["--force"] if force else []), cid, check=False)
+        rc, out, err = await self._run("delete", *(["--force"] if force else []), cid, check=False, cid=cid)
         if rc != 0 and b"does not exist" not in err and b"not exist" not in out:
             raise RuntimeError_(f"runc delete: {_clean_error(err)}")
 
     async def state(self, cid: str) -> dict | None:
-        rc, out, err = await self._run("state", cid, check=False)
+        rc, out, err = await self._run("state", cid, check=False, cid=cid)
         if rc != 0:
             return None
         return json.loads(out)
 
     async def update(self, cid: str, resources: dict) -> None:
-        await self._run("update", "--resources", "-", cid, input=json.dumps(resources).encode())
+        await self._run("update", "--resources", "-", cid, input=json.dumps(resources).encode(), cid=cid)
 
     async def ps(self, cid: str) -> list[int]:
-        rc, out, _ = await self._run("ps", "--format", "json", cid, check=False)
+        rc, out, _ = await self._run("ps", "--format", "json", cid, check=False, cid=cid)
         if rc != 0:
             return []
         return json.loads(out) or []

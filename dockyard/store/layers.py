@@ -2,17 +2,20 @@
 
 Lifecycle of a layer (compare containerd's snapshotter Prepare/Apply/Commit):
 
-1. `import_layer(src)` decompresses the (gzip, bzip2, xz, zstd or plain) tar
-   into a temp blob while hashing it: the hash is the layer's DiffID, and with
-   the parent's ChainID it gives this layer's ChainID.
-2. If no layer with that ChainID exists yet, the tar is unpacked into
-   layers/tmp/<random>/diff, converting OCI/Docker whiteouts to overlayfs
-   ones (`.wh.x` -> character device 0:0 named x; `.wh..wh..opq` -> xattr
-   trusted.overlay.opaque=y on the directory), then the whole directory is
-   renamed to layers/<chain-hex>.  A crash mid-unpack leaves only layers/tmp
-   debris, never a half layer under its final name.
-3. The row goes into SQLite, and the uncompressed tar is kept in the content
-   store under its DiffID so that `docker save` can reproduce it byte for byte.
+1. `import_stream(src)` reads the (gzip, zstd, bzip2, xz or plain) tar once:
+   the bytes as received are hashed (and a compressed blob is kept as it
+   came, for later pushes), decompressed, hashed again (the layer's DiffID,
+   which with the parent's ChainID gives this layer's ChainID), kept as the
+   layer tar and unpacked, all as they arrive (a pull feeds it from the
+   download), into layers/tmp/<random>/diff, converting OCI/Docker whiteouts
+   to overlayfs ones (`.wh.x` -> character device 0:0 named x;
+   `.wh..wh..opq` -> xattr trusted.overlay.opaque=y on the directory).
+2. Only when every digest matched is the directory renamed to
+   layers/<chain-hex> (unless that ChainID exists already) and the blobs
+   renamed into the content store.  A crash or a bad byte mid-way leaves only
+   temp debris, never a half layer under its final name.
+3. The row goes into SQLite; the uncompressed tar kept under its DiffID lets
+   `docker save` reproduce the layer byte for byte.
 
 Layers are shared: each is stored once per ChainID, and images hold
 references to it (`add_refs(owner, chain_ids)` in the same transaction that
@@ -26,15 +29,12 @@ Everything here blocks; services call it through asyncio.to_thread.
 
 from __future__ import annotations
 
-import bz2
 import errno
-import gzip
+import io
 import logging
-import lzma
 import os
 import shutil
 import stat
-import subprocess
 import tarfile
 import tempfile
 import threading
@@ -46,8 +46,13 @@ from typing import BinaryIO, Iterator
 
 from ..errors import InvalidParameter, NotFound
 from ..oci import digest as dg
-from .content import CHUNK, ContentStore
+from . import compression
+from .compressed import CompressedBlobs
+from .content import CHUNK, BlobWriter, ContentStore
 from .metadata import Database
+from .pipe import BackgroundWriter, HashSink, PipeClosed, TeeReader
+from . import tarsplit
+from .tarsplit import SkeletonWriter
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,9 @@ WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
+# Layers that arrive in these are kept as received (what push sends) instead of as a tar.
+KEPT_COMPRESSED = (compression.GZIP, compression.ZSTD)
+SKELETON = "tar-split"  # beside diff/: what rebuilds a plain tar from the layer (tarsplit)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS layers (
@@ -121,56 +129,10 @@ def classify_whiteout(rel: str) -> tuple[str, str] | None:
     return "whiteout", (parent + "/" + target) if parent else target
 
 
-def _magic_kind(head: bytes) -> str:
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"BZh"):
-        return "bzip2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
-    return "tar"
-
-
-@contextmanager
-def decompressed(f: BinaryIO) -> Iterator[BinaryIO]:
-    """Wrap a seekable stream so that reads return the uncompressed tar."""
-    head = f.read(6)
-    f.seek(0)
-    kind = _magic_kind(head)
-    if kind == "tar":
-        yield f
-    elif kind == "gzip":
-        with gzip.GzipFile(fileobj=f, mode="rb") as g:
-            yield g  # type: ignore[misc]
-    elif kind == "bzip2":
-        with bz2.BZ2File(f, "rb") as b:
-            yield b  # type: ignore[misc]
-    elif kind == "xz":
-        with lzma.LZMAFile(f, "rb") as x:
-            yield x  # type: ignore[misc]
-    else:  # zstd: no module in the stdlib, Debian's zstd binary does it
-        zstd = shutil.which("zstd")
-        if zstd is None:
-            raise InvalidParameter("zstd-compressed layers need the zstd program, which is not installed")
-        # The child reads the fd itself: rewind it (buffered seeks may not move the fd).
-        os.lseek(f.fileno(), 0, os.SEEK_SET)
-        proc = subprocess.Popen([zstd, "-dcq"], stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            yield proc.stdout  # type: ignore[misc]
-        finally:
-            proc.stdout.close()  # type: ignore[union-attr]
-            err = proc.stderr.read()  # type: ignore[union-attr]
-            proc.stderr.close()  # type: ignore[union-attr]
-            if proc.wait() != 0:
-                raise InvalidParameter(f"zstd: {err.decode(errors='replace').strip()}")
-
-
 # ------------------------------------------------------------ unpacking
 
 
-def _remove(path: str) -> None:
+def _remove_path(path: str) -> None:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -212,23 +174,29 @@ def _apply_xattrs(path: str, member: tarfile.TarInfo) -> None:
             log.debug("xattr %s on %s not applied: %s", name, path, exc)
 
 
-def unpack_tar(tar_path: Path, dest: Path) -> int:
-    """Unpack an uncompressed layer tar into `dest` with overlayfs whiteouts.
+def unpack_tar(tar: Path | BinaryIO, dest: Path, split: SkeletonWriter | None = None) -> int:
+    """Unpack an uncompressed layer tar (a path, or a stream read once) into `dest`.
 
-    Returns the layer size (bytes of regular files).  `dest` must exist.
+    Whiteouts become overlayfs ones.  Returns the layer size (bytes of regular
+    files).  `dest` must exist.  `split`, fed the same stream, is told where each
+    file's contents lie (and before any file of ours is replaced), so the tar can
+    be rebuilt from the layer (`tarsplit`).
     """
     root = str(dest)
     size = 0
     dir_times: list[tuple[str, int]] = []
     try:
-        tf = tarfile.open(tar_path, "r:", errorlevel=2)
+        if isinstance(tar, Path):
+            tf = tarfile.open(tar, "r:", errorlevel=2)
+        else:  # stream mode: members in order, no seeking back
+            tf = tarfile.open(fileobj=tar, mode="r|", errorlevel=2)
     except tarfile.ReadError as exc:
         raise InvalidParameter(f"invalid tar archive: {exc}") from None
     with tf:
         try:
             members = iter(tf)
             for m in members:
-                size += _unpack_member(tf, m, root, dir_times)
+                size += _unpack_member(tf, m, root, dir_times, split)
         except tarfile.TarError as exc:
             raise InvalidParameter(f"invalid tar archive: {exc}") from None
     # Directory mtimes last: creating children would change them.
@@ -237,9 +205,20 @@ def unpack_tar(tar_path: Path, dest: Path) -> int:
     return size
 
 
-def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times: list) -> int:
+def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times: list,
+                   split: SkeletonWriter | None = None) -> int:
     rel = clean_member_name(m.name)
     wh = classify_whiteout(rel) if rel != "." else None
+    # Contents that land as a file of the layer as they are (not sparse, not a whiteout).
+    spliced = split is not None and wh is None and rel != "." and m.isreg() and not m.issparse() and m.size > 0
+    if split is not None and not spliced:
+        split.other(m.offset_data)
+
+    def _remove(path: str) -> None:
+        if split is not None:
+            split.removing(path)
+        _remove_path(path)
+
     if wh is not None:
         kind, target = wh
         if kind == "opaque":
@@ -262,7 +241,7 @@ def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times
         try:
             st = os.lstat(path)
             if not stat.S_ISDIR(st.st_mode):
-                os.unlink(path)
+                _remove(path)
                 os.mkdir(path, 0o700)
         except FileNotFoundError:
             os.mkdir(path, 0o700)
@@ -270,6 +249,8 @@ def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times
         raise InvalidParameter("invalid tar: the root must be a directory")
     elif m.isreg():
         _remove(path)
+        if spliced:  # after the removal: a file of the same name earlier in the tar is not this one
+            split.file(m.offset_data, m.size, path, rel)  # type: ignore[union-attr]
         src = tf.extractfile(m)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out:
@@ -311,6 +292,18 @@ def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times
 
 
 
+class _Both:
+    """Writes to two sinks."""
+
+    def __init__(self, a, b) -> None:  # type: ignore[no-untyped-def]
+        self.a, self.b = a, b
+
+    def write(self, data: bytes) -> int:
+        self.a.write(data)
+        self.b.write(data)
+        return len(data)
+
+
 # ------------------------------------------------------------ the store
 
 
@@ -325,6 +318,7 @@ class LayerStore:
         db.ensure_schema(SCHEMA)
         self._lock = threading.Lock()
         self._pins: Counter[str] = Counter()
+        self.compressed = CompressedBlobs(db, content)
 
     # -- queries
 
@@ -354,11 +348,52 @@ class LayerStore:
         return int(self.db.scalar("SELECT COUNT(*) FROM layer_refs WHERE chain_id=?", (chain_id,)))
 
     def tar_path(self, diff_id: str) -> Path:
-        """The layer's uncompressed tar, byte-identical to what was imported."""
+        """The layer's uncompressed tar, byte-identical to what was imported.
+
+        A layer that arrived compressed is kept compressed only (one copy less to
+        write on pull); its tar is inflated into the content store when first asked
+        for (`docker save`, a push in another compression) and verified.
+        """
         p = self.content.path(diff_id)
-        if not p.exists():
-            raise NotFound(f"layer tar {diff_id} is missing from the content store")
-        return p
+        if p.exists():
+            return p
+        for kind in KEPT_COMPRESSED:
+            kept = self.compressed.find(diff_id, kind)
+            if kept is None:
+                continue
+            with self.content.open(kept.digest) as f, compression.decompressed(f) as (plain, _), \
+                    self.content.writer() as w:
+                shutil.copyfileobj(plain, w, CHUNK)
+                w.commit(diff_id)
+            return p
+        skeleton = self._skeleton(diff_id)
+        if skeleton is not None:
+            with self.content.writer() as w:
+                tarsplit.rebuild(skeleton, skeleton.parent / "diff", w)  # type: ignore[arg-type]
+                w.commit(diff_id)  # verified: a wrong splice can never pass for the layer
+            return p
+        raise NotFound(f"layer tar {diff_id} is missing from the content store")
+
+    def _skeleton(self, diff_id: str) -> Path | None:
+        for r in self.db.query("SELECT chain_id FROM layers WHERE diff_id=?", (diff_id,)):
+            p = self.dir(r["chain_id"]) / SKELETON
+            if p.is_file():
+                return p
+        return None
+
+    def tar_size(self, diff_id: str) -> int:
+        """Bytes of the layer's tar, without inflating a layer kept compressed."""
+        p = self.content.path(diff_id)
+        if p.exists():
+            return p.stat().st_size
+        for kind in KEPT_COMPRESSED:
+            kept = self.compressed.find(diff_id, kind)
+            if kept is not None:
+                return kept.tar_size
+        skeleton = self._skeleton(diff_id)
+        if skeleton is not None:
+            return tarsplit.tar_size(skeleton)
+        raise NotFound(f"layer tar {diff_id} is missing from the content store")
 
     # -- pins
 
@@ -381,48 +416,116 @@ class LayerStore:
     # -- import
 
     def import_layer(self, src: Path, parent: str | None, pinned: list[str],
-                     expected_diff_id: str | None = None) -> Layer:
+                     expected_diff_id: str | None = None, name: str | None = None) -> Layer:
         """Import one layer from a (possibly compressed) tar file; pins it into `pinned`."""
-        with open(src, "rb") as f, self.content.writer() as blob:
+        with open(src, "rb") as f:
+            return self.import_stream(f, parent, pinned, expected_diff_id, name=name)
+
+    def import_stream(self, raw: BinaryIO, parent: str | None, pinned: list[str],
+                      expected_diff_id: str | None = None, *, expected_digest: str | None = None,
+                      name: str | None = None) -> Layer:
+        """Import one layer from a stream, in one pass; pins it into `pinned`.
+
+        The bytes are hashed as they are read (`expected_digest`: the blob's
+        digest, checked at the end) and unpacked into a temp dir while they
+        arrive.  The tar itself is kept either as the compressed blob received
+        (gzip, zstd: `self.compressed`, what push sends) or, for a plain tar,
+        as a skeleton beside the unpacked files (`tarsplit`): never twice.
+        Nothing is kept unless every check passed.  `name` (the layer as the
+        user knows it) goes into error messages.
+        """
+        what = name or "layer"
+        packed = self.content.writer()
+        packed_bg = BackgroundWriter(packed)  # hashed and written by a thread of its own
+        tar_hash = HashSink()
+        hash_bg = BackgroundWriter(tar_hash)
+        work = Path(tempfile.mkdtemp(dir=self.tmp_dir, prefix="unpack-"))
+        split = SkeletonWriter(work / SKELETON)
+        try:
+            tee = TeeReader(raw, packed_bg)
+            tar = TeeReader(tee, hash_bg)  # replaced by the decompressed stream below
+            kind = "unknown"
             try:
-                with decompressed(f) as plain:
-                    shutil.copyfileobj(plain, blob, CHUNK)
-            except (OSError, EOFError, lzma.LZMAError, gzip.BadGzipFile) as exc:
-                raise InvalidParameter(f"invalid layer archive: {exc}") from None
-            diff_id = blob.digest
+                with compression.decompressed(io.BufferedReader(tee, CHUNK)) as (plain, kind):
+                    if kind not in KEPT_COMPRESSED:
+                        tee.sink = None  # no compressed blob to keep
+                    tar = TeeReader(plain, _Both(hash_bg, split) if kind not in KEPT_COMPRESSED else hash_bg)
+                    (work / "diff").mkdir()
+                    os.chmod(work / "diff", 0o755)
+                    size = unpack_tar(io.BufferedReader(tar, CHUNK), work / "diff",  # type: ignore[arg-type]
+                                      split if kind not in KEPT_COMPRESSED else None)
+                    tar.drain()
+                tee.drain()
+                packed_bg.wait()
+                hash_bg.wait()
+                split.close()
+            except (InvalidParameter, *compression.decode_errors()) as exc:
+                if isinstance(exc, PipeClosed):
+                    raise
+                # Were the bytes the ones asked for?  The plain tee has seen all of a plain tar.
+                if kind == "tar":
+                    tar.sink = tar_hash
+                    hash_bg.wait()
+                    self._check_received(tar, tar_hash, expected_digest)
+                else:
+                    tee.sink = packed
+                    packed_bg.wait()
+                    self._check_received(tee, packed, expected_digest)
+                detail = exc.message if isinstance(exc, InvalidParameter) else f"invalid layer archive: {exc}"
+                raise InvalidParameter(f"{what}: {detail}") from None
+            received = tar_hash if kind == "tar" else packed
+            if expected_digest is not None and received.digest != expected_digest:
+                raise InvalidParameter(f"filesystem layer verification failed for digest {expected_digest}")
+            diff_id = tar_hash.digest
             if expected_diff_id is not None and expected_diff_id != diff_id:
-                raise InvalidParameter(f"layer digest mismatch: config says {expected_diff_id}, tar is {diff_id}")
+                raise InvalidParameter(f"{what}: layer digest mismatch: config says {expected_diff_id}, "
+                                       f"tar is {diff_id}")
             chain_id = diff_id if parent is None else dg.sha256_bytes(f"{parent} {diff_id}".encode())
             with self._lock:
                 self._pins[chain_id] += 1
             pinned.append(chain_id)
+            if kind in KEPT_COMPRESSED:
+                digest, csize = packed.digest, packed.size
+                packed.commit(digest)
+                self.compressed.add(diff_id, kind, digest, csize, tar_hash.size)
+                tarsplit.remove(work / SKELETON)
+            else:
+                packed.abort()
             existing = self.get(chain_id)
             if existing is not None and self.diff_dir(chain_id).is_dir():
-                blob.commit(diff_id)
                 return existing
-            blob.flush()
-            work = Path(tempfile.mkdtemp(dir=self.tmp_dir, prefix="unpack-"))
             try:
-                (work / "diff").mkdir()
-                os.chmod(work / "diff", 0o755)
-                size = unpack_tar(blob.tmp_path, work / "diff")
-                blob.commit(diff_id)
-                try:
-                    os.rename(work, self.dir(chain_id))
-                except OSError as exc:
-                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                        raise
-                    # Someone unpacked the same layer concurrently: theirs wins.
-                    shutil.rmtree(work, ignore_errors=True)
-            except BaseException:
-                shutil.rmtree(work, ignore_errors=True)
-                raise
+                os.rename(work, self.dir(chain_id))
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                # Someone unpacked the same layer concurrently: theirs wins.
+        finally:
+            packed_bg.stop()
+            hash_bg.stop()
+            split.abort()
+            packed.abort()
+            shutil.rmtree(work, ignore_errors=True)
         self.db.execute(
             "INSERT OR IGNORE INTO layers(chain_id, diff_id, parent, size, created) "
             "VALUES (?,?,?,?,strftime('%s','now'))",
             (chain_id, diff_id, parent, size),
         )
         return self.require(chain_id)
+
+    @staticmethod
+    def _check_received(reader: TeeReader, received: BlobWriter | HashSink, expected_digest: str | None) -> None:
+        """After a bad archive: were the bytes the ones asked for?  A corrupt download is
+        reported as a verification failure (as dockerd does), not as a broken image.
+        `reader` is the tee whose sink `received` has seen every byte read so far."""
+        if expected_digest is None:
+            return
+        try:
+            reader.drain()
+        except compression.decode_errors():
+            return
+        if received.digest != expected_digest:
+            raise InvalidParameter(f"filesystem layer verification failed for digest {expected_digest}")
 
     # -- references (call inside the owner's db transaction)
 
@@ -449,6 +552,7 @@ class LayerStore:
             self._remove_dir(self.dir(chain_id))
             if self.db.scalar("SELECT COUNT(*) FROM layers WHERE diff_id=?", (diff_id,)) == 0:
                 self.content.delete(diff_id)
+                self.compressed.forget(diff_id)
         return [c for c, _ in victims]
 
     def _remove_dir(self, d: Path) -> None:

@@ -36,6 +36,15 @@ class Database:
         with self._lock:
             self._conn.executescript(sql)
 
+    def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Add the columns a newer engine needs to a table an older one made
+        (`columns`: name -> declaration with its DEFAULT)."""
+        with self._lock:
+            have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns.items():
+                if name not in have:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Nestable transaction: the outermost one commits or rolls back."""

@@ -138,6 +138,22 @@ class EngineProcess:
                 out.append(int(d))
         return out
 
+    def logd_pids(self) -> list[int]:
+        """The engine's log daemon (it outlives a crashed engine, as conmon does)."""
+        out = []
+        marker = str(self.exec_root).encode()
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"logd" in argv and marker in argv:
+                out.append(int(d))
+        return out
+
     def mounts(self) -> list[str]:
         """Mounts under our root, but the engine's own private netns directory mount."""
         prefix = str(self.root) + "/"
@@ -165,6 +181,11 @@ class EngineProcess:
                 subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", d.name],
                                capture_output=True)
         for pid in self.monitor_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in self.logd_pids():
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -113,3 +113,55 @@ def test_cp_in_keeps_modes(engine, client, tmp_path):
         assert stat["mode"] & 0o777 == mode & 0o777
     _, s = c.get_archive("/tmp/suid")
     assert s["mode"] & (1 << 23)  # Go's ModeSetuid
+
+
+ETC_MOUNTS = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
+
+
+def _last_layer_names(client, image_id: str) -> set[str]:
+    import json
+    data = b"".join(client.api.get_image(image_id))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))
+        layer = tf.extractfile(manifest[0]["Layers"][-1]).read()
+    with tarfile.open(fileobj=io.BytesIO(layer)) as lt:
+        return {"/" + n.lstrip("./") for n in lt.getnames()}
+
+
+@pytest.mark.parametrize("image_has_etc_files", [True, False])
+def test_etc_mounts_are_never_changes(engine, client, tmp_path, image_has_etc_files):
+    """/etc/hosts, /etc/hostname and /etc/resolv.conf are mounts (dockerd keeps them in the
+    container's init layer): not in diff, not in a committed layer; export has them."""
+    image = "busybox"
+    if not image_has_etc_files:  # an image without /etc at all: the mount points are made for it
+        c0 = client.containers.create("busybox", "true")
+        bits, _ = c0.get_archive("/bin")
+        tar = tmp_path / "bin.tar"
+        tar.write_bytes(b"".join(bits))
+        r = engine.cli("import", str(tar), "noetc:1")
+        assert r.returncode == 0, r.stderr
+        image = "noetc:1"
+    try:
+        c = client.containers.run(image, ["/bin/sh", "-c", "echo x > /added; cat /etc/hostname"], detach=True)
+        assert c.wait(timeout=60)["StatusCode"] == 0
+        assert c.logs().strip() == c.id[:12].encode()  # the mount was really there
+        changes = {ch["Path"] for ch in client.api.diff(c.id)}
+        assert changes == {"/added"}, changes
+        committed = client.api.commit(c.id)["Id"]
+        assert _last_layer_names(client, committed) == {"/added"}
+        out = tmp_path / "fs.tar"
+        engine.cli_ok("export", "-o", str(out), c.id)
+        with tarfile.open(out) as tf:
+            names = {"/" + n for n in tf.getnames()}
+            assert ETC_MOUNTS <= names and "/added" in names
+            assert all(tf.getmember(p[1:]).isfile() for p in ETC_MOUNTS)
+        # a later start writes the files again: still no change
+        c.start()
+        c.wait(timeout=60)
+        assert {ch["Path"] for ch in client.api.diff(c.id)} == {"/added"}
+        client.api.remove_image(committed)
+    finally:
+        if not image_has_etc_files:
+            for ctr in client.containers.list(all=True, filters={"ancestor": "noetc:1"}):
+                ctr.remove(force=True)
+            client.images.remove("noetc:1")

@@ -36,3 +36,45 @@ def test_commit_errors(client):
     with pytest.raises(docker.errors.APIError) as e:
         client.api.commit(c.id, repository="x", changes=["RUN echo no"])
     assert e.value.status_code == 400
+
+
+def test_commit_while_the_process_exits_never_fails(client):
+    """Start `true` and commit at once, many times: whether the process still runs, is exiting or
+    has exited, commit (pausing when it can) succeeds, as with dockerd."""
+    images = []
+    try:
+        for i in range(25):
+            c = client.containers.create("busybox", ["sh", "-c", f"echo {i} > /n"])
+            c.start()
+            images.append(client.api.commit(c.id, pause=True)["Id"])
+            assert c.wait(timeout=60)["StatusCode"] == 0
+        # a commit taken after the write holds it; one taken before may not, but never fails
+        c = client.containers.create("busybox", ["sh", "-c", "echo done > /n"])
+        c.start()
+        c.wait(timeout=60)
+        images.append(client.api.commit(c.id)["Id"])
+        out = client.containers.run(images[-1], ["cat", "/n"], remove=True)
+        assert out == b"done\n"
+    finally:
+        for img in images:
+            try:
+                client.api.remove_image(img, force=True)
+            except Exception:
+                pass
+
+
+def test_commit_pauses_a_running_container(client):
+    import time
+    c = client.containers.run("busybox", ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /c.tmp; "
+                                                      "mv /c.tmp /count; done"], detach=True)
+    deadline = time.time() + 60
+    while c.exec_run(["test", "-s", "/count"]).exit_code != 0 and time.time() < deadline:
+        time.sleep(0.1)
+    img = client.api.commit(c.id, pause=True)["Id"]
+    try:
+        out = client.containers.run(img, ["cat", "/count"], remove=True)
+        assert out.strip().isdigit()
+        assert client.api.inspect_container(c.id)["State"]["Status"] == "running"  # resumed
+    finally:
+        c.remove(force=True)
+        client.api.remove_image(img, force=True)

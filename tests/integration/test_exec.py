@@ -64,3 +64,76 @@ def test_exec_errors(client, engine):
     assert r.returncode in (126, 127)
     resp = client.api._post_json(client.api._url("/containers/{0}/exec", c.id), data={"Cmd": "x", "Env": "bad"})
     assert resp.status_code == 400
+
+
+def test_exec_start_frames_by_the_tty_of_the_start_request(client, running):
+    """dockerd frames by the *start* request's Tty: an exec created with a TTY and started
+    without one (docker-py's exec_start default) is read as 8-byte frames, and the reverse raw."""
+    eid = client.api.exec_create(running.id, ["sh", "-c", "echo hello out; tty"], tty=True)["Id"]
+    out = client.api.exec_start(eid)  # tty=False: docker-py demultiplexes
+    assert out.startswith(b"hello out\r\n/dev/pts/"), out
+    eid = client.api.exec_create(running.id, ["sh", "-c", "echo plain; echo err >&2"])["Id"]
+    out = client.api.exec_start(eid, tty=True)  # raw: both streams as they come
+    assert sorted(out.split()) == [b"err", b"plain"], out
+    res = running.exec_run(["sh", "-c", "echo both"], tty=True)
+    assert (res.exit_code, res.output) == (0, b"both\r\n")
+
+
+def test_exec_detach_keys_in_any_letter_case(client, running):
+    """docker-py sends `detachKeys` (its own or the config file's): Go's decoder takes any case."""
+    eid = client.api.exec_create(running.id, ["cat"], stdin=True, tty=True, detach_keys="ctrl-x,x")["Id"]
+    assert client.api.exec_inspect(eid)["DetachKeys"] == "ctrl-x,x"
+    sock = client.api.exec_start(eid, tty=True, socket=True)._sock
+    try:
+        sock.settimeout(60)
+        sock.sendall(b"echo-me\n")
+        seen = b""
+        while seen.count(b"echo-me") < 2:  # the terminal's echo, then cat's copy
+            chunk = sock.recv(4096)
+            assert chunk, seen
+            seen += chunk
+        sock.sendall(b"\x18x")  # ctrl-x x: the engine detaches the client
+        while sock.recv(4096):
+            pass
+    finally:
+        sock.close()
+    assert client.api.exec_inspect(eid)["Running"]  # cat lives on
+
+
+def _tmux(*args: str) -> str:
+    import subprocess
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=20).stdout
+
+
+@pytest.mark.skipif(__import__("shutil").which("tmux") is None, reason="tmux not installed")
+def test_exec_it_detaches_with_the_config_files_detach_keys(engine, client, running, tmp_path):
+    """`detachKeys` in ~/.docker/config.json detaches `docker exec -it`; the process lives on."""
+    import json
+    import os
+    import subprocess
+    (tmp_path / "config.json").write_text(json.dumps({"detachKeys": "ctrl-x,x"}))
+    session = f"dyx{os.getpid()}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+                    f"env DOCKER_HOST={engine.docker_env['DOCKER_HOST']} DOCKER_CONFIG={tmp_path} "
+                    f"docker exec -it {running.id} sh -c 'echo READY; exec sleep 1234'; "
+                    "echo DETACHED=$?; sleep 60"], check=True)
+    try:
+        def screen() -> str:
+            return _tmux("capture-pane", "-p", "-t", session)
+
+        deadline = time.time() + 60
+        while "READY" not in screen() and time.time() < deadline:
+            time.sleep(0.2)
+        assert "READY" in screen(), screen()
+        _tmux("send-keys", "-t", session, "C-x", "x")
+        deadline = time.time() + 60
+        while "DETACHED=" not in screen() and time.time() < deadline:
+            time.sleep(0.2)
+        # the CLI notices its escape keys itself and ends with "read escape sequence" (status 1)
+        assert "read escape sequence" in screen() and "DETACHED=1" in screen(), screen()
+        ids = client.api.inspect_container(running.id)["ExecIDs"]
+        assert any(client.api.exec_inspect(i)["Running"] for i in ids)  # detached, not ended
+        top = client.api.top(running.id)
+        assert any("sleep 1234" in " ".join(p) for p in top["Processes"])
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

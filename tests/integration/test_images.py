@@ -264,17 +264,95 @@ def test_skopeo_reads_our_archive_and_we_load_its_oci_archive(engine, own_images
     assert a["Config"].get("Cmd") == b["Config"].get("Cmd")
 
 
-def test_load_rejects_garbage(engine, tmp_path):
-    s = http(engine)
-    r = s.post("http://engine/v1.50/images/load", data=b"garbage" * 1000)
-    assert r.status_code == 400
+def _load_error(engine, data: bytes) -> str:
+    """dockerd answers a failed load with 200 and the error in the JSON stream."""
+    r = http(engine).post("http://engine/v1.50/images/load", data=data)
+    assert r.status_code == 200, r.text
+    lines = [json.loads(x) for x in r.text.splitlines() if x.strip()]
+    assert lines[-1]["error"] == lines[-1]["errorDetail"]["message"]
+    return lines[-1]["error"]
+
+
+def test_load_garbage_gets_dockerds_errors(engine, tmp_path):
+    assert _load_error(engine, b"garbage" * 1000) == "archive/tar: invalid tar header"
+    assert _load_error(engine, b"short") == "unexpected EOF"
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
         ti = tarfile.TarInfo("hello.txt")
         ti.size = 2
         tf.addfile(ti, io.BytesIO(b"hi"))
-    r = s.post("http://engine/v1.50/images/load", data=buf.getvalue())
-    assert r.status_code == 400 and "manifest.json" in r.json()["message"]
+    whole = buf.getvalue()
+    msg = _load_error(engine, whole)  # neither manifest.json nor the legacy repositories file
+    assert msg.startswith("open /") and msg.endswith("/repositories: no such file or directory"), msg
+    assert _load_error(engine, whole[:700]) == "unexpected EOF"  # truncated in a member
+    with tarfile.open(fileobj=(buf := io.BytesIO()), mode="w") as tf:
+        ti = tarfile.TarInfo("somedir")
+        ti.type = tarfile.DIRTYPE
+        tf.addfile(ti)
+    msg = _load_error(engine, buf.getvalue())
+    assert msg.endswith("/somedir/json: no such file or directory"), msg
+    # the docker CLI prints dockerd's text
+    r = engine.cli("load", input=b"garbage" * 1000)
+    assert r.returncode != 0 and b"archive/tar: invalid tar header" in r.stderr
+
+
+def _legacy_archive(engine, client, tmp_path, with_manifest: bool) -> tuple[bytes, str, str]:
+    """The old `docker save` layout, made from a two-layer image of this engine."""
+    import hashlib
+    img, _ = client.images.build(fileobj=io.BytesIO(b"FROM busybox\nRUN echo legacy > /legacy\n"),
+                                 tag="imgtest/legacy-src:1", rm=True)
+    saved = b"".join(img.save())
+    with tarfile.open(fileobj=io.BytesIO(saved)) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))[0]
+        config = json.load(tf.extractfile(manifest["Config"]))
+        layer_tars = [tf.extractfile(p).read() for p in manifest["Layers"]]
+    out = io.BytesIO()
+    parent = ""
+    ids = []
+    with tarfile.open(fileobj=out, mode="w") as tf:
+        def add(name: str, data: bytes) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+        for i, layer in enumerate(layer_tars):
+            v1_id = hashlib.sha256(f"{parent}{i}".encode() + layer).hexdigest()
+            v1 = {"id": v1_id, "created": config["created"], "os": "linux", "architecture": config["architecture"],
+                  "container_config": {"Cmd": ["/bin/sh", "-c", f"step {i}"]}}
+            if parent:
+                v1["parent"] = parent
+            if i == len(layer_tars) - 1:
+                v1["config"] = config["config"]
+            d = tarfile.TarInfo(v1_id)
+            d.type = tarfile.DIRTYPE
+            tf.addfile(d)
+            add(f"{v1_id}/VERSION", b"1.0")
+            add(f"{v1_id}/json", json.dumps(v1).encode())
+            add(f"{v1_id}/layer.tar", layer)
+            ids.append(v1_id)
+            parent = v1_id
+        add("repositories", json.dumps({"imgtest/legacy": {"v1": ids[-1]}}).encode())
+        if with_manifest:  # Docker 1.10-24 wrote both
+            cfg = dict(config)
+            add("config.json", json.dumps(cfg).encode())
+            add("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["imgtest/legacy:v1"],
+                                              "Layers": [f"{x}/layer.tar" for x in ids]}]).encode())
+    client.images.remove("imgtest/legacy-src:1")
+    return out.getvalue(), img.id, config["rootfs"]["diff_ids"][-1]
+
+
+@pytest.mark.parametrize("with_manifest", [False, True])
+def test_load_legacy_save_layout(engine, client, own_images, tmp_path, with_manifest):
+    data, _, last_diff = _legacy_archive(engine, client, tmp_path, with_manifest)
+    r = http(engine).post("http://engine/v1.50/images/load", data=data)
+    assert r.status_code == 200 and "error" not in r.text, r.text
+    img = client.images.get("imgtest/legacy:v1")
+    assert img.attrs["RootFS"]["Layers"][-1] == last_diff
+    assert client.containers.run("imgtest/legacy:v1", ["cat", "/legacy"], remove=True) == b"legacy\n"
+    if not with_manifest:  # each layer directory is an image, parents linked, as dockerd loads it
+        assert img.attrs["Parent"]
+        hist = [h["CreatedBy"] for h in img.history()]
+        assert hist[:2] == ["/bin/sh -c step 1", "/bin/sh -c step 0"]
+    client.images.remove("imgtest/legacy:v1")
 
 
 def test_docker_py_images(engine, own_images, tmp_path):

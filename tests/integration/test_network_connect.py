@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import secrets
 
 import pytest
 
@@ -29,9 +30,9 @@ def addrs(engine, ref: str) -> dict[str, str]:
 def net(engine):
     made: list[str] = []
 
-    def make() -> str:
+    def make(*args: str) -> str:
         name = uniq("dyc")
-        engine.cli_ok("network", "create", name)
+        engine.cli_ok("network", "create", *args, name)
         made.append(name)
         return name
 
@@ -113,7 +114,8 @@ def test_connect_created_container_takes_effect_at_start(engine, net):
 
 
 def test_connect_with_a_chosen_address_and_bad_requests(engine, net):
-    n1 = net()
+    # a chosen address needs a subnet the user configured (dockerd's rule)
+    n1 = net("--subnet", f"10.{secrets.randbelow(150) + 100}.{secrets.randbelow(256)}.0/24")
     subnet = ipaddress.ip_network(json.loads(engine.cli_ok("network", "inspect", n1))[0]["IPAM"]["Config"][0]["Subnet"])
     want = str(subnet.network_address + 77)
     name = uniq("ip")

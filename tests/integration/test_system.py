@@ -52,14 +52,17 @@ def test_version_negotiation(engine):
     status, h, body = raw(engine, "GET", "/v1.99/version")
     assert status == 400
     assert "client version 1.99 is too new" in json.loads(body)["message"]
-    status, _, body = raw(engine, "GET", "/v1.12/version")
-    assert status == 400 and "too old" in json.loads(body)["message"]
+    assert raw(engine, "GET", "/v1.12/version")[0] == 200  # dockerd 20.10's range starts at 1.12
+    status, _, body = raw(engine, "GET", "/v1.11/version")
+    assert status == 400
+    assert json.loads(body)["message"] == ("client version 1.11 is too old. Minimum supported API version "
+                                           "is 1.12, please upgrade your client to a newer version")
 
 
 def test_version_and_cli(engine):
     r = engine.cli("version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.decode().split() == ["1.50", "1.24"]
+    assert r.stdout.decode().split() == ["1.50", "1.12"]
 
 
 def test_info_counts_are_true(engine, client, cleanup_containers):
@@ -107,3 +110,17 @@ def test_version_names_the_real_runtime_and_monitor(engine):
     runc = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     assert comps["runc"]["Version"] and comps["runc"]["Version"] in runc
     assert comps["conmon"]["Version"]
+
+
+def test_info_counts_every_image_as_images_all_lists_them(engine, client):
+    """dockerd's Images is its whole image store, intermediate build images included."""
+    import io
+    dockerfile = b"FROM busybox\nRUN echo a > /a\nRUN echo b > /b\nLABEL x=count-images\n"
+    img, _ = client.images.build(fileobj=io.BytesIO(dockerfile), tag="countme:1", rm=True)
+    try:
+        every = {i["Id"] for i in client.api.images(all=True)}
+        top = {i["Id"] for i in client.api.images()}
+        assert len(every) > len(top)  # the build left intermediate images
+        assert client.info()["Images"] == len(every)
+    finally:
+        client.images.remove("countme:1")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from dockyard.distribution.client.auth import (Credentials, decode_registry_auth, is_insecure, parse_challenges,
                                                registry_host)
 from dockyard.distribution.client.registry import registry_error_text
-from dockyard.engine.distribution import _gzip_file, _pick_platform, progress, pull_reference
+from dockyard.engine.distribution import _pick_platform, progress, pull_reference
 from dockyard.errors import InvalidParameter, NotFound
 
 
@@ -80,15 +79,6 @@ def test_pick_platform():
     assert _pick_platform(idx, "linux/arm/v7", "x")["digest"] == "sha256:arm"
     with pytest.raises(NotFound, match="no matching manifest for linux/s390x"):
         _pick_platform(idx, "linux/s390x", "x")
-
-
-def test_gzip_is_deterministic(tmp_path):
-    src = tmp_path / "layer.tar"
-    src.write_bytes(b"some layer bytes " * 10000)
-    d1, n1 = _gzip_file(src, tmp_path / "a.gz")
-    d2, n2 = _gzip_file(src, tmp_path / "b.gz")
-    assert (d1, n1) == (d2, n2) and n1 == (tmp_path / "a.gz").stat().st_size
-    assert gzip.decompress((tmp_path / "a.gz").read_bytes()) == src.read_bytes()
 
 
 def test_progress_message_shape():

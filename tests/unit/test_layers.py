@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dockyard.errors import InvalidParameter
@@ -201,7 +201,7 @@ def test_not_a_tar_is_invalid(tmp_path):
 names = st.text("abc", min_size=1, max_size=3)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40)  # health checks and deadline: tests/conftest.py
 @given(st.dictionaries(st.lists(names, min_size=1, max_size=3).map("/".join),
                        st.one_of(st.binary(max_size=64), st.just(None), st.just("whiteout")),
                        max_size=12))

@@ -82,10 +82,14 @@ def registry_error_text(body: bytes) -> str:
 
 class RegistryClient:
     def __init__(self, host: str, creds: Credentials | None = None, *, insecure: bool | None = None,
-                 connect_timeout: float = 15, read_timeout: float = 300) -> None:
+                 connect_timeout: float = 15, read_timeout: float = 300,
+                 ssl_context: ssl.SSLContext | None = None, schemes: list[str] | None = None) -> None:
         self.host = host
         self.creds = creds or Credentials()
         self.insecure = is_insecure(host) if insecure is None else insecure
+        # CAs and client certificates of certs.d/<host>/ (see endpoints.py); a mirror URL fixes the scheme
+        self.ssl_context = ssl_context
+        self.schemes = schemes
         self.base: str | None = None  # scheme://host, known after ping()
         self.challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}  # scopes -> (token, renew after)
@@ -104,6 +108,8 @@ class RegistryClient:
 
     @property
     def _ssl(self) -> bool | ssl.SSLContext:
+        if self.ssl_context is not None:  # certs.d (checks off for an insecure registry, as dockerd)
+            return self.ssl_context
         return False if self.insecure else True
 
     # ------------------------------------------------------------ ping and auth
@@ -112,7 +118,7 @@ class RegistryClient:
         """GET /v2/: pick the scheme (https, then http if insecure) and remember the challenge."""
         if self.base is not None:
             return
-        schemes = ["https", "http"] if self.insecure else ["https"]
+        schemes = self.schemes or (["https", "http"] if self.insecure else ["https"])
         last: Exception | None = None
         for scheme in schemes:
             url = f"{scheme}://{self.host}/v2/"
@@ -313,6 +319,25 @@ class RegistryClient:
         r.release()
         return sha256_hex(body)
 
+    async def list_tags(self, repo: str, limit: int = 10000) -> list[str]:
+        """Every tag of `repo`, following the registry's Link pages (at most `limit`)."""
+        tags: list[str] = []
+        url = f"/v2/{repo}/tags/list"
+        while url and len(tags) < limit:
+            r = await self._request("GET", url, _scopes(repo))
+            if r.status != 200:
+                await self._fail(r, f"tags of {self.host}/{repo}")
+            try:
+                data = json.loads(await r.read())
+            except ValueError:
+                raise SystemError_(f"tags of {self.host}/{repo}: not JSON") from None
+            finally:
+                r.release()
+            tags += [t for t in (data.get("tags") or []) if isinstance(t, str)]
+            nxt = r.links.get("next", {}).get("url")
+            url = str(r.url.join(nxt)) if nxt is not None else ""
+        return tags[:limit]
+
     # ------------------------------------------------------------ blobs
 
     async def blob_exists(self, repo: str, digest: str, *, for_push: bool = False) -> bool:
@@ -325,42 +350,87 @@ class RegistryClient:
         await self._fail(r, f"checking blob {digest} in {self.host}/{repo}")
         return False
 
-    async def download_blob(self, repo: str, digest: str, dest: Path, progress: Progress | None = None) -> int:
-        """Stream a blob into `dest` (created/truncated) and verify its digest; returns its size."""
-        r = await self._request("GET", f"/v2/{repo}/blobs/{digest}", _scopes(repo))
-        if r.status != 200:
-            await self._fail(r, f"blob {digest} of {self.host}/{repo}")
-        h = hashlib.sha256()
+    async def stream_blob(self, repo: str, digest: str, consume: Callable[[bytes], Awaitable[None]],
+                          progress: Progress | None = None, *, size: int | None = None,
+                          retries: int = 3) -> int:
+        """Hand a blob's bytes to `consume` in order, in chunks of a few MiB; returns the size.
+
+        When the connection breaks mid-blob, the download resumes where it stopped
+        (a Range request; a registry that ignores Range resends from the start and
+        the bytes already handed on are skipped), up to `retries` times.  The
+        caller verifies the digest: it sees every byte once.
+        """
         n = 0
-        f = await asyncio.to_thread(open, dest, "wb")
-        try:
+        attempt = 0
+        while True:
+            headers = {"Range": f"bytes={n}-"} if n else None
+            r = await self._request("GET", f"/v2/{repo}/blobs/{digest}", _scopes(repo), headers=headers)
+            if r.status not in (200, 206) or (n and r.status == 206 and not _range_starts_at(r, n)):
+                await self._fail(r, f"blob {digest} of {self.host}/{repo}")
+            skip = n if r.status == 200 else 0
             buf = bytearray()
-
-            def write(data: bytes) -> None:
-                f.write(data)
-                h.update(data)
-
             try:
                 async for chunk in r.content.iter_chunked(IO_CHUNK):
+                    if skip:
+                        cut = min(skip, len(chunk))
+                        chunk, skip = chunk[cut:], skip - cut
+                        if not chunk:
+                            continue
                     buf += chunk
-                    n += len(chunk)
                     if len(buf) >= 4 * IO_CHUNK:
-                        await asyncio.to_thread(write, bytes(buf))
+                        n += len(buf)
+                        await consume(bytes(buf))
                         buf.clear()
                         if progress:
                             await _call(progress, n)
                 if buf:
-                    await asyncio.to_thread(write, bytes(buf))
+                    n += len(buf)
+                    await consume(bytes(buf))
+                    buf.clear()
+                if size is not None and n < size:
+                    raise aiohttp.ClientPayloadError(f"blob ended after {n} of {size} bytes")
+                break
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                raise Unavailable(f"error downloading blob {digest}: {_net_error(exc)}") from None
-        finally:
-            r.release()
-            await asyncio.to_thread(f.close)
+                if buf:  # whole bytes received before the break are kept
+                    n += len(buf)
+                    await consume(bytes(buf))
+                attempt += 1
+                if attempt > retries:
+                    raise Unavailable(f"error downloading blob {digest}: {_net_error(exc)}") from None
+                log.info("download of %s broke after %d bytes (%s); resuming", digest, n, _net_error(exc))
+            finally:
+                r.release()
         if progress:
             await _call(progress, n)
+        return n
+
+    async def download_blob(self, repo: str, digest: str, dest: Path, progress: Progress | None = None) -> int:
+        """Stream a blob into `dest` (created/truncated) and verify its digest; returns its size."""
+        h = hashlib.sha256()
+        f = await asyncio.to_thread(open, dest, "wb")
+
+        def write(data: bytes) -> None:
+            f.write(data)
+            h.update(data)
+
+        async def consume(data: bytes) -> None:
+            await asyncio.to_thread(write, data)
+
+        try:
+            n = await self.stream_blob(repo, digest, consume, progress)
+        finally:
+            await asyncio.to_thread(f.close)
         if "sha256:" + h.hexdigest() != digest:
             raise SystemError_(f"filesystem layer verification failed for digest {digest}")
         return n
+
+    async def open_blob(self, repo: str, digest: str) -> aiohttp.ClientResponse:
+        """GET a blob and hand back the 200 response unread: the caller streams, verifies and
+        releases it (the registry's pull-through cache tees it to its client and its storage)."""
+        r = await self._request("GET", f"/v2/{repo}/blobs/{digest}", _scopes(repo))
+        if r.status != 200:
+            await self._fail(r, f"blob {digest} of {self.host}/{repo}")
+        return r
 
     async def fetch_blob_bytes(self, repo: str, digest: str, limit: int = 64 << 20) -> bytes:
         """A small blob (an image config) in memory, verified."""
@@ -469,6 +539,15 @@ def _preferred(chs: list[Challenge]) -> Challenge | None:
 def _host_of(url: str) -> str:
     rest = url.split("://", 1)[-1]
     return rest.split("/", 1)[0]
+
+
+def _range_starts_at(r: aiohttp.ClientResponse, offset: int) -> bool:
+    """Does a 206 answer start where we asked ("bytes N-M/T")?"""
+    cr = r.headers.get("Content-Range", "")
+    try:
+        return int(cr.split()[1].split("-")[0]) == offset
+    except (IndexError, ValueError):
+        return False
 
 
 def _net_error(exc: BaseException | None) -> str:

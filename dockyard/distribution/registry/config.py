@@ -261,7 +261,7 @@ class ProxyConfig:
     remote_url: str
     username: str | None = None
     password: str | None = None
-    ttl: float = 24 * 3600.0  # tags are re-checked with the upstream after this long
+    ttl: float = 24 * 3600.0  # tags are re-checked with the upstream after this long; 0: never
 
 
 @dataclass
@@ -338,6 +338,10 @@ class RegistryConfig:
         cfg.catalog_max_entries = (doc.get("catalog") or {}).get("maxentries")
         logs = doc.get("log") or {}
         cfg.log_level = logs.get("level") or doc.get("loglevel")
+        if logs.get("formatter") not in (None, "text"):
+            cfg.notices.append(f"log.formatter: {logs['formatter']!r} accepted; dockyard logs text lines")
+        if (((doc.get("compatibility") or {}).get("schema1")) or {}).get("enabled"):
+            raise ConfigError("compatibility.schema1.enabled: schema1 manifests are not served by dockyard")
         if "accesslog" in logs:
             cfg.access_log = not (logs["accesslog"] or {}).get("disabled", False)
         cfg.manifest_size = int((doc.get("limits") or {}).get("manifest_size") or cfg.manifest_size)
@@ -434,6 +438,8 @@ def _http(cfg: RegistryConfig, h: dict[str, Any]) -> None:
         raise ConfigError("http.tls: certificate and key go together")
     dbg = h.get("debug") or {}
     prom = dbg.get("prometheus") or {}
+    if dbg.get("addr") and dbg["addr"] == (h.get("addr") or cfg.addr):
+        raise ConfigError(f"http.debug.addr: {dbg['addr']} is also the API address")
     if prom.get("enabled") and not dbg.get("addr"):
         raise ConfigError("http.debug.prometheus.enabled: needs http.debug.addr")
     path = prom.get("path") or "/metrics"

@@ -37,7 +37,8 @@ from ..containers.logs import STDERR, LogQuery
 from . import configops
 from . import context as ctxmod
 from .cache import BuildCache
-from .frontend import Dockerfile, Instruction, Stage, pairs, parse_trigger
+from .cachefrom import CacheSources
+from .frontend import DISPATCH_REFUSED_FLAGS, Dockerfile, Instruction, Stage, pairs, parse_trigger
 from .ignore import IgnoreMatcher
 from .shellwords import env_dict, process_word
 
@@ -75,6 +76,7 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
     extra_hosts: list[str] = field(default_factory=list)
+    cache_from: list[str] = field(default_factory=list)  # images whose history gives cache hits
     registry_auth: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -118,6 +120,7 @@ class Builder:
         self.consumed: set[str] = set()     # build args some ARG declared
         self.meta_env: dict[str, str] = {}
         self.meta_args: dict[str, str | None] = {}
+        self._cache_sources: CacheSources | None = None  # made at the first probe that needs it
 
     # ------------------------------------------------------------ output
 
@@ -283,6 +286,11 @@ class Builder:
         handler = getattr(self, "_i_" + ins.cmd.lower(), None)
         if handler is None:
             raise InvalidParameter(f"unknown instruction: {ins.cmd}")
+        refused = [f for f in ins.flags if f in DISPATCH_REFUSED_FLAGS.get(ins.cmd, ())]
+        if refused:  # dockerd's legacy builder: the first such flag, once the step is reached
+            raise InvalidParameter(f"the --{refused[0]} option requires BuildKit. Refer to "
+                                   "https://docs.docker.com/go/buildkit/ to learn how to build images with "
+                                   "BuildKit enabled")
         await handler(st, ins)
 
     def _words(self, st: StageState, ins: Instruction) -> list[str]:
@@ -309,6 +317,10 @@ class Builder:
         if self.opts.nocache:
             return False
         hit = self.cache.probe(st.image_id, probe)
+        if hit is None and self.opts.cache_from:
+            if self._cache_sources is None:
+                self._cache_sources = CacheSources(self.images, self.opts.cache_from)
+            hit = self._cache_sources.probe(st.image_id, list(probe.get("Cmd") or []), st.config, probe)
         if hit is None:
             return False
         self.out(" ---> Using cache\n")
@@ -490,7 +502,7 @@ class Builder:
             "Image": image_id, "Cmd": ["#(nop) source of COPY --from"], "Entrypoint": [""],
             "Healthcheck": {"Test": ["NONE"]}, "HostConfig": {"NetworkMode": "none"}})
         try:
-            async with self.files.root(c.id, live=False) as root:
+            async with self.files.root(c.id, live=False) as (root, _):
                 yield root, None
         finally:
             await self._remove_quietly(c.id)
@@ -513,11 +525,12 @@ class Builder:
         work = self.images.content.temp_dir("build-step-")
         tar_path = work / "layer.tar"
         try:
-            async with self.files.root(c.id, live=False) as rootfs:
+            async with self.files.root(c.id, live=False) as (rootfs, _):
                 changed = await asyncio.to_thread(make_tar, rootfs, tar_path)
                 if changed:
+                    # into the layer, under a VOLUME path too (as the legacy builder's COPY)
                     await self.files.put(c.id, "/", _file_chunks(tar_path), copy_uid_gid=True,
-                                         no_overwrite_dir_non_dir=False)
+                                         no_overwrite_dir_non_dir=False, with_mounts=False)
             config = copy.deepcopy(st.config)
             if changed:
                 img = await self.images.commit_layer(
@@ -550,7 +563,9 @@ class Builder:
         if self._probe(st, probe):
             return
         await self._ensure_base(st)
-        hc: dict[str, Any] = {"NetworkMode": self.opts.network_mode or "default"}
+        # the step's output is read back from its log, whatever the daemon's default driver
+        hc: dict[str, Any] = {"NetworkMode": self.opts.network_mode or "default",
+                              "LogConfig": {"Type": "json-file", "Config": {}}}
         hc.update(self.opts.resources)
         if self.opts.extra_hosts:
             hc["ExtraHosts"] = list(self.opts.extra_hosts)

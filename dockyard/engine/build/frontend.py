@@ -25,6 +25,13 @@ FLAGS: dict[str, set[str]] = {
 }
 BUILDKIT_ONLY_FLAGS = {"chmod", "link", "mount", "network", "security", "checksum", "keep-git-dir",
                        "exclude", "parents"}
+# Flags dockerd's parser accepts and its legacy builder refuses only when it reaches the step
+# (in the build's stream, after the steps before it ran): see REFUSED_AT_DISPATCH in executor.
+DISPATCH_REFUSED_FLAGS: dict[str, set[str]] = {
+    "RUN": {"mount", "network", "security"},
+    "COPY": {"chmod"},
+    "ADD": {"chmod"},
+}
 
 STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9\-_.]*$")
 ESCAPE_DIRECTIVE_RE = re.compile(r"^#\s*escape\s*=\s*(\S)\s*$", re.IGNORECASE)
@@ -101,7 +108,7 @@ def escape_token(text: str) -> str:
 
 
 def _parse_flags(cmd: str, raw: tuple[str, ...], line: int) -> dict[str, str | None]:
-    allowed = FLAGS.get(cmd, set())
+    allowed = FLAGS.get(cmd, set()) | DISPATCH_REFUSED_FLAGS.get(cmd, set())
     out: dict[str, str | None] = {}
     for f in raw:
         if not f.startswith("--"):

@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import stat as stat_mod
 import tarfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from ...errors import InvalidParameter, NotFound
+from ...store import mounts
+from .initlayer import INIT_DIR
+from .mountpoints import mount_points
 
 CHUNK = 1 << 16
 
@@ -52,8 +57,12 @@ def _path_stat(path: str) -> dict[str, Any]:
             "linkTarget": os.readlink(path) if stat_mod.S_ISLNK(st.st_mode) else ""}
 
 
-def _run_chrooted(root: str, fn: Callable[..., None], *args: Any) -> int:
-    """Fork; the child chroots into `root`, runs fn(*args), exits 0 or 1. Returns the child's pid."""
+def _run_chrooted(root: str, fn: Callable[..., None], *args: Any, binds: tuple[Bind, ...] = ()) -> int:
+    """Fork; the child chroots into `root`, runs fn(*args), exits 0 or 1. Returns the child's pid.
+
+    `binds` are mounted first, in a mount namespace of the child's own (gone when it exits):
+    a stopped container's volumes and bind mounts, as dockerd mounts them for a copy.
+    """
     keep = {a for a in args if isinstance(a, int) and not isinstance(a, bool)}
     pid = os.fork()
     if pid == 0:  # child: no event loop, no threads; only fn and _exit
@@ -66,6 +75,8 @@ def _run_chrooted(root: str, fn: Callable[..., None], *args: Any) -> int:
                         os.close(fd)
                     except OSError:
                         pass
+            if binds:
+                _mount_binds(root, binds)
             os.chroot(root)
             os.chdir("/")
             fn(*args)
@@ -82,9 +93,80 @@ def _run_chrooted(root: str, fn: Callable[..., None], *args: Any) -> int:
     return pid
 
 
+@dataclass(frozen=True)
+class Bind:
+    """A host directory or file to mount at `destination` in the container's root."""
+    source: str
+    destination: str
+    read_only: bool
+
+
+def secure_join(root: str, path: str) -> str:
+    """`root` + `path` with every symlink resolved as if `root` were "/" (runc's securejoin):
+    the result never leaves `root`. Components that do not exist are kept as they are."""
+    parts = [p for p in path.split("/") if p]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        here = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(here)
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        if not stat_mod.S_ISLNK(st.st_mode):
+            resolved.append(part)
+            continue
+        links += 1
+        if links > 255:
+            raise OSError(errno.ELOOP, f"too many levels of symbolic links: {path}")
+        target = os.readlink(here)
+        if target.startswith("/"):
+            resolved = []
+        parts = [p for p in target.split("/") if p] + parts
+    return os.path.join(root, *resolved)
+
+
+def _mount_binds(root: str, binds: tuple[Bind, ...]) -> None:
+    mounts.private_mount_namespace()
+    for b in sorted(binds, key=lambda x: x.destination.count("/")):  # parents first
+        target = secure_join(root, b.destination)
+        if not os.path.lexists(target):  # as the runtime makes a mount point
+            if os.path.isdir(b.source):
+                os.makedirs(target, mode=0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+                os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o644))
+        mounts.bind(b.source, target, b.read_only)
+
+
+class ReadOnlyTarget(Exception):
+    """dockerd's errors for a copy into something read-only."""
+
+
+def _check_writable(dest: str, read_only_mounts: list[tuple[str, bool]], readonly_rootfs: bool) -> None:
+    """In the chroot: the innermost mount that holds `dest` (symlinks resolved) decides."""
+    real = os.path.realpath(dest)
+    holders = [(d, ro) for d, ro in read_only_mounts if real == d or real.startswith(d.rstrip("/") + "/")]
+    if holders:
+        if max(holders, key=lambda h: len(h[0]))[1]:
+            raise ReadOnlyTarget("mounted volume is marked read-only")
+    elif readonly_rootfs:
+        raise ReadOnlyTarget("container rootfs is marked read-only")
+
+
 def _describe(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, FileNotFoundError):
         return {"kind": "notfound", "message": f"Could not find the file {exc.filename} in container"}
+    if isinstance(exc, ReadOnlyTarget):
+        return {"kind": "invalid", "message": str(exc)}
     if isinstance(exc, (NotADirectoryError, IsADirectoryError, tarfile.TarError, ValueError, PermissionError)):
         return {"kind": "invalid", "message": str(exc)}
     return {"kind": "invalid", "message": f"{type(exc).__name__}: {exc}"}
@@ -107,10 +189,12 @@ def _child_get(path: str, out_fd: int, err_fd: int) -> None:
             tf.add(path, arcname=name)
 
 
-def _child_put(dest: str, in_fd: int, copy_uid_gid: bool, no_overwrite_dir_non_dir: bool, err_fd: int) -> None:
+def _child_put(dest: str, in_fd: int, copy_uid_gid: bool, no_overwrite_dir_non_dir: bool,
+               writable: tuple[list[tuple[str, bool]], bool], err_fd: int) -> None:
     st = os.stat(dest)  # follows symlinks: inside the chroot, so inside the container
     if not stat_mod.S_ISDIR(st.st_mode):
         raise NotADirectoryError(f"extraction point is not a directory: {dest}")
+    _check_writable(dest, *writable)
     with os.fdopen(in_fd, "rb") as src, tarfile.open(fileobj=src, mode="r|*") as tf:
         for member in tf:
             target = os.path.join(dest, member.name)
@@ -149,21 +233,41 @@ class ContainerFiles:
         self.containers = containers
 
     @contextlib.asynccontextmanager
-    async def root(self, ref: str, live: bool = True) -> AsyncIterator[str]:
-        """The container's root: its live mount namespace, or (live=False) just its filesystem."""
+    async def root(self, ref: str, live: bool = True) -> AsyncIterator[tuple[str, tuple[Bind, ...]]]:
+        """The container's root and the mounts to make in it.
+
+        Running: its live mount namespace, where its volumes and binds are. Otherwise (and for
+        live=False, which is the filesystem alone, as `docker export` wants it) the rootfs, with
+        the volumes and bind mounts to mount for the copy unless live=False.
+        """
         c = self.containers.get(ref)
         if live and c.state.status in ("running", "paused") and c.state.pid \
                 and os.path.exists(f"/proc/{c.state.pid}/root"):
-            yield f"/proc/{c.state.pid}/root"
+            yield f"/proc/{c.state.pid}/root", ()
             return
+        binds = await asyncio.to_thread(self._binds, c) if live else ()
         async with self.containers.rootfs_in_use(c) as rootfs:
-            yield str(rootfs)
+            yield str(rootfs), binds
+
+    def _binds(self, c: Any) -> tuple[Bind, ...]:
+        out = []
+        for mp in mount_points(c):
+            if mp.type == "volume":
+                out.append(Bind(self.containers.volumes.path_for_use(mp.source), mp.destination, mp.read_only))
+            elif mp.type == "bind" and os.path.exists(mp.source):
+                out.append(Bind(mp.source, mp.destination, mp.read_only))
+        return tuple(out)
+
+    def _writable(self, ref: str) -> tuple[list[tuple[str, bool]], bool]:
+        c = self.containers.get(ref)
+        return ([(mp.destination, mp.read_only) for mp in mount_points(c)],
+                bool(c.host_config.get("ReadonlyRootfs")))
 
     async def stat(self, ref: str, path: str) -> dict[str, Any]:
         _check_path(path)
-        async with self.root(ref) as root:
+        async with self.root(ref) as (root, binds):
             r, w = os.pipe()
-            pid = _run_chrooted(root, _child_stat, path, w, w)
+            pid = _run_chrooted(root, _child_stat, path, w, w, binds=binds)
             os.close(w)
             data = await asyncio.to_thread(_read_all, r)
             code = await _wait_child(pid)
@@ -176,10 +280,10 @@ class ContainerFiles:
         """The path's stat and a tar stream of it (its base name at the top)."""
         _check_path(path)
         cm = self.root(ref, live)
-        root = await cm.__aenter__()
+        root, binds = await cm.__aenter__()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        pid = _run_chrooted(root, _child_get, path, out_w, err_w)
+        pid = _run_chrooted(root, _child_get, path, out_w, err_w, binds=binds)
         os.close(out_w)
         os.close(err_w)
         first = await asyncio.to_thread(_read_all, err_r)
@@ -202,12 +306,16 @@ class ContainerFiles:
         return msg["stat"], stream()
 
     async def put(self, ref: str, path: str, body: AsyncIterator[bytes], *, copy_uid_gid: bool,
-                  no_overwrite_dir_non_dir: bool) -> None:
+                  no_overwrite_dir_non_dir: bool, with_mounts: bool = True) -> None:
+        """Extract a tar at `path`; with_mounts=False writes to the container's own filesystem
+        only (a build step's layer), not to its volumes or bind mounts."""
         _check_path(path)
-        async with self.root(ref) as root:
+        writable = self._writable(ref) if with_mounts else ([], False)
+        async with self.root(ref, live=with_mounts) as (root, binds):
             in_r, in_w = os.pipe()
             err_r, err_w = os.pipe()
-            pid = _run_chrooted(root, _child_put, path, in_r, copy_uid_gid, no_overwrite_dir_non_dir, err_w)
+            pid = _run_chrooted(root, _child_put, path, in_r, copy_uid_gid, no_overwrite_dir_non_dir,
+                                writable, err_w, binds=binds)
             os.close(in_r)
             os.close(err_w)
             try:
@@ -233,6 +341,7 @@ class ContainerFiles:
         c = self.containers.get(ref)
         upper = self.containers.ctr_dir(c.id) / "upper"
         lowers = [Path(p) for p in self.containers.images.layer_dirs(c.image_id)]
+        lowers.insert(0, self.containers.ctr_dir(c.id) / INIT_DIR)
         out: list[dict[str, Any]] = []
         for dirpath, dirnames, filenames in os.walk(upper):
             for name in sorted(dirnames + filenames):

@@ -142,12 +142,7 @@ def normalize_host_config(hc: dict[str, Any] | None) -> dict[str, Any]:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")
     if hc.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
         raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
-    # Logs are written by conmon (CRI format), but clients such as docker-py only
-    # read logs back for the drivers they know: report Docker's default name.
-    lc = hc.get("LogConfig") or {}
-    if lc.get("Type") not in (None, "", "json-file", "local", "k8s-file"):
-        raise InvalidParameter(f"logging driver {lc.get('Type')!r} is not supported")
-    hc["LogConfig"] = {"Type": "json-file", "Config": lc.get("Config") or {}}
+    # LogConfig: the container service fills in the daemon's default driver and checks it
     return hc
 
 

@@ -101,6 +101,18 @@ ITEMS: dict[str, dict[str, Check]] = {
 }
 
 
+def go_keys(body: dict[str, Any], fields: Any) -> dict[str, Any]:
+    """`body` with its keys spelt as `fields` spells them, as Go's JSON decoder matches struct
+    fields: an exact name wins, else any letter case (docker-py sends `detachKeys`)."""
+    canon = {f.lower(): f for f in fields}
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        name = key if key in fields else canon.get(key.lower(), key)
+        if name not in out or key == name:
+            out[name] = value
+    return out
+
+
 def _fail(struct: str, field: str, want: str, value: Any) -> None:
     got = {bool: "bool", int: "number", float: "number", str: "string", list: "array",
            dict: "object"}.get(type(value), type(value).__name__)

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from typing import Any
+from typing import Any, Callable
 
 from ...errors import DockyardError
 from .attach import AttachStream
@@ -51,6 +51,7 @@ class HealthChecker:
         self.containers = containers
         self.execs = execs
         self._tasks: dict[str, asyncio.Task] = {}
+        self.observers: list[Callable[[dict[str, Any]], None]] = []  # each probe result (metrics)
 
     def start(self, c: Container) -> None:
         self.stop(c.id)
@@ -123,6 +124,8 @@ class HealthChecker:
         return {"Start": start, "End": now_rfc3339(), "ExitCode": code, "Output": output}
 
     def _record(self, c: Container, result: dict[str, Any], *, counts: bool, retries: int) -> None:
+        for observe in self.observers:
+            observe(result)
         h = c.state.health or {"Status": "starting", "FailingStreak": 0, "Log": []}
         h["Log"] = (h.get("Log") or [])[-(KEEP_RESULTS - 1):] + [result]
         before = h["Status"]

@@ -1,4 +1,8 @@
-"""Reading the log files conmon writes (CRI "k8s-file" format).
+"""Reading conmon's CRI ("k8s-file") log files directly.
+
+Containers created before log drivers existed kept this file as their log;
+today conmon's output goes through the log daemon (engine/logdrivers/) and
+this module only serves those older containers and the unit tests of the format.
 
 Each line is `<RFC3339Nano time> <stdout|stderr> <F|P> <text>`: P marks a
 partial line that the next record continues, F the end of a line.  We join
@@ -10,49 +14,10 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import AsyncIterator, Callable, Iterator
 
-STDOUT = 1
-STDERR = 2
-
-
-@dataclass
-class LogRecord:
-    stream: int  # 1 stdout, 2 stderr (Docker's stream numbers)
-    time_ns: int
-    data: bytes  # with its trailing newline when the line was complete
-
-
-def parse_time(ts: bytes) -> int:
-    """RFC3339 with nanoseconds and a numeric or Z offset → ns since the epoch."""
-    s = ts.decode()
-    if s.endswith("Z"):
-        s = s[:-1] + "+00:00"
-    main, _, frac_tz = s.partition(".")
-    if frac_tz:
-        digits = ""
-        i = 0
-        while i < len(frac_tz) and frac_tz[i].isdigit():
-            digits += frac_tz[i]
-            i += 1
-        tz = frac_tz[i:]
-    else:
-        digits, tz = "", ""
-        if "+" in main[10:] or "-" in main[10:]:
-            cut = max(main.rfind("+"), main.rfind("-"))
-            main, tz = main[:cut], main[cut:]
-    base = datetime.fromisoformat(main + (tz or "+00:00"))
-    return int(base.timestamp()) * 1_000_000_000 + int((digits + "000000000")[:9])
-
-
-def format_time(ns: int) -> str:
-    """Docker's timestamp: RFC3339Nano in UTC, trailing zeros of the fraction trimmed."""
-    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
-    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
+from ..logdrivers.base import STDERR, STDOUT, LogQuery, LogRecord, format_time, parse_time  # noqa: F401
 
 
 class LineParser:
@@ -96,27 +61,6 @@ def parse_lines(lines: Iterator[bytes]) -> Iterator[LogRecord]:
     p = LineParser()
     yield from p.feed(lines)
     yield from p.flush()
-
-
-@dataclass
-class LogQuery:
-    stdout: bool = True
-    stderr: bool = True
-    since_ns: int = 0
-    until_ns: int = 0  # 0: no bound
-    tail: int | None = None  # None: all
-    follow: bool = False
-
-    def wants(self, rec: LogRecord) -> bool:
-        if rec.stream == STDOUT and not self.stdout:
-            return False
-        if rec.stream == STDERR and not self.stderr:
-            return False
-        if self.since_ns and rec.time_ns < self.since_ns:
-            return False
-        if self.until_ns and rec.time_ns > self.until_ns:
-            return False
-        return True
 
 
 CHUNK = 1 << 20

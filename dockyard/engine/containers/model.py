@@ -83,12 +83,18 @@ class Container:
     has_been_started: bool = False
     # the network mode resolved at create: bridge, host, none, container:<id>
     network_mode: str = "bridge"
+    # disconnected from its network mode's network: not rejoined at start (see netplan)
+    primary_detached: bool = False
     sandbox_path: str | None = None
     # Docker's NetworkSettings.Networks entries from the last start
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)
     # destination -> volume name, and which of those the engine generated
     volumes: dict[str, str] = field(default_factory=dict)
     anonymous_volumes: list[str] = field(default_factory=list)
+    # mounts taken from HostConfig.VolumesFrom at create ({Type, Source, Target, ReadOnly})
+    volumes_from: list[dict[str, Any]] = field(default_factory=list)
+    # legacy links on the default bridge: [{"id": child ID, "alias": alias}]
+    links: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def short_id(self) -> str:

@@ -4,7 +4,7 @@ Where state lives:
 - SQLite (table `containers`): the Docker-visible record, written before any
   side effect is acted on, so a crash leaves a record the next start repairs.
 - `<data_root>/containers/<id>/`: the writable layer (upper, work), the
-  rootfs mount point, the log file, /etc files.
+  rootfs mount point, conmon's log spool and the log driver's files, /etc files.
 - `<exec_root>/containers/<id>/`: the OCI bundle and conmon's sockets, fifos,
   pid files and exit files (runtime state, gone after a reboot).
 
@@ -39,12 +39,15 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import listing, names, restartpolicy, volumeplan
+from . import daemondefaults, links, listing, mountpoints, names, restartpolicy, volumeplan
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
+from .initlayer import container_lowers
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
-from .logs import LogQuery, LogRecord, follow
+from .netplan import is_planned, network_refs, planned_networks
+from .logs import LogQuery, LogRecord
+from .logwiring import ContainerLogs
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
 
 log = logging.getLogger(__name__)
@@ -104,8 +107,10 @@ class ContainerService:
         self._bg: set[asyncio.Task] = set()
         self._closing = False
         images.set_usage_checker(self._image_users)
-        self.bundles = BundleWriter(networks, volumes, cgroups, self.ctr_dir, self.get)
+        self.logging = ContainerLogs(config, self.ctr_dir)
+        self.bundles = BundleWriter(networks, volumes, cgroups, self.ctr_dir, self.get, config)
         networks.container_name = self._name_of
+        networks.endpoint_links = self._endpoint_links
         volumes.users = self.volume_users
 
     # ------------------------------------------------------------------ store
@@ -138,8 +143,9 @@ class ContainerService:
     def bundle_dir(self, cid: str) -> Path:
         return self.run_dir / cid
 
-    def log_path(self, cid: str) -> Path:
-        return self.ctr_dir(cid) / "container.log"
+    def log_path(self, c: Container) -> str:
+        """`LogPath` in inspect (json-file only, as dockerd)."""
+        return self.logging.inspect_path(c)
 
     def get(self, ref: str) -> Container:
         """By full id, name (with or without /), or unique id prefix: Docker's order."""
@@ -172,6 +178,7 @@ class ContainerService:
     # --------------------------------------------------------------- lifecycle
     async def start_service(self) -> None:
         """Load every container and reconcile it with what is really running."""
+        await self.logging.daemon.ensure()  # adopt the log daemon that outlived us, or start one
         for row in self.db.query("SELECT id, data FROM containers"):
             try:
                 c = Container.from_row(json.loads(row["data"]))
@@ -243,15 +250,26 @@ class ContainerService:
             t.cancel()
         if self.health is not None:
             self.health.stop_all()
-        if self.config.stop_containers_on_shutdown:
-            await asyncio.gather(*(self.stop(c.id, timeout=10, by_user=False)
-                                   for c in self._ctrs.values() if c.state.running),
-                                 return_exceptions=True)
+        if not self.config.live_restore:
+            await self._stop_all_for_shutdown()
         loop = asyncio.get_running_loop()
         for cid, fd in list(self._watch_fds.items()):
             loop.remove_reader(fd)
             os.close(fd)
         self._watch_fds.clear()
+
+    async def _stop_all_for_shutdown(self) -> None:
+        """live-restore off: each container stops with its own stop timeout, all within shutdown-timeout."""
+        running = [c.id for c in self._ctrs.values() if c.state.running]
+        limit = self.config.shutdown_timeout
+        stops = asyncio.gather(*(self.stop(cid, by_user=False) for cid in running), return_exceptions=True)
+        try:
+            await asyncio.wait_for(stops, None if limit < 0 else limit)
+        except asyncio.TimeoutError:
+            log.warning("containers did not stop within shutdown-timeout (%ss): killing them", limit)
+            await asyncio.gather(*(self.kill(cid, "SIGKILL") for cid in running
+                                   if self._ctrs.get(cid) and self._ctrs[cid].state.running),
+                                 return_exceptions=True)
 
     def _spawn(self, coro) -> asyncio.Task:
         t = asyncio.get_running_loop().create_task(coro)
@@ -280,15 +298,21 @@ class ContainerService:
         image = self.images.resolve(image_ref)
         config = merge_config(body, image.config)
         config["Image"] = image_ref
-        host_config = normalize_host_config(body.get("HostConfig"))
+        host_config = daemondefaults.at_create(normalize_host_config(body.get("HostConfig")), self.config)
+        self.logging.merge(host_config)
         mode = network_mode(host_config)
         if mode.startswith("container:"):
             target = self.get(mode.split(":", 1)[1])
             mode = f"container:{target.id}"
         elif mode not in ("bridge", "host", "none"):
             mode = self.networks.resolve(mode).name  # 404 for an unknown network
+        for key, ep_cfg in ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).items():
+            if isinstance(ep_cfg, dict):  # addresses outside the subnets, bad MACs: 400 now, not at start
+                self.networks.check_endpoint(key, ep_cfg)
         if mode == "host" and config.get("Hostname"):
             pass  # Docker allows it and keeps the host's UTS namespace
+        user_defined = mode not in ("bridge", "host", "none") and not mode.startswith("container:")
+        container_links = links.register(host_config, mode, user_defined, self.get)
         self._validate_mounts(host_config)
         volumeplan.plan(host_config, config)  # bad volume specs are 400s before anything is made
         ports.parse_requests(host_config.get("PortBindings"), config.get("ExposedPorts"),
@@ -312,6 +336,7 @@ class ContainerService:
             id=cid, name=name, created=now_rfc3339(), image_id=image.id, image_ref=image_ref,
             path=argv[0], args=argv[1:], config=config, host_config=host_config,
             networking_config=body.get("NetworkingConfig") or {}, network_mode=mode,
+            links=container_links,
         )
         d = self.ctr_dir(cid)
         for sub in ("upper", "work", "rootfs"):
@@ -345,12 +370,36 @@ class ContainerService:
                         f'invalid mount config for type "bind": bind source path does not exist: {src}')
 
     def _attach_volumes(self, c: Container) -> None:
-        """Create (or find) every volume the container names, and its anonymous ones."""
-        for use in volumeplan.plan(c.host_config, c.config):
+        """Create (or find) every volume the container names, and its anonymous ones; take
+        the mounts of the `--volumes-from` containers."""
+        c.volumes_from = mountpoints.inherit(c.host_config.get("VolumesFrom"), self.get,
+                                             volumeplan.own_destinations(c.host_config))
+        for use in volumeplan.plan(c.host_config, c.config, {m["Target"] for m in c.volumes_from}):
             v = self.volumes.create(use.name)
             c.volumes[use.destination] = v.name
             if use.name is None:
                 c.anonymous_volumes.append(v.name)
+        for m in c.volumes_from:
+            if m["Type"] == "volume":
+                c.volumes[m["Target"]] = self.volumes.create(m["Source"]).name
+
+    def _endpoint_links(self, cid: str, network_id: str) -> list[tuple[str, str]]:
+        c = self._ctrs.get(cid)
+        return links.endpoint_links(c, network_id, self.networks.same_network, self.get) if c else []
+
+    def _refresh_link_parents(self, child: Container) -> None:
+        """A linked child came up (maybe with a new address): its running parents' /etc/hosts
+        follow, as dockerd updates the parents' hosts files."""
+        for p in links.running_parents(self._ctrs.values(), child.id):
+            self.bundles.refresh_etc_files(p)
+
+    def remove_link(self, name: str) -> None:
+        """`docker rm --link parent/alias`: the parent loses the link (its /etc/hosts too)."""
+        c, alias = links.remove_link(name, self.get)
+        c.links = [link for link in c.links if link["alias"] != alias]
+        self._save(c)
+        if c.state.status in ("running", "paused"):
+            self.bundles.refresh_etc_files(c)
 
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._ctrs.values() if name in c.volumes.values()]
@@ -385,23 +434,22 @@ class ContainerService:
         try:
             bundle.mkdir(parents=True, exist_ok=True)
             if not mounts.is_mounted(rootfs):
-                lowers = self.images.layer_dirs(c.image_id)
-                if not lowers:
-                    empty = cdir / "empty"
-                    empty.mkdir(exist_ok=True)
-                    lowers = [empty]
+                lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id))
                 await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
             stage = "network"
             netns, ip, gateway = await self._setup_network(c)
             stage = "spec"
             spec = await asyncio.to_thread(self.bundles.prepare, c, rootfs, netns, ip, gateway)
             (bundle / "config.json").write_text(json.dumps(spec))
+            stage = "logging"
+            spool, spool_max = await self.logging.prepare_start(c, c.image_ref)
             stage = "runtime"
             cfg = c.config
             handle = await self.monitor.create(
-                cid, c.name, bundle, self.log_path(cid),
+                cid, c.name, bundle, spool,
                 terminal=bool(cfg.get("Tty")), stdin=bool(cfg.get("OpenStdin")),
                 leave_stdin_open=not cfg.get("StdinOnce") or bool(cfg.get("Tty")),
+                log_size_max=spool_max,
             )
             c.state.pid = handle.container_pid
             c.state.conmon_pid = handle.conmon_pid
@@ -416,6 +464,7 @@ class ContainerService:
         except BaseException as exc:
             await self._rollback_start(c, exc, stage)
             raise
+        self.logging.started(c)
         c.state.status = "running"
         c.state.started_at = now_rfc3339()
         c.state.finished_at = ZERO_TIME if not c.has_been_started else c.state.finished_at
@@ -427,6 +476,7 @@ class ContainerService:
             self.health.start(c)
         self._save(c)
         self._watch(c)
+        self._refresh_link_parents(c)
         self.events.publish("container", "start", cid, image=c.image_ref, name=c.name)
 
     async def _rollback_start(self, c: Container, exc: BaseException, stage: str) -> None:
@@ -445,6 +495,7 @@ class ContainerService:
         for st in self._pending_attach.pop(c.id, []) + self._live_attach.pop(c.id, []):
             st.close()
         await self._teardown_runtime(c)
+        await self.logging.stopped(c.id)
         c.state.pid = 0
         c.state.conmon_pid = 0
         c.state.error = msg
@@ -470,41 +521,39 @@ class ContainerService:
             other = self.get(mode.split(":", 1)[1])
             if not other.state.running or not other.state.pid:
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
+            # dockerd: the container takes the other's hostname with its network namespace
+            c.config["Hostname"], c.config["Domainname"] = other.config["Hostname"], other.config.get("Domainname", "")
             return f"/proc/{other.state.pid}/ns/net", None, None
         netns = await self.networks.create_sandbox(c.id, mode)
         c.sandbox_path = netns
-        cfgs = c.networking_config.get("EndpointsConfig") or {}
-        primary = self.networks.resolve("bridge" if mode == "default" else mode)
-        # the primary network's settings may sit under its name, "default" or its id
-        ep_cfg = next((v or {} for k, v in cfgs.items() if self.networks.same_network(k, primary.id)), {})
+        plan = planned_networks(self.networks, c)
+        primary, ep_cfg = plan[0]
         ipam = ep_cfg.get("IPAMConfig") or {}
         ep = await self.networks.connect(
-            c.id, mode, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
+            c.id, primary.name, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
             ip=ipam.get("IPv4Address") or None, aliases=list(ep_cfg.get("Aliases") or []),
-            name=c.name)
-        c.networks = {mode: ep.to_docker(mode)}
+            name=c.name, ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or (),
+            hostname=c.config.get("Hostname") or "")
+        c.networks = {primary.name: ep.to_docker(primary.name)}
         hc = c.host_config
         # published ports go to the primary network (host and none publish nothing)
-        await self.networks.publish(c.id, mode, hc.get("PortBindings"), c.config.get("ExposedPorts"),
+        await self.networks.publish(c.id, primary.name, hc.get("PortBindings"), c.config.get("ExposedPorts"),
                                     bool(hc.get("PublishAllPorts")))
-        if mode not in ("host", "none"):
-            # more networks: several --network at create, or `docker network connect` while stopped
-            for key, extra in cfgs.items():
-                if self.networks.same_network(key, primary.id):
-                    continue
-                net = self.networks.resolve(key)
-                extra = extra or {}
-                xe = await self.networks.connect(
-                    c.id, net.name, netns, mac=extra.get("MacAddress") or None,
-                    ip=(extra.get("IPAMConfig") or {}).get("IPv4Address") or None,
-                    aliases=list(extra.get("Aliases") or []), name=c.name)
-                c.networks[net.name] = xe.to_docker(net.name)
+        # more networks: several --network at create, or `docker network connect` while stopped
+        for net, extra in plan[1:]:
+            xe = await self.networks.connect(
+                c.id, net.name, netns, mac=extra.get("MacAddress") or None,
+                ip=(extra.get("IPAMConfig") or {}).get("IPv4Address") or None,
+                aliases=list(extra.get("Aliases") or []), name=c.name,
+                ip6=(extra.get("IPAMConfig") or {}).get("IPv6Address") or None,
+                link_local=(extra.get("IPAMConfig") or {}).get("LinkLocalIPs") or (),
+                hostname=c.config.get("Hostname") or "")
+            c.networks[net.name] = xe.to_docker(net.name)
         return netns, ep.ip_address or None, ep.gateway or None
 
     async def connect_network(self, ref: str, network: str, endpoint_config: dict[str, Any]) -> None:
         """`docker network connect`: at once when running, at the next start otherwise."""
         from ...errors import Forbidden
-        from ...network import Endpoint
 
         c = self.get(ref)
         if not isinstance(endpoint_config, dict):
@@ -520,30 +569,29 @@ class ContainerService:
         net = self.networks.resolve(network)
         if net.driver == "host" or c.network_mode == "host":
             raise InvalidParameter("container cannot be disconnected from host network or connected to host network")
+        self.networks.check_endpoint(net, endpoint_config)
         if c.network_mode.startswith("container:"):
             raise InvalidParameter(
                 "container sharing network namespace with another container or host cannot be connected to any other network")
-        if net.driver == "null" or c.network_mode == "none":
-            raise InvalidParameter(
-                "container cannot be connected to multiple networks with one of the networks in private (none) mode")
         async with self._lock(c.id):
-            if net.name in c.networks:
+            running = c.state.status in ("running", "paused") and c.sandbox_path
+            current = ([self.networks.resolve(n) for n in c.networks] if running
+                       else [n for n, _ in planned_networks(self.networks, c, fallback=False)])
+            if any(n.id == net.id for n in current):
                 raise Forbidden(f"endpoint with name {c.name} already exists in network {net.name}")
-            if c.state.status in ("running", "paused") and c.sandbox_path:
+            if current and (net.driver == "null" or any(n.driver == "null" for n in current)):
+                # Docker's ErrConflictNoNetwork, once `none` itself is disconnected it no longer applies
+                raise InvalidParameter(
+                    "container cannot be connected to multiple networks with one of the networks in private (none) mode")
+            if running:
                 ep = await self.networks.connect(
                     c.id, net.name, c.sandbox_path, mac=endpoint_config.get("MacAddress") or None,
-                    ip=ipam.get("IPv4Address") or None, aliases=list(aliases), name=c.name)
+                    ip=ipam.get("IPv4Address") or None, aliases=list(aliases), name=c.name,
+                    ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or (),
+                    hostname=c.config.get("Hostname") or "")
                 c.networks[net.name] = ep.to_docker(net.name)
-            else:
-                # shown by inspect now (with the primary network), addressed at start
-                if not c.networks:
-                    primary = self.networks.resolve(c.network_mode)
-                    c.networks[primary.name] = Endpoint(
-                        container_id=c.id, network_id=primary.id, endpoint_id="").to_docker(primary.name)
-                c.networks[net.name] = Endpoint(
-                    container_id=c.id, network_id=net.id, endpoint_id="", aliases=list(aliases),
-                    requested_ip=ipam.get("IPv4Address") or None).to_docker(net.name)
-            cfgs = dict(c.networking_config.get("EndpointsConfig") or {})
+            cfgs = {k: v for k, v in (c.networking_config.get("EndpointsConfig") or {}).items()
+                    if not self.networks.same_network(k, net.id)}
             cfgs[net.name] = endpoint_config
             c.networking_config = {**c.networking_config, "EndpointsConfig": cfgs}
             self._save(c)
@@ -557,13 +605,17 @@ class ContainerService:
         if net.driver == "host" or c.network_mode == "host":
             raise InvalidParameter("container cannot be disconnected from host network or connected to host network")
         async with self._lock(c.id):
-            if net.name not in c.networks:
+            running = c.state.status in ("running", "paused") and c.sandbox_path
+            if not (net.name in c.networks if running else is_planned(self.networks, c, net.id)):
                 raise Forbidden(f"container {c.id} is not connected to network {net.name}")
-            await self.networks.disconnect(c.id, net.name)
+            if running:
+                await self.networks.disconnect(c.id, net.name)
             c.networks.pop(net.name, None)
             cfgs = {k: v for k, v in (c.networking_config.get("EndpointsConfig") or {}).items()
                     if not self.networks.same_network(k, net.id)}
             c.networking_config = {**c.networking_config, "EndpointsConfig": cfgs}
+            if self.networks.same_network(c.network_mode, net.id):
+                c.primary_detached = True  # not rejoined at the next start
             self._save(c)
 
     @contextlib.asynccontextmanager
@@ -581,10 +633,7 @@ class ContainerService:
             try:
                 if not mounts.is_mounted(rootfs):
                     cdir = self.ctr_dir(c.id)
-                    lowers = self.images.layer_dirs(c.image_id)
-                    if not lowers:
-                        (cdir / "empty").mkdir(exist_ok=True)
-                        lowers = [cdir / "empty"]
+                    lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id))
                     await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
             except BaseException:
                 self._rootfs_users[c.id] -= 1
@@ -642,6 +691,8 @@ class ContainerService:
         await self._after_exit(c)
 
     async def _handle_exit(self, c: Container, engine_restart: bool = False) -> None:
+        # conmon is gone: the log daemon writes its last output before anyone sees the exit
+        await self.logging.stopped(c.id)
         code = self.monitor.exit_code(c.id)
         bundle = self.bundle_dir(c.id)
         c.state.oom_killed = self.monitor.oom_killed(bundle) or (
@@ -687,7 +738,7 @@ class ContainerService:
             _safe(lambda: self.cgroups.remove(c.id), None)
         if not self._rootfs_users.get(c.id):  # `docker cp` or export still reading it
             await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
-        shutil.rmtree(self.bundle_dir(c.id), ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, self.bundle_dir(c.id), True)  # not on the event loop
         self.monitor.clear_exit(c.id)
         self._torn_down.add(c.id)
 
@@ -924,7 +975,17 @@ class ContainerService:
         for st in self._pending_attach.pop(c.id, []) + self._live_attach.pop(c.id, []):
             st.end()  # attach clients waiting for a start that will never come
         await self._teardown_runtime(c)
-        await asyncio.to_thread(shutil.rmtree, self.ctr_dir(c.id), True)
+        await self.logging.stopped(c.id)
+        # Renamed now, deleted after the reply (`run --rm` waits for "removed"); a crash
+        # leaves the renamed dir, which engine start removes as it names no container.
+        trash = self.data_dir / f".removed-{c.id}"
+        try:
+            await asyncio.to_thread(os.rename, self.ctr_dir(c.id), trash)
+        except OSError:
+            trash = self.ctr_dir(c.id)
+            await asyncio.to_thread(shutil.rmtree, trash, True)
+        else:
+            self._spawn(asyncio.to_thread(shutil.rmtree, trash, True))
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
         self._ctrs.pop(c.id, None)
         self._backoff.pop(c.id, None)
@@ -1011,19 +1072,37 @@ class ContainerService:
         if config is not None:
             check_create(config)
         cfg = {**c.config, **{k: v for k, v in (config or {}).items() if v is not None}}
-        paused = pause and c.state.status == "running"
-        if paused:  # a consistent snapshot, as dockerd takes it
-            await self.runtime.pause(c.id)
-        try:
-            image = await self.images.commit_layer(
-                self.ctr_dir(c.id) / "upper", c.image_id, cfg, container_id=c.id,
-                created_by=" ".join([c.path, *c.args]), repo=repo, tag=tag, changes=changes,
-                comment=comment, author=author)
-        finally:
-            if paused:
-                await _quiet(self.runtime.resume(c.id))
+        # no start, stop, pause or removal in between; the snapshot is consistent
+        async with self._op_lock(c.id):
+            paused = pause and await self._freeze_for_commit(c)
+            try:
+                image = await self.images.commit_layer(
+                    self.ctr_dir(c.id) / "upper", c.image_id, cfg, container_id=c.id,
+                    created_by=" ".join([c.path, *c.args]), repo=repo, tag=tag, changes=changes,
+                    comment=comment, author=author)
+            finally:
+                if paused:
+                    await _quiet(self.runtime.resume(c.id))
         self.events.publish("container", "commit", c.id, image=c.image_ref, name=c.name)
         return image.id
+
+    async def _freeze_for_commit(self, c: Container) -> bool:
+        """Pause a running container for a commit; False when there is nothing to pause.
+
+        The process may end between our look at the state and runc's pause (its exit not yet
+        recorded): then nothing writes to the layer any more and the commit goes on unpaused.
+        """
+        async with self._lock(c.id):
+            if c.state.status != "running":
+                return False
+            try:
+                await self.runtime.pause(c.id)
+                return True
+            except (Conflict, NotFound):
+                st = await self.runtime.state(c.id)
+                if st is not None and st.get("status") in ("running", "paused"):
+                    raise
+                return False
 
     # ------------------------------------------------------- attach and logs
     async def attach(self, ref: str, *, stdin: bool, stdout: bool, stderr: bool,
@@ -1058,12 +1137,13 @@ class ContainerService:
 
     def logs(self, ref: str, q: LogQuery) -> tuple[Container, AsyncIterator[LogRecord]]:
         c = self.get(ref)
-        return c, follow(self.log_path(c.id), q, lambda: c.state.running and c.id in self._ctrs)
+        return c, self.logging.read(c, q, lambda: c.state.running and c.id in self._ctrs)
 
     # ----------------------------------------------------------------- listing
     def list(self, *, all: bool = False, limit: int = -1, filters: Filters | None = None) -> list[Container]:
         return listing.select(self._ctrs.values(), filters or Filters(), all=all, limit=limit,
-                              get=self.get, image_id=self._ancestor_id)
+                              get=self.get, image_id=self._ancestor_id,
+                              networks_of=lambda c: network_refs(self.networks, c))
 
     def _ancestor_id(self, ref: str) -> str | None:
         try:

@@ -23,9 +23,23 @@ class VolumeUse:
     nocopy: bool = False
 
 
-def plan(host_config: dict[str, Any], config: dict[str, Any]) -> list[VolumeUse]:
+def own_destinations(host_config: dict[str, Any]) -> set[str]:
+    """Where the container mounts something itself (Binds, Mounts, Tmpfs): these win over
+    what `--volumes-from` would give it there."""
+    dests = {posixpath.normpath(spec.split(":")[1] if ":" in spec else spec)
+             for spec in host_config.get("Binds") or [] if isinstance(spec, str) and spec}
+    dests.update(posixpath.normpath(m.get("Target") or "/") for m in host_config.get("Mounts") or []
+                 if isinstance(m, dict))
+    dests.update(posixpath.normpath(p) for p in host_config.get("Tmpfs") or {})
+    return dests
+
+
+def plan(host_config: dict[str, Any], config: dict[str, Any],
+         inherited: set[str] = frozenset()) -> list[VolumeUse]:
+    """The container's own volumes; an image VOLUME where `--volumes-from` (`inherited`)
+    mounts something gets no anonymous volume."""
     uses: list[VolumeUse] = []
-    taken: set[str] = set()
+    taken: set[str] = set(inherited)
     for spec in host_config.get("Binds") or []:
         if ":" not in spec:
             if not spec.startswith("/"):
@@ -65,8 +79,9 @@ def nocopy_destinations(host_config: dict[str, Any], config: dict[str, Any]) -> 
 
 
 def spec_host_config(host_config: dict[str, Any], volumes: dict[str, str],
-                     anonymous: list[str]) -> dict[str, Any]:
-    """HostConfig with anonymous volumes as named `volume` mounts, for the spec builder."""
+                     anonymous: list[str], inherited: list[dict[str, Any]] = ()) -> dict[str, Any]:
+    """HostConfig with anonymous volumes as named `volume` mounts, and the mounts taken with
+    `--volumes-from`, for the spec builder."""
     hc = dict(host_config)
     anon = set(anonymous)
     hc["Binds"] = [b for b in (host_config.get("Binds") or []) if ":" in b]
@@ -81,5 +96,6 @@ def spec_host_config(host_config: dict[str, Any], volumes: dict[str, str],
     for dest, name in volumes.items():
         if name in anon and dest not in covered:
             mounts_out.append({"Type": "volume", "Source": name, "Target": dest})
+    mounts_out.extend(dict(m) for m in inherited if m["Type"] in ("volume", "bind"))
     hc["Mounts"] = mounts_out
     return hc

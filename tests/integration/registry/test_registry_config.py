@@ -36,7 +36,8 @@ def test_distribution_s3_keys_serve_from_the_bucket(registry_factory, s3_server)
     make_bucket(s3_server, "cfg-dist")
     srv = registry_factory({"version": 0.1, "storage": {
         "s3": {"bucket": "cfg-dist", "region": "us-east-1", "regionendpoint": s3_server,
-               "accesskey": "test", "secretkey": "test", "rootdirectory": "/reg"},
+               "accesskey": "test", "secretkey": "test", "rootdirectory": "/reg", "encrypt": True,
+               "storageclass": "REDUCED_REDUNDANCY"},
         "cache": {"blobdescriptor": "inmemory"}},
         "http": {"headers": {"X-Content-Type-Options": ["nosniff"]}}}, "cfg-s3")
     d = push_blob(srv.url, "cfg/repo", b"stored in the bucket")
@@ -45,6 +46,8 @@ def test_distribution_s3_keys_serve_from_the_bucket(registry_factory, s3_server)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="cfg-dist", Prefix="reg/")["Contents"]]
     assert f"reg/blobs/sha256/{d[7:9]}/{d[7:]}/data" in keys
     assert not (srv.root / "blobs").exists()
+    head = s3.head_object(Bucket="cfg-dist", Key=f"reg/blobs/sha256/{d[7:9]}/{d[7:]}/data")
+    assert head["ServerSideEncryption"] == "AES256" and head["StorageClass"] == "REDUCED_REDUNDANCY"
     r = requests.get(f"{srv.url}/v2/")
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert "storage.cache: accepted and ignored" in srv.log_tail()

@@ -8,12 +8,12 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from regclient import push_blob, sha256
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=150)  # health checks and deadline: tests/conftest.py
 junk = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=80)
 ascii_junk = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=60)
 digestish = st.one_of(

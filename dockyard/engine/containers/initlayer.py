@@ -1,0 +1,97 @@
+"""The container's init layer: mount points the image lacks, kept out of the writable layer.
+
+dockerd puts a read-only "-init" layer between the image and the container's writable layer,
+holding the files and directories it mounts over (/etc/hosts, /etc/hostname,
+/etc/resolv.conf, /dev/console…) and /.dockerenv, created only where the image has none. The
+runtime then never has to create them in the writable layer, so they are no change: not in
+`docker diff`, not in a committed layer; `docker export` shows them (the image's own files
+where it has them).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import stat
+from pathlib import Path
+
+from ...store import mounts
+
+# moby's daemon/initlayer: path -> "dir", "file", or a symlink's target
+INIT_PATHS: tuple[tuple[str, str], ...] = (
+    ("/dev/pts", "dir"), ("/dev/shm", "dir"), ("/proc", "dir"), ("/sys", "dir"),
+    ("/.dockerenv", "file"), ("/etc/resolv.conf", "file"), ("/etc/hosts", "file"),
+    ("/etc/hostname", "file"), ("/dev/console", "file"), ("/etc/mtab", "/proc/mounts"),
+)
+INIT_DIR = "init"
+
+
+def container_lowers(cdir: Path, image_lowers: list[Path]) -> list[Path]:
+    """The overlay lower dirs of a container's rootfs: its init layer above the image's layers.
+
+    Made on first use (containers created before init layers existed get one too).
+    """
+    lowers = list(image_lowers)
+    if not lowers:
+        (cdir / "empty").mkdir(exist_ok=True)
+        lowers = [cdir / "empty"]
+    return [ensure_init_layer(cdir, lowers), *lowers]
+
+
+def ensure_init_layer(cdir: Path, lowers: list[Path]) -> Path:
+    init = cdir / INIT_DIR
+    if init.is_dir():
+        return init
+    for stale in cdir.glob(INIT_DIR + ".*"):  # an engine crash in the middle of a setup
+        mounts.unmount(stale / "merged")
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = cdir / f"{INIT_DIR}.{secrets.token_hex(4)}"
+    for sub in ("diff", "work", "merged"):
+        (tmp / sub).mkdir(parents=True)
+    try:
+        # seen through the image (whiteouts and opaque dirs included), as dockerd sets it up
+        mounts.mount_overlay(lowers, tmp / "diff", tmp / "work", tmp / "merged")
+        try:
+            _setup(tmp / "merged")
+        finally:
+            mounts.unmount(tmp / "merged", lazy=False)
+        try:
+            os.rename(tmp / "diff", init)
+        except OSError:
+            if not init.is_dir():  # else a concurrent first mount made it: keep that one
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return init
+
+
+def _setup(root: Path) -> None:
+    for path, kind in INIT_PATHS:
+        parts = path.strip("/").split("/")
+        if not _walkable(root, parts[:-1]):
+            continue  # a parent is a symlink or a file: leave it to the runtime's confined join
+        target = root.joinpath(*parts)
+        if os.path.lexists(target):
+            continue
+        root.joinpath(*parts[:-1]).mkdir(mode=0o755, parents=True, exist_ok=True)
+        if kind == "dir":
+            target.mkdir(mode=0o755)
+        elif kind == "file":
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o755))
+        else:
+            os.symlink(kind, target)
+
+
+def _walkable(root: Path, parts: list[str]) -> bool:
+    """Every existing component is a real directory: nothing we create follows a symlink."""
+    cur = root
+    for part in parts:
+        cur = cur / part
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            return True  # the rest is created by us, as directories
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+    return True

@@ -1,0 +1,238 @@
+"""syslog: each record sent as one syslog message (dockerd's syslog driver, srslog's formats).
+
+Never blocks the log daemon: datagram sockets drop what the kernel refuses, stream
+sockets are non-blocking with a bounded send buffer (records beyond it are
+dropped and counted), and a lost connection is redialled at most once a second.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from ...errors import InvalidParameter
+from .attrs import DEFAULT_TAG, parse_tag
+from .base import STDERR, ContainerInfo, LogRecord
+
+log = logging.getLogger(__name__)
+
+NAME = "syslog"
+OPTS = {"env", "env-regex", "labels", "labels-regex", "syslog-address", "syslog-facility",
+        "syslog-tls-ca-cert", "syslog-tls-cert", "syslog-tls-key", "syslog-tls-skip-verify",
+        "tag", "syslog-format"}
+FACILITIES = {
+    "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
+    "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
+    **{f"local{i}": 16 + i for i in range(8)},
+}
+FORMATS = ("", "rfc3164", "rfc5424", "rfc5424micro")
+SEV_INFO, SEV_ERR = 6, 3
+MAX_PENDING = 1 << 20  # bytes waiting for a slow stream receiver before records are dropped
+
+
+@dataclass
+class Address:
+    proto: str  # unix, unixgram, udp, tcp ("" : the local syslog socket)
+    addr: str | tuple[str, int]
+
+
+def parse_address(address: str) -> Address:
+    """As dockerd's parseAddress, with its messages."""
+    if not address:
+        return Address("", "/dev/log")
+    u = urlsplit(address)
+    if u.scheme in ("unix", "unixgram"):
+        if not os.path.exists(u.path):
+            raise InvalidParameter(f"stat {u.path}: no such file or directory")
+        return Address(u.scheme, u.path)
+    if u.scheme == "tcp+tls":
+        raise InvalidParameter("syslog over tcp+tls is not supported by dockyard")
+    if u.scheme not in ("udp", "tcp"):
+        raise InvalidParameter(f"unsupported scheme: '{u.scheme}'")
+    host, port = u.hostname or "", 514
+    try:
+        if u.port is not None:
+            port = u.port
+    except ValueError:
+        raise InvalidParameter(f"address {u.netloc}: invalid port") from None
+    return Address(u.scheme, (host, port))
+
+
+def parse_facility(value: str) -> int:
+    if not value:
+        return FACILITIES["daemon"]
+    if value in FACILITIES:
+        return FACILITIES[value]
+    if value.isdigit() and 0 <= int(value) <= 23:
+        return int(value)
+    raise InvalidParameter("invalid syslog facility")
+
+
+def validate(opts: dict[str, str]) -> None:
+    for key in opts:
+        if key not in OPTS:
+            raise InvalidParameter(f"unknown log opt '{key}' for syslog log driver")
+    parse_address(opts.get("syslog-address", ""))
+    parse_facility(opts.get("syslog-facility", ""))
+    if opts.get("syslog-format", "") not in FORMATS:
+        raise InvalidParameter("invalid syslog format")
+
+
+def _describe(a: Address) -> str:
+    if isinstance(a.addr, tuple):
+        return f"{a.addr[0]}:{a.addr[1]}"
+    return a.addr
+
+
+def dial(a: Address, timeout: float = 5.0) -> socket.socket:
+    """Connect as srslog's Dial does; an error says what Go's net.Dial would say."""
+    proto = a.proto or "unixgram"
+    if proto in ("unix", "unixgram"):
+        kinds = [socket.SOCK_STREAM] if proto == "unix" else [socket.SOCK_DGRAM]
+        if not a.proto:
+            kinds = [socket.SOCK_DGRAM, socket.SOCK_STREAM]  # the local socket: either kind
+        last: OSError | None = None
+        for kind in kinds:
+            s = socket.socket(socket.AF_UNIX, kind)
+            try:
+                s.settimeout(timeout)
+                s.connect(a.addr)
+                s.setblocking(False)
+                return s
+            except OSError as exc:
+                s.close()
+                last = exc
+        raise _dial_error(proto, _describe(a), last)
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    try:
+        infos = socket.getaddrinfo(a.addr[0], a.addr[1], type=kind)
+    except socket.gaierror as exc:
+        raise InvalidParameter(f"dial {proto} {_describe(a)}: lookup {a.addr[0]}: {exc.strerror}") from None
+    family, _, _, _, sockaddr = infos[0]
+    s = socket.socket(family, kind)
+    try:
+        s.settimeout(timeout)
+        s.connect(sockaddr)
+        s.setblocking(False)
+        return s
+    except OSError as exc:
+        s.close()
+        raise _dial_error(proto, _describe(a), exc) from None
+
+
+def _dial_error(proto: str, addr: str, exc: OSError | None) -> InvalidParameter:
+    reason = {errno.ECONNREFUSED: "connection refused", errno.ENOENT: "no such file or directory",
+              errno.ETIMEDOUT: "i/o timeout", errno.EACCES: "permission denied"}.get(
+        getattr(exc, "errno", None) or 0, (getattr(exc, "strerror", None) or str(exc)).lower())
+    if isinstance(exc, socket.timeout):
+        reason = "i/o timeout"
+    return InvalidParameter(f"dial {proto} {addr}: connect: {reason}")
+
+
+def format_message(fmt: str, priority: int, tag: str, content: str, hostname: str, pid: int,
+                   now: datetime | None = None) -> str:
+    """srslog's formatters as dockerd uses them; the framer adds nothing, the writer a newline."""
+    now = now or datetime.now().astimezone()
+    if fmt == "rfc3164":
+        return f"<{priority}>{now.strftime('%b %e %H:%M:%S')} {hostname} {tag}[{pid}]: {content}"
+    if fmt in ("rfc5424", "rfc5424micro"):
+        if fmt == "rfc5424":
+            ts = now.replace(microsecond=0).isoformat()
+        else:
+            ts = now.isoformat(timespec="microseconds")
+        ts = ts.replace("+00:00", "Z")
+        return f"<{priority}>1 {ts} {hostname} {tag} {pid} {tag} - {content}"
+    return f"<{priority}>{now.strftime('%b %e %H:%M:%S')} {tag}[{pid}]: {content}"
+
+
+class SyslogDriver:
+    name = NAME
+
+    def __init__(self, info: ContainerInfo, opts: dict[str, str]) -> None:
+        validate(opts)
+        self.address = parse_address(opts.get("syslog-address", ""))
+        self.facility = parse_facility(opts.get("syslog-facility", ""))
+        self.format = opts.get("syslog-format", "")
+        self.tag = parse_tag(info, opts, DEFAULT_TAG)
+        self.hostname = socket.gethostname()
+        self.pid = os.getpid()
+        self.sock: socket.socket | None = None
+        self.stream = False
+        self.pending = bytearray()
+        self.dropped = 0
+        self._next_dial = 0.0
+
+    def _connect(self) -> bool:
+        if self.sock is not None:
+            return True
+        if time.monotonic() < self._next_dial:
+            return False
+        self._next_dial = time.monotonic() + 1.0
+        try:
+            self.sock = dial(self.address, timeout=1.0)
+        except InvalidParameter as exc:
+            log.warning("syslog %s: %s", _describe(self.address), exc.message)
+            return False
+        self.stream = self.sock.type == socket.SOCK_STREAM
+        return True
+
+    def write(self, rec: LogRecord) -> None:
+        line = rec.data[:-1] if rec.data.endswith(b"\n") else rec.data
+        if not line:
+            return  # dockerd skips empty lines
+        sev = SEV_ERR if rec.stream == STDERR else SEV_INFO
+        msg = format_message(self.format, self.facility << 3 | sev, self.tag,
+                             line.decode(errors="replace"), self.hostname, self.pid)
+        data = (msg + "\n").encode()
+        if not self._connect():
+            self.dropped += 1
+            return
+        if self.stream:
+            if len(self.pending) + len(data) > MAX_PENDING:
+                self.dropped += 1
+            else:
+                self.pending += data
+            self.flush()
+            return
+        try:
+            self.sock.send(data)
+        except BlockingIOError:
+            self.dropped += 1
+        except OSError:
+            self.dropped += 1
+            self._reset()
+
+    def flush(self) -> None:
+        """Send what a stream receiver can take now; called after writes and by the daemon's tick."""
+        if not self.stream or not self.pending or self.sock is None:
+            if self.stream and self.pending and self.sock is None:
+                self._connect()
+            return
+        try:
+            n = self.sock.send(self.pending)
+            del self.pending[:n]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._reset()
+
+    def _reset(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
+
+    def close(self) -> None:
+        if self.stream and self.pending and self.sock is not None:
+            # a last bounded attempt to hand over what is queued
+            deadline = time.monotonic() + 1.0
+            while self.pending and self.sock is not None and time.monotonic() < deadline:
+                self.flush()
+                if self.pending:
+                    time.sleep(0.01)
+        self._reset()

@@ -1,0 +1,422 @@
+"""Log drivers through the docker CLI and docker-py against a real engine.
+
+json-file read as a log shipper reads it, rotation (also while the engine is
+SIGKILLed), local, none, syslog to listeners started here, dockerd's errors.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from engine_harness import uniq
+
+from dockyard.engine.logdrivers.base import parse_time
+
+pytestmark = pytest.mark.usefixtures("cleanup_containers")
+
+
+def wait_for(cond, timeout: float = 60, interval: float = 0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def ctr_dir(engine, cid: str) -> Path:
+    return engine.data_root / "containers" / cid
+
+
+def log_files(d: Path, stem: str) -> list[Path]:
+    return sorted(p for p in d.iterdir() if p.name.startswith(stem))
+
+
+# ------------------------------------------------------------------ json-file
+def test_json_file_is_dockers_file_and_format(engine, api):
+    cid = engine.cli_ok("run", "-d", "--label", "team=blue", "-e", "REGION=eu",
+                        "--log-opt", "labels=team", "--log-opt", "env=REGION",
+                        "--log-opt", "tag={{.Name}}", "--name", (name := uniq("jf")),
+                        "busybox", "sh", "-c", "echo out; echo err >&2; echo '<b>&'").strip()
+    api.wait(cid)
+    info = api.inspect_container(cid)
+    path = Path(info["LogPath"])
+    assert path == ctr_dir(engine, cid) / f"{cid}-json.log"
+    assert info["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {
+        "labels": "team", "env": "REGION", "tag": "{{.Name}}"}}
+    # a shipper's reader: one JSON object a line, Docker's keys, RFC3339Nano UTC times
+    wait_for(lambda: len(path.read_bytes().splitlines()) == 3)
+    entries = [json.loads(line) for line in path.read_bytes().splitlines()]
+    assert sorted((e["stream"], e["log"]) for e in entries) == [
+        ("stderr", "err\n"), ("stdout", "<b>&\n"), ("stdout", "out\n")]
+    for e in entries:
+        assert list(e) == ["log", "stream", "attrs", "time"]
+        assert e["attrs"] == {"team": "blue", "REGION": "eu", "tag": name}
+        assert e["time"].endswith("Z") and "T" in e["time"]
+    assert b"\\u003cb\\u003e\\u0026" in path.read_bytes()  # Go's escaping, byte for byte
+    assert engine.cli_ok("logs", cid).splitlines() == ["out", "<b>&"]
+    details = engine.cli_ok("logs", "--details", cid).splitlines()
+    assert details == [f"REGION=eu,tag={name},team=blue out", f"REGION=eu,tag={name},team=blue <b>&"]
+
+
+def test_rotation_with_max_size_max_file_and_compress(engine, api):
+    cid = engine.cli_ok("run", "-d", "--log-opt", "max-size=100k", "--log-opt", "max-file=3",
+                        "--log-opt", "compress=true", "busybox", "sh", "-c",
+                        "i=0; while [ $i -lt 6000 ]; do echo \"line $i $(printf '%060d' 0)\"; "
+                        "i=$((i+1)); done").strip()
+    api.wait(cid, timeout=120)
+    d = ctr_dir(engine, cid)
+    stem = f"{cid}-json.log"
+    names = [p.name for p in log_files(d, stem)]
+    assert names == [stem, stem + ".1.gz", stem + ".2.gz"]
+    total = sum(p.stat().st_size for p in log_files(d, stem))
+    assert total < 3 * 110_000
+    with gzip.open(d / (stem + ".1.gz")) as f:
+        first = json.loads(f.readline())
+    assert first["log"].startswith("line ")
+    # docker logs reads the rotated (compressed) files: the newest lines, in order, the last one last
+    lines = engine.cli_ok("logs", cid).splitlines()
+    nums = [int(x.split()[1]) for x in lines]
+    assert nums[-1] == 5999 and nums == list(range(nums[0], 6000)) and nums[0] > 0
+    # --tail reaches back into the rotated files
+    tail = engine.cli_ok("logs", "--tail", str(len(lines) - 10), cid).splitlines()
+    assert tail == lines[10:]
+    # --since with a time inside the oldest kept file
+    stamped = engine.cli_ok("logs", "-t", cid).splitlines()
+    t_mid = stamped[len(stamped) // 2].split()[0]
+    since = engine.cli_ok("logs", "--since", t_mid, cid).splitlines()
+    want = [x.split(" ", 1)[1] for x in stamped if parse_time(x.split()[0]) >= parse_time(t_mid)]
+    assert since == want and 0 < len(since) < len(lines)
+    until = engine.cli_ok("logs", "--until", t_mid, cid).splitlines()
+    assert until == [x.split(" ", 1)[1] for x in stamped if parse_time(x.split()[0]) <= parse_time(t_mid)]
+
+
+def test_follow_across_rotations(engine, api):
+    cid = engine.cli_ok("run", "-d", "--log-opt", "max-size=20k", "--log-opt", "max-file=2", "busybox",
+                        "sh", "-c", "sleep 1; i=0; while [ $i -lt 3000 ]; do echo \"f$i\"; i=$((i+1)); "
+                        "[ $((i % 100)) -eq 0 ] && sleep 0.2; done").strip()
+    got = []
+    for chunk in api.logs(cid, stream=True, follow=True):
+        got.append(chunk)
+    lines = b"".join(got).decode().split()
+    # every line, none twice, though the file rotated many times under the reader
+    assert lines == [f"f{i}" for i in range(3000)]
+
+
+def test_rotation_goes_on_while_the_engine_is_sigkilled(private_engine):
+    eng = private_engine()
+    api = eng.api()
+    # ~120 MB written after the engine died: 1 MB x 3 files may be kept, plus conmon's spool
+    cid = eng.cli_ok("run", "-d", "--log-opt", "max-size=1m", "--log-opt", "max-file=3", "busybox", "sh", "-c",
+                     "sleep 2; yes 'a line of about one hundred bytes, written over and over while the "
+                     "engine is away........' | head -c 120000000; echo; echo done").strip()
+    eng.kill9()
+    d = ctr_dir(eng, cid)
+    stem = f"{cid}-json.log"
+    peak = 0
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        size = sum(p.stat().st_size for p in d.iterdir() if p.name.startswith((stem, "spool.log")))
+        peak = max(peak, size)
+        if b"done" in (d / stem).read_bytes()[-200:]:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"the container's output never reached the log; peak {peak}")
+    # json-file's 3 MB and at most one spool of a quarter of that (+ a file the daemon finishes)
+    print("peak bytes of logs on disk while the engine was down:", peak)
+    assert peak < 6_000_000, peak
+    eng.start()
+    api = eng.api()
+    api.wait(cid, timeout=120)
+    logs = api.logs(cid, tail=2).decode().splitlines()
+    assert logs[-1] == "done"
+
+
+# ------------------------------------------------------------------ local, none
+def test_local_driver_round_trip(engine, api):
+    cid = engine.cli_ok("run", "-d", "--log-driver", "local", "busybox", "sh", "-c",
+                        "echo one; echo two >&2; printf three").strip()
+    api.wait(cid)
+    info = api.inspect_container(cid)
+    assert info["HostConfig"]["LogConfig"]["Type"] == "local"
+    assert info["LogPath"] == ""
+    d = ctr_dir(engine, cid)
+    assert (d / "local-logs" / "container.log").stat().st_size > 0
+    assert not (d / f"{cid}-json.log").exists()
+    r = engine.cli("logs", cid)
+    assert r.stdout == b"one\nthree" and r.stderr == b"two\n"
+    assert engine.cli_ok("logs", "--tail", "1", cid) == "three"
+
+
+def test_none_driver_runs_and_refuses_logs_as_dockerd(engine, api):
+    name = uniq("none")
+    out = engine.cli_ok("run", "--name", name, "--log-driver", "none", "busybox", "echo", "attached")
+    assert out == "attached\n"  # attach works without any log
+    r = engine.cli("logs", name)
+    assert r.returncode != 0
+    assert r.stderr.decode().strip() == "Error response from daemon: configured logging driver does not support reading"
+    with pytest.raises(docker.errors.APIError) as e:
+        api.logs(name)
+    assert e.value.response.status_code == 501  # dockerd's ErrReadLogsNotSupported is NotImplemented
+    with pytest.raises(docker.errors.APIError) as e:
+        api.attach(name, logs=True, stream=False)
+    assert e.value.response.status_code == 501
+    assert not any(p.name.endswith("-json.log") or p.name == "spool.log"
+                   for p in ctr_dir(engine, api.inspect_container(name)["Id"]).iterdir())
+
+
+# ------------------------------------------------------------------ bad configs
+@pytest.mark.parametrize("args,message", [
+    (["--log-driver", "asdf"], "logger: no log driver named 'asdf' is registered"),
+    (["--log-opt", "max-size=abc"], "invalid size: 'abc'"),
+    (["--log-opt", "max-file=0"], "max-file cannot be less than 1"),
+    (["--log-opt", "bogus=1"], "unknown log opt 'bogus' for json-file log driver"),
+    (["--log-driver", "local", "--log-opt", "labels-x=1"], "unknown log opt 'labels-x' for log driver local"),
+    (["--log-driver", "syslog", "--log-opt", "syslog-format=x"], "invalid syslog format"),
+    (["--log-driver", "syslog", "--log-opt", "syslog-address=ftp://h"], "unsupported scheme: 'ftp'"),
+])
+def test_bad_log_configs_are_400s_and_create_nothing(engine, api, args, message):
+    before = len(api.containers(all=True))
+    name = uniq("bad")
+    r = engine.cli("create", "--name", name, *args, "busybox", "true")
+    assert r.returncode != 0
+    assert f"Error response from daemon: {message}" in r.stderr.decode()
+    assert len(api.containers(all=True)) == before
+    # the same through the API (docker-py): 400 with the same text
+    driver, opts = "json-file", {}
+    pairs = iter(args)
+    for flag, val in zip(pairs, pairs):
+        if flag == "--log-driver":
+            driver = val
+        else:
+            opts.update([val.split("=", 1)])
+    with pytest.raises(docker.errors.APIError) as e:
+        api.create_container("busybox", ["true"], host_config={"LogConfig": {"Type": driver, "Config": opts}})
+    assert e.value.response.status_code == 400 and message in e.value.explanation
+    assert len(api.containers(all=True)) == before
+
+
+def test_journald_is_refused_clearly(engine):
+    if os.path.exists("/run/systemd/journal/socket"):
+        pytest.skip("journald runs here")
+    r = engine.cli("create", "--log-driver", "journald", "busybox", "true")
+    assert "journald is not enabled on this host" in r.stderr.decode()
+
+
+# ------------------------------------------------------------------ syslog
+class Listener:
+    """A syslog receiver: unix stream/datagram, udp or tcp, collecting messages."""
+
+    def __init__(self, kind: str, tmp: Path) -> None:
+        self.messages: list[str] = []
+        self.kind = kind
+        if kind in ("unix", "unixgram"):
+            path = str(tmp / f"syslog-{kind}.sock")
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM if kind == "unix" else socket.SOCK_DGRAM)
+            self.sock.bind(path)
+            self.address = f"{kind}://{path}"
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+            self.address = f"{kind}://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stop = False
+        if kind in ("unix", "tcp"):
+            self.sock.listen(4)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.sock.settimeout(0.2)
+        conns: list[socket.socket] = []
+        buf: dict[socket.socket, bytes] = {}
+        while not self.stop:
+            if self.kind in ("unix", "tcp"):
+                try:
+                    c, _ = self.sock.accept()
+                    c.settimeout(0.05)
+                    conns.append(c)
+                    buf[c] = b""
+                except socket.timeout:
+                    pass
+                for c in conns:
+                    try:
+                        data = c.recv(65536)
+                    except socket.timeout:
+                        continue
+                    buf[c] += data
+                    *lines, buf[c] = buf[c].split(b"\n")
+                    self.messages += [x.decode() for x in lines if x]
+            else:
+                try:
+                    self.messages.append(self.sock.recv(65536).decode().rstrip("\n"))
+                except socket.timeout:
+                    pass
+        for c in conns:
+            c.close()
+
+    def close(self) -> None:
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("kind", ["unix", "unixgram", "udp", "tcp"])
+def test_syslog_delivers_to_a_local_listener(engine, api, tmp_path, kind):
+    os.chmod(tmp_path, 0o755)
+    lst = Listener(kind, tmp_path)
+    try:
+        name = uniq("sl")
+        cid = engine.cli_ok("run", "-d", "--name", name, "--log-driver", "syslog",
+                            "--log-opt", f"syslog-address={lst.address}", "--log-opt", "syslog-format=rfc5424",
+                            "--log-opt", "syslog-facility=local3", "--log-opt", "tag=app-{{.Name}}",
+                            "busybox", "sh", "-c", "echo hello syslog; echo bad >&2").strip()
+        api.wait(cid)
+        msgs = wait_for(lambda: len(lst.messages) >= 2 and lst.messages, 30)
+        by_text = {m.rsplit(" - ", 1)[1]: m for m in msgs}
+        out, err = by_text["hello syslog"], by_text["bad"]
+        # RFC 5424: <PRI>1 TIMESTAMP HOST APP-NAME PROCID MSGID - MSG, facility local3 (19)
+        head, ts, host, app, procid, msgid, dash = out.split(" ")[:7]
+        assert head == f"<{19 * 8 + 6}>1" and err.startswith(f"<{19 * 8 + 3}>1 ")  # local3.info, local3.err
+        assert app == f"app-{name}" and msgid == f"app-{name}" and procid.isdigit() and dash == "-"
+        assert ts[:4].isdigit() and "T" in ts and host
+        # dual logging, as dockerd 20.10+: `docker logs` reads the local cache kept beside syslog
+        r = engine.cli("logs", cid)
+        assert r.stdout == b"hello syslog\n" and r.stderr == b"bad\n"
+        assert (ctr_dir(engine, cid) / "container-cached.log").exists()
+        assert api.inspect_container(cid)["LogPath"] == ""
+    finally:
+        lst.close()
+
+
+def test_syslog_with_the_cache_disabled_cannot_be_read(engine, api, tmp_path):
+    os.chmod(tmp_path, 0o755)
+    lst = Listener("udp", tmp_path)
+    try:
+        cid = engine.cli_ok("run", "-d", "--log-driver", "syslog", "--log-opt", f"syslog-address={lst.address}",
+                            "--log-opt", "cache-disabled=true", "busybox", "echo", "only-in-syslog").strip()
+        api.wait(cid)
+        wait_for(lambda: any(m.endswith("only-in-syslog") for m in lst.messages), 30)
+        r = engine.cli("logs", cid)
+        assert r.stderr.decode().strip() == \
+            "Error response from daemon: configured logging driver does not support reading"
+        assert not (ctr_dir(engine, cid) / "container-cached.log").exists()
+    finally:
+        lst.close()
+
+
+def test_syslog_address_refusing_connections_fails_the_start(engine, api):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    name = uniq("slr")
+    r = engine.cli("run", "--name", name, "--log-driver", "syslog", "--log-opt",
+                   f"syslog-address=tcp://127.0.0.1:{port}", "busybox", "true")
+    assert r.returncode != 0
+    assert (f"failed to initialize logging driver: dial tcp 127.0.0.1:{port}: connect: connection refused"
+            in r.stderr.decode())
+    st = api.inspect_container(name)["State"]
+    assert not st["Running"] and "connection refused" in st["Error"]
+
+
+def test_slow_syslog_receiver_never_blocks_the_container(engine, api, tmp_path):
+    os.chmod(tmp_path, 0o755)
+    path = str(tmp_path / "stuck.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)  # accepts, never reads
+    try:
+        cid = engine.cli_ok("run", "-d", "--log-driver", "syslog", "--log-opt", f"syslog-address=unix://{path}",
+                            "busybox", "sh", "-c", "yes 0123456789abcdef | head -c 20000000").strip()
+        assert api.wait(cid, timeout=300)["StatusCode"] == 0
+    finally:
+        srv.close()
+
+
+# ------------------------------------------------------------------ daemon default
+def test_daemon_default_driver_and_options(private_engine):
+    eng = private_engine(["--log-driver", "local", "--log-opt", "max-file=2", "--log-opt", "max-size=1m"])
+    api = eng.api()
+    cid = eng.cli_ok("run", "-d", "busybox", "echo", "hi").strip()
+    api.wait(cid)
+    lc = api.inspect_container(cid)["HostConfig"]["LogConfig"]
+    assert lc == {"Type": "local", "Config": {"max-file": "2", "max-size": "1m"}}
+    assert eng.cli_ok("logs", cid) == "hi\n"
+    cid2 = eng.cli_ok("run", "-d", "--log-driver", "json-file", "busybox", "echo", "x").strip()
+    api.wait(cid2)
+    assert api.inspect_container(cid2)["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {}}
+    assert api.info()["LoggingDriver"] == "local"
+
+
+def test_engine_refuses_a_bad_default_log_config(tmp_path):
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "dockyard.cli", "engine", "-H", f"unix://{tmp_path}/e.sock",
+                        "--data-root", str(tmp_path / "d"), "--exec-root", str(tmp_path / "r"),
+                        "--log-opt", "max-size=abc"], capture_output=True, timeout=60)
+    assert r.returncode != 0 and b"invalid size: 'abc'" in r.stderr
+    assert not (tmp_path / "e.sock").exists()
+
+
+# ------------------------------------------------------------------ the log daemon itself
+def test_a_killed_log_daemon_is_restarted_and_resumes_without_loss(private_engine):
+    eng = private_engine()
+    api = eng.api()
+    cid = eng.cli_ok("run", "-d", "busybox", "sh", "-c",
+                     "i=0; while [ $i -lt 60 ]; do echo n$i; i=$((i+1)); sleep 0.05; done").strip()
+    wait_for(lambda: b"n5" in api.logs(cid))
+    (old,) = eng.logd_pids()
+    os.kill(old, 9)
+    new = wait_for(lambda: [p for p in eng.logd_pids() if p != old], 30)
+    assert new
+    api.wait(cid, timeout=60)
+    assert api.logs(cid).decode().split() == [f"n{i}" for i in range(60)]
+
+
+def test_engine_sigkill_keeps_the_log_daemon_and_a_new_engine_adopts_it(private_engine):
+    eng = private_engine()
+    (pid,) = eng.logd_pids()
+    eng.kill9()
+    assert eng.logd_pids() == [pid]
+    eng.start()
+    assert eng.logd_pids() == [pid]  # adopted, not a second one
+    eng.remove_all_containers()
+    eng.stop()  # nothing left running: the daemon stops with the engine
+    wait_for(lambda: eng.logd_pids() == [], 20)
+
+
+def test_a_full_disk_never_blocks_the_container(private_engine):
+    eng = private_engine()
+    api = eng.api()
+    cid = eng.cli_ok("create", "--log-driver", "local", "--log-opt", "max-size=100m", "busybox", "sh", "-c",
+                     "sleep 2; yes 'output that has nowhere to go' | head -c 30000000; echo finished").strip()
+    # the driver's directory and conmon's spool on a small disk of their own
+    small = ctr_dir(eng, cid) / "local-logs"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], check=True)
+    try:
+        os.symlink(small / "spool.log", ctr_dir(eng, cid) / "spool.log")
+        api.start(cid)
+        with open(small / "fill", "wb") as f:  # the disk fills up while the container writes
+            try:
+                f.write(b"\0" * (8 << 20))
+            except OSError:
+                pass
+        assert api.wait(cid, timeout=300)["StatusCode"] == 0
+        assert api.inspect_container(cid)["State"]["Status"] == "exited"
+        assert api.ping()  # and the engine still answers
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)
