@@ -43,6 +43,9 @@ class EngineConfig:
     iptables: bool = True
     ip_forward: bool = True
     default_address_pools: list[dict] = field(default_factory=list)  # [{"base": cidr, "size": n}]
+    # IPv6 on the default bridge (dockerd's --ipv6 / --fixed-cidr-v6)
+    ipv6: bool = False
+    fixed_cidr_v6: str | None = None
     # Where daemon.json was read from; its directory holds certs.d/ (as /etc/docker does).
     config_file: Path | None = None
     config_dir: Path = DEFAULT_CONFIG_FILE.parent

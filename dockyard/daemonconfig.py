@@ -121,6 +121,17 @@ def _dns_search(v: Any) -> str:
     return s
 
 
+def _cidr6(v: Any) -> str:
+    s = _str(v)
+    try:
+        net = ipaddress.IPv6Network(s, strict=False)
+    except ValueError:
+        raise ValueError(f"{s!r} is not an IPv6 CIDR (e.g. fd00:1::/64)") from None
+    if net.prefixlen > 126:
+        raise ValueError(f"{s} is too small: a /126 or larger is needed")
+    return str(net)
+
+
 def _bip(v: Any) -> str:
     s = _str(v)
     try:
@@ -357,6 +368,8 @@ OPTIONS: tuple[Option, ...] = (
            flags=("--default-address-pool",), flag_type=_flag_pool, repeat="list",
            help="base=CIDR,size=N: subnets for user-defined networks (repeatable)"),
     Option("iptables", "iptables", _bool, flag_type=_flag_bool, help="manage iptables NAT and forwarding rules"),
+    Option("ipv6", "ipv6", _bool, flag_type=_flag_bool, help="IPv6 on the default bridge"),
+    Option("fixed-cidr-v6", "fixed_cidr_v6", _cidr6, help="the default bridge's IPv6 subnet (with --ipv6)"),
     Option("ip-forward", "ip_forward", _bool, flag_type=_flag_bool, help="enable net.ipv4.ip_forward"),
     Option("dns", "dns", _str_list(_ip), flag_type=str, repeat="list", help="DNS server for containers"),
     Option("dns-search", "dns_search", _str_list(_dns_search), flag_type=str, repeat="list",

@@ -44,3 +44,7 @@ class Unavailable(DockyardError):
 
 class SystemError_(DockyardError):
     """An operation failed for reasons outside the client's control (500)."""
+
+
+class NotImplemented_(DockyardError):
+    """The feature exists in Docker's API but not for this object (501)."""

@@ -8,7 +8,8 @@ APT_PACKAGES=(
   runc                # OCI runtime (crun fails on hybrid cgroups)
   conmon              # per-container monitor
   busybox-static      # base image for the demo and tests
-  iptables            # NAT and forwarding for the bridge network
+  iptables            # NAT and forwarding for the bridge network (iptables and ip6tables)
+  nftables            # nft: drop the empty nf_tables tables iptables-nft made, so the host ends as it began
   iproute2 util-linux # ip, nsenter, unshare
   tini                # --init
   skopeo              # registry tests: a real client

@@ -46,6 +46,23 @@ def _json_map(request: web.Request, name: str, allow_null: bool) -> dict[str, An
     return data
 
 
+def _json_list(request: web.Request, name: str) -> list[str]:
+    """A JSON array of strings (`cachefrom`); a bad one is dockerd's 400."""
+    raw = request.query.get(name)
+    if not raw:
+        return []
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidParameter(f"invalid {name}: {exc}") from None
+    if data is None:
+        return []
+    if not isinstance(data, list) or not all(isinstance(v, str) for v in data):
+        got = {dict: "object", str: "string", int: "number", float: "number", bool: "bool"}.get(type(data), "array")
+        raise InvalidParameter(f"json: cannot unmarshal {got} into Go value of type []string")
+    return data
+
+
 def _tags(request: web.Request) -> list[oref.Reference]:
     """dockerd's sanitizeRepoAndTags: parse, default to :latest, no digests, deduplicated."""
     out: list[oref.Reference] = []
@@ -105,7 +122,9 @@ def _options(request: web.Request) -> BuildOptions:
         v = qint(request, name, 0)
         if v:
             resources[key] = v
-    extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
+    # dockerd reads repeated `extrahosts` parameters (docker-py, the CLI); a comma list too
+    extra_hosts = [h for v in q.getall("extrahosts", []) for h in v.split(",") if h]
+    cache_from = _json_list(request, "cachefrom")
     forcerm = qbool(request, "forcerm")
     from ..engine.build import BuildOptions
 
@@ -122,6 +141,7 @@ def _options(request: web.Request) -> BuildOptions:
         labels=_json_map(request, "labels", allow_null=False),
         resources=resources,
         extra_hosts=extra_hosts,
+        cache_from=cache_from,
         registry_auth=_registry_config(request.headers.get("X-Registry-Config")),
     )
 

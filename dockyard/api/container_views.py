@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..engine.containers.model import Container, rfc3339_to_unix
+from ..engine.containers import links
 from ..engine.containers.initlayer import INIT_DIR
 from ..errors import DockyardError
 from ..network.ports import docker_port_list
@@ -132,6 +133,8 @@ def host_config(engine, c: Container) -> dict[str, Any]:
             hc["MaskedPaths"] = list(linux_defaults.MASKED_PATHS)
         if hc["ReadonlyPaths"] is None:
             hc["ReadonlyPaths"] = list(linux_defaults.READONLY_PATHS)
+    # dockerd shows the links it holds ("/child:/parent/alias"), not the request's words
+    hc["Links"] = links.inspect_links(c, engine.containers.get)
     return hc
 
 
@@ -182,11 +185,24 @@ def _configured_networks(engine, c: Container, networks: Any = None) -> dict[str
     return out
 
 
+def _with_endpoint_links(engine, c: Container, nets: dict[str, Any]) -> dict[str, Any]:
+    """EndpointSettings.Links: the Links the container was given for each network."""
+    cfgs = c.networking_config.get("EndpointsConfig") or {}
+    out = dict(nets)
+    for name, ep in nets.items():
+        for key, cfg in cfgs.items():
+            if isinstance(cfg, dict) and cfg.get("Links") and ep.get("NetworkID") \
+                    and engine.networks.same_network(key, ep["NetworkID"]):
+                out[name] = {**ep, "Links": list(cfg["Links"])}
+    return out
+
+
 def network_settings(engine, c: Container, networks: Any = None) -> dict[str, Any]:
     nets = c.networks if c.state.running else {
         k: {**v, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
             "MacAddress": "", "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
         for k, v in _configured_networks(engine, c, networks).items()}
+    nets = _with_endpoint_links(engine, c, nets)
     br = nets.get("bridge") or (next(iter(nets.values())) if len(nets) == 1 else {}) or {}
     return {
         "Bridge": "",
@@ -200,11 +216,11 @@ def network_settings(engine, c: Container, networks: Any = None) -> dict[str, An
         "SecondaryIPv6Addresses": None,
         "EndpointID": br.get("EndpointID", ""),
         "Gateway": br.get("Gateway", ""),
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": br.get("GlobalIPv6Address", ""),
+        "GlobalIPv6PrefixLen": br.get("GlobalIPv6PrefixLen", 0),
         "IPAddress": br.get("IPAddress", ""),
         "IPPrefixLen": br.get("IPPrefixLen", 0),
-        "IPv6Gateway": "",
+        "IPv6Gateway": br.get("IPv6Gateway", ""),
         "MacAddress": br.get("MacAddress", ""),
         "Networks": nets,
     }
@@ -281,3 +297,12 @@ def list_entry(engine, c: Container, networks: Any = None) -> dict[str, Any]:
         "NetworkSettings": {"Networks": ns["Networks"]},
         "Mounts": _mounts(engine, c),
     }
+
+
+def aliases_with_short_id(d: dict[str, Any]) -> None:
+    """API < 1.45: Aliases on user-defined networks also hold the short container id
+    (v1.45 made Aliases exactly what was submitted; DNSNames has the id)."""
+    short = d["Id"][:12]
+    for ep in (d.get("NetworkSettings") or {}).get("Networks", {}).values():
+        if ep.get("DNSNames") is not None and short not in (ep.get("Aliases") or []):
+            ep["Aliases"] = [*(ep.get("Aliases") or []), short]

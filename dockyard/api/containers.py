@@ -10,12 +10,14 @@ from aiohttp import web
 
 from ..engine.containers.attach import DEFAULT_DETACH_KEYS, parse_detach_keys
 from ..engine.containers.logs import LogQuery, format_time
-from ..engine.timeutil import parse_timestamp
-from ..errors import InvalidParameter
+from ..engine.logdrivers.base import format_details
+from ..engine.timeutil import parse_timestamp_ns
+from ..errors import InvalidParameter, NotFound
 from . import container_views as views
 from ..engine.containers.attach import AttachStream
 from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, Hijacked, frame, hijack
 from .params import json_object, json_response, qbool, qfilters, qint, qstr
+from . import versions
 from .routing import Routes
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,10 @@ async def list_(request: web.Request) -> web.Response:
 async def inspect(request: web.Request) -> web.Response:
     engine = request.app["engine"]
     c = engine.containers.get(request.match_info["id"])
-    return json_response(views.inspect(engine, c, size=qbool(request, "size")))
+    d = views.inspect(engine, c, size=qbool(request, "size"))
+    if not versions.at_least(request, "1.45"):
+        views.aliases_with_short_id(d)
+    return json_response(d)
 
 
 @routes.post("/containers/{id}/start")
@@ -116,9 +121,19 @@ async def wait(request: web.Request) -> web.StreamResponse:
 @routes.delete("/containers/{id}")
 async def remove(request: web.Request) -> web.Response:
     if qbool(request, "link"):
-        raise InvalidParameter("legacy links are not supported")
+        _svc(request).remove_link(request.match_info["id"])  # dockerd's "default link name" 409
+        return web.Response(status=204)
     await _svc(request).remove(request.match_info["id"], force=qbool(request, "force"),
                                volumes=qbool(request, "v"))
+    return web.Response(status=204)
+
+
+@routes.delete("/containers/{parent}/{alias}")
+async def remove_link(request: web.Request) -> web.Response:
+    """`docker rm --link parent/alias` (DELETE /containers/parent/alias?link=1)."""
+    if not qbool(request, "link"):
+        raise NotFound(f"No such container: {request.match_info['parent']}/{request.match_info['alias']}")
+    _svc(request).remove_link(f"{request.match_info['parent']}/{request.match_info['alias']}")
     return web.Response(status=204)
 
 
@@ -155,9 +170,9 @@ async def logs(request: web.Request) -> web.StreamResponse:
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
     since, until = qstr(request, "since"), qstr(request, "until")
     if since and since != "0":
-        q.since_ns = int(parse_timestamp(since) * 1e9)
+        q.since_ns = parse_timestamp_ns(since)
     if until and until != "0":
-        q.until_ns = int(parse_timestamp(until) * 1e9)
+        q.until_ns = parse_timestamp_ns(until)
     tail = qstr(request, "tail", "all") or "all"
     if tail != "all":
         try:
@@ -167,6 +182,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
         if q.tail < 0:
             q.tail = None
     timestamps = qbool(request, "timestamps")
+    details = qbool(request, "details")
     c, records = _svc(request).logs(request.match_info["id"], q)
     tty = bool(c.config.get("Tty"))
     resp = web.StreamResponse(headers={"Content-Type": RAW_STREAM if tty else MULTIPLEXED_STREAM})
@@ -174,6 +190,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     try:
         async for rec in records:
             data = rec.data
+            if details:  # dockerd's order: time, attributes, line
+                data = format_details(rec.attrs) + b" " + data
             if timestamps:
                 data = format_time(rec.time_ns).encode() + b" " + data
             await resp.write(data if tty else frame(rec.stream, data))
@@ -192,11 +210,17 @@ async def attach(request: web.Request) -> web.StreamResponse:
                              stdout=qbool(request, "stdout"), stderr=qbool(request, "stderr"),
                              detach_keys=keys)
     tty = bool(c.config.get("Tty"))
+    recs = None
+    if want_logs:  # a driver that cannot be read is refused before the hijack, as dockerd does
+        try:
+            _, recs = svc.logs(c.id, LogQuery(stdout=st.want_stdout, stderr=st.want_stderr))
+        except Exception:
+            svc.detach(c.id, st)
+            raise
     conn = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
 
     try:
-        if want_logs:
-            _, recs = svc.logs(c.id, LogQuery(stdout=st.want_stdout, stderr=st.want_stderr))
+        if recs is not None:
             async for rec in recs:
                 await conn.write(rec.data if tty else frame(rec.stream, rec.data))
         if not stream:

@@ -20,6 +20,7 @@ STATUS = {
     errors.NotModified: 304,
     errors.Unavailable: 503,
     errors.SystemError_: 500,
+    errors.NotImplemented_: 501,
 }
 
 

@@ -123,7 +123,7 @@ async def info(request: web.Request) -> web.Response:
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"],
                          ["Using metacopy", "false"], ["Native Overlay Diff", "true"]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
-                    "Authorization": None, "Log": ["json-file", "local"]},
+                    "Authorization": None, "Log": ["json-file", "local", "syslog"]},
         "MemoryLimit": True,
         "SwapLimit": True,
         "CpuCfsPeriod": True,

@@ -570,6 +570,12 @@ class ImageService:
         image_id, _ = self._commit(oimg.encode(cfg), cfg, [], parent=base_id or "")
         return image_id
 
+    def create_image(self, cfg: dict[str, Any], parent: str = "") -> str:
+        """An image from a config whose layers are all in the store (the builder's images
+        restored from a `cache_from` source)."""
+        image_id, _ = self._commit(oimg.encode(cfg), cfg, [], parent=parent)
+        return image_id
+
     def add_repo_digest(self, image_id: str, ref: oref.Reference) -> None:
         """Remember `repo@sha256:...` for an image after a push (RepoDigests)."""
         if not ref.digest:

@@ -35,3 +35,12 @@ def parse_timestamp(value: str, now: float | None = None) -> float:
         return dt.timestamp()
     except ValueError:
         raise InvalidParameter(f"invalid timestamp or duration: {value!r}") from None
+
+
+def parse_timestamp_ns(value: str, now: float | None = None) -> int:
+    """Nanoseconds since the epoch; exact for the CLI's `seconds.nanoseconds` form (a float
+    would be off by hundreds of ns, and log records stamped at that instant fall outside)."""
+    m = re.fullmatch(r"(\d+)(?:\.(\d{1,9}))?", value.strip())
+    if m:
+        return int(m.group(1)) * 1_000_000_000 + int((m.group(2) or "").ljust(9, "0"))
+    return int(parse_timestamp(value, now) * 1e9)

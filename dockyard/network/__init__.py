@@ -15,10 +15,23 @@ Python) and keeps firewalling in one small module:
                 created in-process (unshare in a throwaway thread + bind mount).
 * `links.py`    bridge, veth pairs (the peer is created directly inside the
                 sandbox as ethN), addresses, routes - netlink only.
-* `ipam.py`     address allocation in SQLite tables, pure arithmetic apart.
-* `firewall.py` every iptables/nft call: per-bridge chains (DY-POST-<br>,
-                DY-FWD-<br>, DY-DNAT-<br>) so engines with different
-                bridges never collide and teardown removes exactly ours.
+* `ipam.py`     address pools and allocation in SQLite tables (IPv4 and IPv6,
+                --ip-range, aux addresses), pure arithmetic apart.
+* `ipamconfig.py` network create IPAM and endpoint settings: dockerd's checks,
+                texts and overlap rules; default address pools.
+* `driveropts.py` -o options of bridge, macvlan and ipvlan, parsed as dockerd.
+* `firewall.py` every iptables/ip6tables/nft call: per-bridge chains (DY-POST-<br>,
+                DY-FWD-<br>, DY-DNAT-<br>, DY-ISO-<br> for internal networks)
+                so engines with different bridges never collide and teardown
+                removes exactly ours; one class, family 4 or 6.
+* `hoststate.py` forwarding sysctls and nf_tables tables: noted, then restored.
+* `parentlink.py` macvlan/ipvlan: sub-interfaces of a parent moved into sandboxes.
+* `loopback6.py` published TCP and UDP ports on [::1] (the kernel cannot DNAT ::1);
+  `loopback6_udp.py` its UDP relay, a flow per client as docker-proxy's.
+* `views.py`    Docker's JSON for networks, and their list filters.
+* `drivers.py`  the driver interface (prepare/create/delete/join/leave/refresh)
+                and its bridge, macvlan/ipvlan and null/host implementations.
+* `model.py`    Network and Endpoint records, their tables.
 * `ports.py`    PortBindings parsing, host port reservation, Docker's views.
 * `dns.py`      the embedded DNS server at 127.0.0.11 (user-defined networks).
 * `service.py`  NetworkService, what the container code and the API call.

@@ -232,9 +232,12 @@ class EmbeddedDns:
         ips = self.lookup(cid, name)
         if ips:
             resp = _response(q)
-            if rr.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY):
-                resp.answer.append(dns.rrset.from_text_list(rr.name, TTL, "IN", "A", ips))
-            # AAAA and the rest: the name exists, with no such record (NOERROR, empty)
+            v4, v6 = [i for i in ips if ":" not in i], [i for i in ips if ":" in i]
+            if rr.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY) and v4:
+                resp.answer.append(dns.rrset.from_text_list(rr.name, TTL, "IN", "A", v4))
+            if rr.rdtype in (dns.rdatatype.AAAA, dns.rdatatype.ANY) and v6:
+                resp.answer.append(dns.rrset.from_text_list(rr.name, TTL, "IN", "AAAA", v6))
+            # the rest: the name exists, with no such record (NOERROR, empty)
             return resp
         if "." not in name:
             resp = _response(q)

@@ -37,7 +37,7 @@ import logging
 import shutil
 import subprocess
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from ..errors import Unavailable
@@ -45,6 +45,7 @@ from ..errors import Unavailable
 log = logging.getLogger(__name__)
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+IP6_FORWARD = Path("/proc/sys/net/ipv6/conf/all/forwarding")
 CHAIN_PREFIXES = ("DY-POST-", "DY-FWD-", "DY-DNAT-", "DY-ISO-")
 
 
@@ -72,7 +73,7 @@ class PortRule:
 @dataclass
 class BridgePolicy:
     bridge: str
-    subnet: IPv4Network
+    subnet: IPv4Network | IPv6Network
     masquerade: bool = True
     icc: bool = True  # container-to-container traffic on the bridge
     internal: bool = False  # no traffic in or out of the bridge
@@ -86,13 +87,18 @@ def _run(args: list[str], input: str | None = None) -> str:
 
 
 class Firewall:
-    def __init__(self, enabled: bool = True) -> None:
+    """iptables (family 4) or ip6tables (family 6): the same chains and rules for both."""
+
+    def __init__(self, enabled: bool = True, family: int = 4) -> None:
         self.enabled = enabled
-        self.save = shutil.which("iptables-save")
-        self.restore = shutil.which("iptables-restore")
+        self.family = family
+        tool = "iptables" if family == 4 else "ip6tables"
+        self.save = shutil.which(f"{tool}-save")
+        self.restore = shutil.which(f"{tool}-restore")
         self.nft = shutil.which("nft")
+        self.nft_family = "ip" if family == 4 else "ip6"
         if enabled and not (self.save and self.restore):
-            raise Unavailable("iptables-save/iptables-restore not found: install iptables or disable iptables")
+            raise Unavailable(f"{tool}-save/{tool}-restore not found: install iptables or disable iptables")
         ver = subprocess.run([self.save, "--version"], capture_output=True, text=True).stdout if enabled else ""
         self.nf_tables = "nf_tables" in ver
 
@@ -125,8 +131,8 @@ class Firewall:
     def tables_present(self) -> set[str]:
         if not self.nf_tables or not self.nft:
             return {"nat", "filter"}
-        out = _run([self.nft, "list", "tables", "ip"])
-        return {l.split()[-1] for l in out.splitlines() if l.startswith("table ip ")}
+        out = _run([self.nft, "list", "tables", self.nft_family])
+        return {l.split()[-1] for l in out.splitlines() if l.startswith(f"table {self.nft_family} ")}
 
     # ------------------------------------------------------------ writing
 
@@ -145,29 +151,31 @@ class Firewall:
         if p.masquerade and not p.internal:
             lines.append(f"-A {c['post']} -s {sub} ! -o {br} -j MASQUERADE")
         if not p.internal:
-            lines += [
-                f"-A {c['post']} -s 127.0.0.0/8 -o {br} -j MASQUERADE",
-                f"-A {c['post']} -s {sub} -o {br} -m conntrack --ctstate DNAT -j MASQUERADE",
-            ]
+            if self.family == 4:  # IPv6 has no route_localnet: ::1 is served by loopback6.py
+                lines.append(f"-A {c['post']} -s 127.0.0.0/8 -o {br} -j MASQUERADE")
+            lines.append(f"-A {c['post']} -s {sub} -o {br} -m conntrack --ctstate DNAT -j MASQUERADE")
         if not _has_jump(nat, "POSTROUTING", c["post"]):
             lines.append(jump_post)
         if not p.internal:
             lines.append(f":{c['dnat']} - [0:0]")
             for r in ports:
-                dst = "" if r.host_ip == "0.0.0.0" else f"-d {r.host_ip}/32 "
+                dst = "" if r.host_ip in ("0.0.0.0", "::") else f"-d {r.host_ip}/{32 if self.family == 4 else 128} "
+                to = f"{r.dest_ip}:{r.dest_port}" if self.family == 4 else f"[{r.dest_ip}]:{r.dest_port}"
                 lines.append(
                     f"-A {c['dnat']} {dst}-p {r.proto} -m {r.proto} --dport {r.host_port}"
-                    f" -j DNAT --to-destination {r.dest_ip}:{r.dest_port}"
+                    f" -j DNAT --to-destination {to}"
                 )
             for hook in ("PREROUTING", "OUTPUT"):
+                # ::1 cannot be DNATed out of the loopback device: loopback6.py serves it
+                not_lo = "! -d ::1/128 " if self.family == 6 and hook == "OUTPUT" else ""
                 if not _has_jump(nat, hook, c["dnat"]):
                     lines.append(
-                        f"-A {hook} -m addrtype --dst-type LOCAL -m comment --comment {tag} -j {c['dnat']}"
+                        f"-A {hook} {not_lo}-m addrtype --dst-type LOCAL -m comment --comment {tag} -j {c['dnat']}"
                     )
         lines += ["COMMIT", "*filter", f":{c['fwd']} - [0:0]"]
         for r in ports:
             lines.append(
-                f"-A {c['fwd']} -d {r.dest_ip}/32 ! -i {br} -o {br} -p {r.proto} -m {r.proto}"
+                f"-A {c['fwd']} -d {r.dest_ip}/{32 if self.family == 4 else 128} ! -i {br} -o {br} -p {r.proto} -m {r.proto}"
                 f" --dport {r.dest_port} -j ACCEPT"
             )
         if p.internal:
@@ -227,7 +235,7 @@ class Firewall:
             return
         for table in sorted(tables):
             try:
-                data = json.loads(_run([self.nft, "-j", "list", "table", "ip", table]))
+                data = json.loads(_run([self.nft, "-j", "list", "table", self.nft_family, table]))
             except (Unavailable, json.JSONDecodeError):
                 continue  # already gone
             items = data.get("nftables", [])
@@ -235,8 +243,8 @@ class Firewall:
             others = [i for i in items if not ({"chain", "table", "metainfo"} & i.keys())]
             if others or any("hook" not in ch for ch in chains):
                 continue
-            script = [f"delete chain ip {table} {ch['name']}" for ch in chains]
-            script.append(f"delete table ip {table}")
+            script = [f"delete chain {self.nft_family} {table} {ch['name']}" for ch in chains]
+            script.append(f"delete table {self.nft_family} {table}")
             try:
                 _run([self.nft, "-f", "-"], "\n".join(script) + "\n")
             except Unavailable as exc:
@@ -251,6 +259,13 @@ class Firewall:
     @staticmethod
     def set_ip_forward(value: str) -> None:
         IP_FORWARD.write_text(value + "\n")
+
+    def forwarding(self) -> str:
+        """This family's forwarding switch: ip_forward, or IPv6's conf/all/forwarding."""
+        return (IP_FORWARD if self.family == 4 else IP6_FORWARD).read_text().strip()
+
+    def set_forwarding(self, value: str) -> None:
+        (IP_FORWARD if self.family == 4 else IP6_FORWARD).write_text(value + "\n")
 
     @staticmethod
     def forget_udp_flows(dest_ip: str, dest_port: int) -> int:

@@ -1,13 +1,15 @@
 """NetworkService: networks, sandboxes and endpoints, as the container code sees them.
 
 Vocabulary (Docker's libnetwork, trimmed):
-  network   a row in net_networks; driver `bridge` (a Linux bridge + subnet +
-            firewall chains), `host` (the host's namespace) or `null` (loopback only).
+  network   a row in net_networks (model.py); its driver (drivers.py: `bridge`,
+            `macvlan`, `ipvlan`, `host`, `null`) does the host side, IPAM (ipam.py)
+            holds its subnets.
   sandbox   a persistent network namespace per container, `<exec_root>/netns/<id>`;
             runc joins it by path, so it outlives the engine and the container's
             processes until `release_sandbox`.
-  endpoint  a container's attachment to one network: a veth pair (host side on
-            the bridge, `ethN` inside the sandbox), an address from IPAM, a MAC.
+  endpoint  a container's attachment to one network: `ethN` inside the sandbox
+            (a veth whose host side is on the bridge, or a macvlan/ipvlan link),
+            addresses from IPAM, a MAC.
 
 Crash safety: the endpoint row (with the veth name and address) is committed
 before any link is created, and teardown deletes links before rows, so an
@@ -24,13 +26,11 @@ import hashlib
 import json
 import logging
 import re
-import secrets
 import socket
 import time
 from pathlib import Path
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address
+from datetime import datetime
+from ipaddress import IPv4Address, IPv4Interface, ip_network
 from typing import Any, Callable
 
 from ..config import EngineConfig
@@ -41,178 +41,19 @@ from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemErro
 from ..store.metadata import Database
 from . import links, parentlink, ports
 from .dns import DNS_IP, EmbeddedDns
-from .driveropts import bridge_options
-from .firewall import BridgePolicy, Firewall, PortRule
-from .ipam import Ipam, Pool, mac_for, parse_gateway_cidr
-from .ipamconfig import MAC_RE, parse_default_pools, parse_ipam, plan_pools
+from .driveropts import ENABLE_IPV6, bridge_options, go_bool
+from .drivers import BridgeDriver, NetworkDriver, NullDriver, ParentLinkDriver
+from .firewall import Firewall, PortRule
+from .hoststate import HostState
+from .loopback6 import Loopback6
+from .model import (ENDPOINT_COLUMNS, NETWORK_COLUMNS, PREDEFINED, SCHEMA, Endpoint,
+                    Network, new_id, now_rfc3339)
+from .ipam import DEFAULT_POOLS_V6, Ipam, Pool, mac_for, parse_gateway_cidr, pick_subnet
+from .ipamconfig import parse_default_pools, parse_ipam, plan_pools
 from .netns import NetnsDir
 from .views import match_network, render_network
 
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS net_networks (
-    id          TEXT PRIMARY KEY,
-    name        TEXT NOT NULL UNIQUE,
-    driver      TEXT NOT NULL,           -- bridge | host | null
-    bridge      TEXT,                    -- Linux bridge name (driver bridge)
-    subnet      TEXT,
-    gateway     TEXT,
-    created     TEXT NOT NULL,
-    internal    INTEGER NOT NULL DEFAULT 0,
-    attachable  INTEGER NOT NULL DEFAULT 0,
-    enable_ipv6 INTEGER NOT NULL DEFAULT 0,
-    icc         INTEGER NOT NULL DEFAULT 1,
-    masquerade  INTEGER NOT NULL DEFAULT 1,
-    builtin     INTEGER NOT NULL DEFAULT 0,  -- bridge/host/none: cannot be removed
-    options     TEXT NOT NULL DEFAULT '{}',
-    labels      TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS net_endpoints (
-    container_id TEXT NOT NULL,
-    network_id   TEXT NOT NULL REFERENCES net_networks(id),
-    endpoint_id  TEXT NOT NULL UNIQUE,
-    name         TEXT NOT NULL DEFAULT '',
-    sandbox      TEXT,
-    ifname       TEXT,
-    host_veth    TEXT,
-    ip           TEXT,
-    prefix_len   INTEGER NOT NULL DEFAULT 0,
-    gateway      TEXT,
-    mac          TEXT,
-    aliases      TEXT NOT NULL DEFAULT '[]',
-    requested_ip TEXT,
-    created      REAL NOT NULL,
-    PRIMARY KEY (container_id, network_id)
-);
-CREATE TABLE IF NOT EXISTS net_ports (
-    endpoint_id    TEXT NOT NULL,
-    container_id   TEXT NOT NULL,
-    network_id     TEXT NOT NULL,
-    proto          TEXT NOT NULL,
-    container_port INTEGER NOT NULL,
-    host_ip        TEXT NOT NULL,
-    host_port      INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS net_ports_endpoint ON net_ports(endpoint_id);
-CREATE TABLE IF NOT EXISTS net_dns (
-    container_id TEXT PRIMARY KEY,
-    upstreams    TEXT NOT NULL DEFAULT '[]'  -- HostConfig.Dns: where the embedded DNS forwards
-);
-CREATE TABLE IF NOT EXISTS net_state (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-
-DEFAULT_BRIDGE = "bridge"
-PREDEFINED = ("bridge", "host", "none", "default", "ingress")
-# Columns later engines added (older databases get them with these defaults).
-NETWORK_COLUMNS = {"ipam_options": "TEXT NOT NULL DEFAULT '{}'"}
-ENDPOINT_COLUMNS = {"ip6": "TEXT", "prefix_len6": "INTEGER NOT NULL DEFAULT 0", "gateway6": "TEXT",
-                    "requested_ip6": "TEXT", "link_local": "TEXT NOT NULL DEFAULT '[]'"}
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _new_id() -> str:
-    return secrets.token_hex(32)
-
-
-@dataclass
-class Network:
-    id: str
-    name: str
-    driver: str
-    bridge: str | None
-    subnet: IPv4Network | None
-    gateway: IPv4Address | None
-    created: str
-    internal: bool = False
-    attachable: bool = False
-    enable_ipv6: bool = False
-    icc: bool = True
-    masquerade: bool = True
-    builtin: bool = False
-    options: dict[str, str] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    ipam_options: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_row(cls, r) -> "Network":
-        return cls(
-            id=r["id"], name=r["name"], driver=r["driver"], bridge=r["bridge"],
-            subnet=IPv4Network(r["subnet"]) if r["subnet"] else None,
-            gateway=IPv4Address(r["gateway"]) if r["gateway"] else None,
-            created=r["created"], internal=bool(r["internal"]), attachable=bool(r["attachable"]),
-            enable_ipv6=bool(r["enable_ipv6"]), icc=bool(r["icc"]), masquerade=bool(r["masquerade"]),
-            builtin=bool(r["builtin"]), options=json.loads(r["options"]), labels=json.loads(r["labels"]),
-            ipam_options=json.loads(r["ipam_options"] or "{}"),
-        )
-
-    @property
-    def is_default_bridge(self) -> bool:
-        return self.builtin and self.driver == "bridge"
-
-
-@dataclass
-class Endpoint:
-    container_id: str
-    network_id: str
-    endpoint_id: str
-    ip_address: str = ""
-    prefix_len: int = 0
-    gateway: str = ""
-    mac_address: str = ""
-    host_veth: str | None = None
-    ifname: str | None = None
-    sandbox: str | None = None
-    aliases: list[str] = field(default_factory=list)
-    name: str = ""
-    requested_ip: str | None = None
-    dns_names: list[str] | None = None
-    ip6_address: str = ""
-    prefix_len6: int = 0
-    gateway6: str = ""
-    requested_ip6: str | None = None
-    link_local: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_row(cls, r) -> "Endpoint":
-        return cls(
-            container_id=r["container_id"], network_id=r["network_id"], endpoint_id=r["endpoint_id"],
-            ip_address=r["ip"] or "", prefix_len=r["prefix_len"] or 0, gateway=r["gateway"] or "",
-            mac_address=r["mac"] or "", host_veth=r["host_veth"], ifname=r["ifname"],
-            sandbox=r["sandbox"], aliases=json.loads(r["aliases"]), name=r["name"],
-            requested_ip=r["requested_ip"], ip6_address=r["ip6"] or "", prefix_len6=r["prefix_len6"] or 0,
-            gateway6=r["gateway6"] or "", requested_ip6=r["requested_ip6"],
-            link_local=json.loads(r["link_local"] or "[]"),
-        )
-
-    def to_docker(self, network_name: str) -> dict[str, Any]:
-        """Docker's NetworkSettings.Networks[network_name] entry."""
-        ipam = {k: v for k, v in (("IPv4Address", self.requested_ip), ("IPv6Address", self.requested_ip6),
-                                  ("LinkLocalIPs", list(self.link_local))) if v}
-        return {
-            "IPAMConfig": ipam or None,
-            "Links": None,
-            "Aliases": list(self.aliases) or None,
-            "MacAddress": self.mac_address,
-            "DriverOpts": None,
-            "GwPriority": 0,
-            "NetworkID": self.network_id,
-            "EndpointID": self.endpoint_id,
-            "Gateway": self.gateway,
-            "IPAddress": self.ip_address,
-            "IPPrefixLen": self.prefix_len,
-            "IPv6Gateway": self.gateway6,
-            "GlobalIPv6Address": self.ip6_address,
-            "GlobalIPv6PrefixLen": self.prefix_len6,
-            "DNSNames": self.dns_names,
-        }
-
 
 class NetworkService:
     def __init__(self, config: EngineConfig, db: Database, events: EventBus) -> None:
@@ -225,16 +66,28 @@ class NetworkService:
         self.ipam = Ipam(db)
         self.netns = NetnsDir(config.exec_root / "netns")
         self.firewall = Firewall(config.iptables)
+        self.firewall6 = Firewall(config.iptables, family=6)
+        self.hoststate = HostState(
+            {4: self.firewall, 6: self.firewall6}, self._state, self._set_state,
+            lambda keys: self.db.execute(f"DELETE FROM net_state WHERE key IN ({','.join('?' * len(keys))})", tuple(keys)),
+            forward=config.ip_forward)  # `ip-forward: false` leaves the host's forwarding switches alone
         self.mtu = links.DEFAULT_MTU
         self._pending: set[asyncio.Task] = set()  # background veth deletions
         # Set by the engine so `network inspect` shows current container names.
         self.container_name: Callable[[str], str | None] | None = None
+        # (container ID, network ID) -> [(alias, linked container ID)]: the endpoint's legacy
+        # Links, names only that container resolves (given by the container service)
+        self.endpoint_links: Callable[[str, str], list[tuple[str, str]]] = lambda cid, nid: []
         # choosing a free subnet and recording it must not interleave
         self._create_lock = asyncio.Lock()
-        # rebuilding a bridge's chains from the port rows must not interleave
-        self._fw_lock = asyncio.Lock()
         # endpoint id -> the sockets reserving its published host ports
         self._port_socks: dict[str, list[socket.socket]] = {}
+        self.loopback6 = Loopback6()
+        bridge = BridgeDriver({4: self.firewall, 6: self.firewall6}, self.hoststate, config.iptables,
+                              self.netns.run_in, lambda: self.mtu, self.ipam.pools, self._port_rules)
+        self.drivers: dict[str, NetworkDriver] = {
+            "bridge": bridge, "null": NullDriver(), "host": NullDriver(),
+            **{k: ParentLinkDriver(k, self.netns.run_in) for k in parentlink.KINDS}}
         self.dns = EmbeddedDns(self.netns, self._dns_lookup, self._dns_reverse, self._dns_upstreams)
 
     # ================================================================ lifecycle
@@ -246,14 +99,15 @@ class NetworkService:
         self._ensure_builtin(gw)
         if stale is not None:
             # --bridge changed after a crash: the old bridge and its chains go.
-            await self._teardown_bridge(stale)
+            await self.drivers["bridge"].delete(stale)
         await self._record_host_state()
         for net in self._networks(driver="bridge"):
-            await self._setup_bridge(net)
+            await self.drivers["bridge"].create(net)
 
     async def shutdown(self, keep: bool) -> None:
         """Tear down what no container needs any more; everything when keep is False."""
         self.dns.close_all()
+        self.loopback6.close_all()
         if not keep:
             for cid in {e.container_id for e in self._all_endpoints()}:
                 await self.release_sandbox(cid)
@@ -263,7 +117,7 @@ class NetworkService:
             if keep and self._endpoint_rows(network_id=net.id):
                 remaining = True
                 continue
-            await self._teardown_bridge(net)
+            await self.drivers["bridge"].delete(net)
         if not remaining:
             await self._restore_host_state()
             await asyncio.to_thread(self.netns.release_root)
@@ -313,9 +167,11 @@ class NetworkService:
                             m.host_ip, m.host_port, m.proto, r["container_id"][:12])
             else:
                 self._port_socks.setdefault(r["endpoint_id"], []).append(sock)
+        for endpoint_id in {r["endpoint_id"] for r in self.db.query("SELECT endpoint_id FROM net_ports")}:
+            await self._open_loopback6(endpoint_id)
         for ep in self._all_endpoints():
             net = self._network_by_id(ep.network_id)
-            if net and _is_user_bridge(net) and ep.sandbox and ep.container_id in live_ids:
+            if net and _has_dns(net) and ep.sandbox and ep.container_id in live_ids:
                 try:
                     await self.dns.open(ep.container_id, ep.sandbox)
                 except OSError as exc:
@@ -367,6 +223,7 @@ class NetworkService:
         name: str = "",
         ip6: str | None = None,
         link_local: list[str] | tuple[str, ...] = (),
+        hostname: str = "",
     ) -> Endpoint:
         net = self.resolve("bridge" if network == "default" else network)
         if self.db.query_one(
@@ -378,9 +235,9 @@ class NetworkService:
         if net.driver != "host" and not sandbox_path:
             raise InvalidParameter(f"network {net.name} needs a network sandbox")
         ep = Endpoint(
-            container_id=container_id, network_id=net.id, endpoint_id=_new_id(),
+            container_id=container_id, network_id=net.id, endpoint_id=new_id(),
             sandbox=sandbox_path, aliases=list(aliases), name=name, requested_ip=ip or None,
-            requested_ip6=ip6 or None, link_local=list(link_local),
+            requested_ip6=ip6 or None, link_local=list(link_local), hostname=hostname or "",
         )
         if net.driver in ("host", "null"):
             self._insert_endpoint(ep)
@@ -407,11 +264,13 @@ class NetworkService:
             ep.mac_address = (mac or mac_for(addr)).lower().replace("-", ":")
             self._insert_endpoint(ep)
         try:
-            await asyncio.to_thread(self._plumb, ep, net)
+            await asyncio.to_thread(self.driver(net).join, ep, net)
         except Exception as exc:
             await self._disconnect(ep)
+            if isinstance(exc, InvalidParameter):  # the driver's own 4xx (a parent gone, no kernel support)
+                raise
             raise SystemError_(f"failed to set up network for container {container_id[:12]}: {exc}") from exc
-        if _is_user_bridge(net):
+        if _has_dns(net):
             try:
                 await self.dns.open(container_id, sandbox_path)
             except OSError as exc:
@@ -419,29 +278,6 @@ class NetworkService:
                 raise SystemError_(f"failed to start the embedded DNS server for container {container_id[:12]}: {exc}") from exc
         self._publish("connect", net, container_id)
         return self._decorate(ep, net)
-
-    def _plumb(self, ep: Endpoint, net: Network) -> None:
-        if net.driver in parentlink.KINDS:
-            assert ep.sandbox and ep.ifname
-            addrs = [f"{ep.ip_address}/{ep.prefix_len}", *([f"{ep.ip6_address}/{ep.prefix_len6}"] if ep.ip6_address else []),
-                     *ep.link_local]
-            po = parentlink.options(net.driver, net.options)
-            parentlink.plumb(net.driver, po, ep.sandbox, ep.ifname, ep.mac_address, bridge_options(net.options).mtu, addrs,
-                             None if net.internal else ep.gateway,
-                             ep.gateway6 if ep.ip6_address and not net.internal else None, self.netns.run_in)
-            return
-        assert ep.sandbox and ep.host_veth and ep.ifname and net.bridge
-        links.add_veth(ep.host_veth, net.bridge, ep.sandbox, ep.ifname, ep.mac_address, self.net_mtu(net))
-        iface = IPv4Interface(f"{ep.ip_address}/{ep.prefix_len}")
-        gw = None if net.internal else IPv4Address(ep.gateway)
-        extra = [f"{ep.ip6_address}/{ep.prefix_len6}"] if ep.ip6_address else []
-        extra += ep.link_local
-        gw6 = ep.gateway6 if ep.ip6_address and not net.internal else None
-        self.netns.run_in(ep.sandbox, lambda: links.configure_interface(ep.ifname, iface, gw, extra, gw6))
-
-    def net_mtu(self, net: Network) -> int:
-        """The network's com.docker.network.driver.mtu, else the uplink's."""
-        return bridge_options(net.options).mtu or self.mtu
 
     def check_endpoint(self, net: Network | str, cfg: dict[str, Any]) -> None:
         """dockerd's endpoint settings checks (static addresses in a configured subnet, MAC format)."""
@@ -479,14 +315,14 @@ class NetworkService:
                         log.info("conntrack cleanup for %s: %s", ep.ip_address, exc)
         for s in self._port_socks.pop(ep.endpoint_id, []):
             s.close()
-        if not ep.host_veth and ep.ifname and ep.sandbox and wait:  # a macvlan/ipvlan link
-            await asyncio.to_thread(parentlink.unplumb, ep.sandbox, ep.ifname, self.netns.run_in)
-        if ep.host_veth and wait:
-            await asyncio.to_thread(links.delete_link, ep.host_veth)
-        elif ep.host_veth:
+        self.loopback6.close(ep.endpoint_id)
+        net = self._network_by_id(ep.network_id)
+        if net is not None and wait:
+            await asyncio.to_thread(self.driver(net).leave, ep, net)
+        elif net is not None and ep.host_veth:
             # The row goes first: a crash now leaves a stray port on our
             # bridge, which `repair` collects.
-            task = asyncio.create_task(asyncio.to_thread(links.delete_link, ep.host_veth))
+            task = asyncio.create_task(asyncio.to_thread(self.driver(net).leave, ep, net))
             self._pending.add(task)
             task.add_done_callback(self._link_deleted)
         with self.db.transaction() as c:
@@ -555,7 +391,19 @@ class NetworkService:
             await self._apply_firewall(net)
         except Exception as exc:
             raise SystemError_(f"failed to publish ports of container {container_id[:12]}: {exc}") from exc
+        await self._open_loopback6(ep.endpoint_id)
         return self.port_map(container_id)
+
+    async def _open_loopback6(self, endpoint_id: str) -> None:
+        """[::1]:<port> for the endpoint's TCP and UDP ports published on every address (loopback6.py)."""
+        row = self.db.query_one("SELECT ip, ip6 FROM net_endpoints WHERE endpoint_id=?", (endpoint_id,))
+        if row is None or self.loopback6.has(endpoint_id):
+            return
+        for r in self.db.query("SELECT * FROM net_ports WHERE endpoint_id=? AND proto IN ('tcp', 'udp')"
+                               " ORDER BY rowid", (endpoint_id,)):
+            if r["host_ip"] in ("0.0.0.0", "::") and (row["ip6"] or row["ip"]):
+                await self.loopback6.open(endpoint_id, r["proto"], r["host_port"], row["ip6"] or row["ip"],
+                                          r["container_port"])
 
     def port_mappings(self, container_id: str) -> list[ports.PortMapping]:
         return [_mapping(r) for r in self.db.query(
@@ -565,19 +413,21 @@ class NetworkService:
         """Docker's NetworkSettings.Ports; `exposed` adds unpublished ports as null."""
         return ports.docker_port_map(self.port_mappings(container_id), exposed or ())
 
-    def _port_rules(self, network_id: str) -> list[PortRule]:
+    def _port_rules(self, network_id: str, family: int = 4) -> list[PortRule]:
         rows = self.db.query(
-            "SELECT p.*, e.ip FROM net_ports p JOIN net_endpoints e ON e.endpoint_id = p.endpoint_id"
+            "SELECT p.*, e.ip, e.ip6 FROM net_ports p JOIN net_endpoints e ON e.endpoint_id = p.endpoint_id"
             " WHERE p.network_id=? ORDER BY p.rowid", (network_id,))
+        if family == 6:  # ports published on every address reach the container's IPv6 address too
+            return [PortRule(r["proto"], "::", r["host_port"], r["ip6"], r["container_port"])
+                    for r in rows if r["ip6"] and r["host_ip"] in ("0.0.0.0", "::")]
         return [PortRule(r["proto"], r["host_ip"], r["host_port"], r["ip"], r["container_port"])
-                for r in rows if r["ip"]]
+                for r in rows if r["ip"] and ":" not in r["host_ip"]]
 
     async def _apply_firewall(self, net: Network) -> None:
-        assert net.bridge and net.subnet
-        policy = BridgePolicy(net.bridge, net.subnet, masquerade=net.masquerade, icc=net.icc, internal=net.internal)
-        async with self._fw_lock:
-            rules = self._port_rules(net.id)
-            await asyncio.to_thread(self.firewall.ensure_bridge, policy, rules)
+        await self.driver(net).refresh(net)
+
+    def driver(self, net: Network) -> NetworkDriver:
+        return self.drivers.get(net.driver, self.drivers["null"])
 
     # ================================================================ name resolution
 
@@ -591,7 +441,7 @@ class NetworkService:
             except ValueError:
                 if ":" not in d:
                     raise InvalidParameter(f"{d} is not an ip address") from None
-        if not any(_is_user_bridge(n) for n in self._container_networks(container_id)):
+        if not any(_has_dns(n) for n in self._container_networks(container_id)):
             return None
         self.db.execute(
             "INSERT INTO net_dns(container_id, upstreams) VALUES (?,?)"
@@ -610,22 +460,33 @@ class NetworkService:
         """Endpoints on the user-defined networks the container is attached to (its own included)."""
         out = []
         for net in self._container_networks(container_id):
-            if not _is_user_bridge(net):
+            if not _has_dns(net):
                 continue
             out += [(net, Endpoint.from_row(r)) for r in self._endpoint_rows(network_id=net.id)]
         return out
 
     def _dns_names(self, ep: Endpoint) -> set[str]:
         names = {ep.container_id[:12], ep.container_id, self._container_name(ep).lower()}
-        names.update(a.lower() for a in ep.aliases)
+        names.update(a.lower() for a in [*ep.aliases, ep.hostname])
         names.discard("")
         return names
 
     def _dns_lookup(self, container_id: str, name: str) -> list[str]:
         out: list[str] = []
-        for _, ep in self._peer_endpoints(container_id):
-            if ep.ip_address and ep.ip_address not in out and name in self._dns_names(ep):
-                out.append(ep.ip_address)
+        peers = self._peer_endpoints(container_id)
+        for net, ep in peers:  # the asker's own links first: an alias names the linked container
+            if ep.container_id != container_id:
+                continue
+            for alias, target in self.endpoint_links(container_id, net.id):
+                if alias.lower() == name:
+                    for n, p in peers:
+                        if n.id == net.id and p.container_id == target:
+                            out += [a for a in (p.ip_address, p.ip6_address) if a and a not in out]
+        if out:
+            return out
+        for _, ep in peers:
+            if name in self._dns_names(ep):  # A and AAAA records
+                out += [a for a in (ep.ip_address, ep.ip6_address) if a and a not in out]
         return out
 
     def _dns_reverse(self, container_id: str, ip: str) -> list[str]:
@@ -734,7 +595,7 @@ class NetworkService:
         options: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
     ) -> Network:
-        """A user-defined bridge network with its own Linux bridge and pools.
+        """A user-defined network (bridge, macvlan or ipvlan) and its pools.
 
         Checked in dockerd's order: pre-defined names, driver, IPAM config,
         driver options (all 4xx before anything exists), then the name and the
@@ -751,39 +612,24 @@ class NetworkService:
         options = {str(k): str(v) for k, v in (options or {}).items()}
         labels = {str(k): str(v) for k, v in (labels or {}).items()}
         if enable_ipv6 is None:
-            from .driveropts import ENABLE_IPV6, go_bool
-
             enable_ipv6 = go_bool(ENABLE_IPV6, options[ENABLE_IPV6]) if ENABLE_IPV6 in options else False
-        if enable_ipv6:
-            raise InvalidParameter("IPv6 networks are not supported")
         req = parse_ipam(ipam, enable_ipv6)
-        if driver in parentlink.KINDS:
-            return await self._create_parent_network(name, driver, internal, attachable, enable_ipv6,
-                                                     req, options, labels)
-        opts = bridge_options(options)
-        if sum(c["Subnet"].version == 4 for c in req.configs) > 1 or \
-                sum(c["Subnet"].version == 6 for c in req.configs) > 1:
-            raise Forbidden("bridge driver doesn't support multiple subnets")
-        net_id = _new_id()
-        bridge = opts.name or f"dy-{net_id[:12]}"
-        if len(bridge) > 15 or not re.fullmatch(r"[A-Za-z0-9_.-]+", bridge):
-            raise InvalidParameter(f"invalid bridge name {bridge!r}")
-        if self.db.query_one("SELECT 1 FROM net_networks WHERE bridge=?", (bridge,)):
-            raise Conflict(f"bridge name {bridge} is used by another network")
-        if await asyncio.to_thread(links.link_exists, bridge):
-            # a host interface (eth0, docker0, another engine's bridge): adopting it would hand it
-            # to this network's teardown, which deletes the bridge with the network
-            raise Conflict(f"bridge name {bridge} is already in use by a host interface")
+        if driver == "bridge":  # driver options too: 400s before anything is made
+            bridge_options(options)
+        else:
+            parentlink.options(driver, options)
         net = Network(
-            id=net_id, name=name, driver="bridge", bridge=bridge, subnet=None, gateway=None,
-            created=_now_rfc3339(), internal=internal, attachable=attachable, enable_ipv6=enable_ipv6,
-            icc=opts.icc, masquerade=opts.masquerade, options=options, labels=labels,
-            ipam_options=req.options,
+            id=new_id(), name=name, driver=driver, bridge=None, subnet=None, gateway=None,
+            created=now_rfc3339(), internal=internal, attachable=attachable, enable_ipv6=enable_ipv6,
+            options=options, labels=labels, ipam_options=req.options,
         )
-        async with self._create_lock:  # the name and subnet checks must not interleave
+        drv = self.drivers[driver]
+        async with self._create_lock:  # the name, bridge and subnet checks must not interleave
+            others = [(n.id, n.driver, n.options, n.bridge) for n in self._networks()]
+            await asyncio.to_thread(drv.prepare, net, req, others)
             if self.db.query_one("SELECT 1 FROM net_networks WHERE name=?", (name,)):
                 raise Conflict(f"network with name {name} already exists")
-            routes = await asyncio.to_thread(links.host_routes)
+            routes = await asyncio.to_thread(links.host_routes) if driver == "bridge" else []
             pools = plan_pools(req, enable_ipv6, self.ipam.pairs(), routes,
                                parse_default_pools(getattr(self.config, "default_address_pools", None)))
             v4 = next(p for p in pools if p.version == 4)
@@ -792,34 +638,12 @@ class NetworkService:
                 self._insert_network(net)
                 self.ipam.set_pools(net.id, pools)
         try:
-            await self._setup_bridge(net)
+            await drv.create(net)
         except Exception as exc:
-            await self._teardown_bridge(net)
+            await drv.delete(net)
             self._delete_network_rows(net)
             log.error("creating network %s failed", name, exc_info=True)
             raise SystemError_(f"failed to create network {name}: {str(exc) or repr(exc)}") from exc
-        self._publish("create", net)
-        return net
-
-    async def _create_parent_network(self, name: str, driver: str, internal: bool, attachable: bool,
-                                     enable_ipv6: bool, req, options: dict[str, str],
-                                     labels: dict[str, str]) -> Network:
-        """macvlan/ipvlan: only rows (the links come with each container)."""
-        net = Network(id=_new_id(), name=name, driver=driver, bridge=None, subnet=None, gateway=None,
-                      created=_now_rfc3339(), internal=internal, attachable=attachable,
-                      enable_ipv6=enable_ipv6, options=options, labels=labels, ipam_options=req.options)
-        async with self._create_lock:
-            others = [(n.id, n.driver, n.options) for n in self._networks()]
-            await asyncio.to_thread(parentlink.check, driver, options, others)
-            if self.db.query_one("SELECT 1 FROM net_networks WHERE name=?", (name,)):
-                raise Conflict(f"network with name {name} already exists")
-            pools = plan_pools(req, enable_ipv6, self.ipam.pairs(), [],
-                               parse_default_pools(getattr(self.config, "default_address_pools", None)))
-            v4 = next(p for p in pools if p.version == 4)
-            net.subnet, net.gateway = v4.subnet, v4.gateway
-            with self.db.transaction():
-                self._insert_network(net)
-                self.ipam.set_pools(net.id, pools)
         self._publish("create", net)
         return net
 
@@ -829,8 +653,7 @@ class NetworkService:
             raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
         if self._endpoint_rows(network_id=net.id):
             raise Forbidden(f"error while removing network: network {net.name} id {net.id} has active endpoints")
-        if net.driver == "bridge":
-            await self._teardown_bridge(net)
+        await self.driver(net).delete(net)
         self._delete_network_rows(net)
         self._publish("destroy", net)
 
@@ -875,8 +698,8 @@ class NetworkService:
                 row = c.execute("SELECT * FROM net_networks WHERE name=?", (name,)).fetchone()
                 if row is None:
                     self._insert_network(Network(
-                        id=_new_id(), name=name, driver=driver, bridge=bridge, subnet=subnet,
-                        gateway=gateway, created=_now_rfc3339(), builtin=True, options=opts,
+                        id=new_id(), name=name, driver=driver, bridge=bridge, subnet=subnet,
+                        gateway=gateway, created=now_rfc3339(), builtin=True, options=opts,
                     ))
                     net_id = c.execute("SELECT id FROM net_networks WHERE name=?", (name,)).fetchone()[0]
                 else:
@@ -888,7 +711,22 @@ class NetworkService:
                          json.dumps(opts), net_id),
                     )
                 if subnet is not None and gateway is not None:
-                    self.ipam.add_pool(net_id, subnet, gateway)
+                    pools = [Pool(subnet, gateway, static=False), *self._default_bridge_v6(net_id)]
+                    self.ipam.set_pools(net_id, pools)
+                    c.execute("UPDATE net_networks SET enable_ipv6=? WHERE id=?", (int(len(pools) > 1), net_id))
+
+    def _default_bridge_v6(self, net_id: str) -> list[Pool]:
+        """--ipv6 [--fixed-cidr-v6]: the default bridge's IPv6 pool (a free ULA /64 without a CIDR)."""
+        if not getattr(self.config, "ipv6", False):
+            return []
+        cidr = getattr(self.config, "fixed_cidr_v6", None)
+        if cidr:
+            subnet = ip_network(cidr, strict=False)
+        else:
+            mine = [p.subnet for p in self.ipam.pools(net_id) if p.version == 6]
+            others = [n for n in self.ipam.subnets(6) if n not in mine]
+            subnet = mine[0] if mine else pick_subnet(others, DEFAULT_POOLS_V6)
+        return [Pool(subnet, type(subnet.network_address)(int(subnet.network_address) + 1), static=False)]
 
     def _stale_default_bridge(self) -> Network | None:
         row = self.db.query_one("SELECT * FROM net_networks WHERE name='bridge' AND builtin=1")
@@ -898,47 +736,13 @@ class NetworkService:
             return None  # its containers still run: leave it to repair/shutdown
         return Network.from_row(row)
 
-    async def _setup_bridge(self, net: Network) -> None:
-        assert net.bridge and net.subnet and net.gateway
-        iface = IPv4Interface(f"{net.gateway}/{net.subnet.prefixlen}")
-        await asyncio.to_thread(links.ensure_bridge, net.bridge, iface, self.net_mtu(net))
-        if self.config.iptables and not net.internal:
-            await asyncio.to_thread(self.firewall.set_route_localnet, net.bridge)
-        await self._apply_firewall(net)
-
-    async def _teardown_bridge(self, net: Network) -> None:
-        assert net.bridge
-        for port in await asyncio.to_thread(links.bridge_ports, net.bridge):
-            await asyncio.to_thread(links.delete_link, port)
-        await asyncio.to_thread(links.delete_link, net.bridge)
-        await asyncio.to_thread(self.firewall.remove_bridge, net.bridge)
-
     async def _record_host_state(self) -> None:
-        """Remember what we change on the host (once, so a crash-restart keeps the original)."""
-        if not self.config.iptables:
-            return
-        if self._state("fw_tables_created") is None:
-            present = await asyncio.to_thread(self.firewall.tables_present)
-            self._set_state("fw_tables_created", json.dumps(sorted({"nat", "filter"} - present)))
-        cur = await asyncio.to_thread(self.firewall.ip_forward)
-        if cur != "1" and self.config.ip_forward:  # `ip-forward: false` leaves the host's setting alone
-            if self._state("ip_forward_prev") is None:
-                self._set_state("ip_forward_prev", cur)
-            await asyncio.to_thread(self.firewall.set_ip_forward, "1")
+        if self.config.iptables:
+            await self.hoststate.record(4)
 
     async def _restore_host_state(self) -> None:
-        if not self.config.iptables:
-            return
-        bridge = self.config.bridge
-        others = await asyncio.to_thread(self.firewall.other_dockyard_chains, bridge)
-        created = self._state("fw_tables_created")
-        if created is not None and not others:
-            await asyncio.to_thread(self.firewall.prune_tables, set(json.loads(created)))
-        prev = self._state("ip_forward_prev")
-        # Another engine still routing for its containers keeps forwarding on.
-        if prev is not None and not others:
-            await asyncio.to_thread(self.firewall.set_ip_forward, prev)
-        self.db.execute("DELETE FROM net_state WHERE key IN ('fw_tables_created', 'ip_forward_prev')")
+        if self.config.iptables:
+            await self.hoststate.restore(self.config.bridge)
 
     def _unused_veth_name(self) -> str:
         for _ in range(16):
@@ -967,13 +771,13 @@ class NetworkService:
         self.db.execute(
             "INSERT INTO net_endpoints(container_id, network_id, endpoint_id, name, sandbox, ifname,"
             " host_veth, ip, prefix_len, gateway, mac, aliases, requested_ip, created, ip6, prefix_len6,"
-            " gateway6, requested_ip6, link_local)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " gateway6, requested_ip6, link_local, hostname)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (ep.container_id, ep.network_id, ep.endpoint_id, ep.name, ep.sandbox, ep.ifname,
              ep.host_veth, ep.ip_address or None, ep.prefix_len, ep.gateway or None,
              ep.mac_address or None, json.dumps(ep.aliases), ep.requested_ip, time.time(),
              ep.ip6_address or None, ep.prefix_len6, ep.gateway6 or None, ep.requested_ip6,
-             json.dumps(ep.link_local)),
+             json.dumps(ep.link_local), ep.hostname),
         )
 
     def _endpoint_rows(self, *, container_id: str | None = None, network_id: str | None = None):
@@ -996,9 +800,9 @@ class NetworkService:
         return Network.from_row(row) if row else None
 
     def _decorate(self, ep: Endpoint, net: Network) -> Endpoint:
-        if net.driver == "bridge" and not net.is_default_bridge:
+        if _has_dns(net):
             # dockerd's buildEndpointDNSNames: name, aliases, short id, deduplicated
-            names = [ep.name.lstrip("/"), *ep.aliases, ep.container_id[:12]]
+            names = [ep.name.lstrip("/"), *ep.aliases, ep.container_id[:12], ep.hostname]
             ep.dns_names = [n for i, n in enumerate(names) if n and n not in names[:i]]
         return ep
 
@@ -1038,8 +842,9 @@ class NetworkService:
         )
 
 
-def _is_user_bridge(net: Network) -> bool:
-    return net.driver == "bridge" and not net.is_default_bridge
+def _has_dns(net: Network) -> bool:
+    """User-defined networks of every driver get the embedded DNS; the default bridge does not."""
+    return net.driver in ("bridge", *parentlink.KINDS) and not net.is_default_bridge
 
 
 def _mapping(r) -> ports.PortMapping:

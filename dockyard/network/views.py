@@ -13,7 +13,7 @@ from ..errors import InvalidParameter
 from .ipam import Pool
 
 if TYPE_CHECKING:
-    from .service import Endpoint, Network
+    from .model import Endpoint, Network
 
 
 def render_network(net: "Network", pools: list[Pool], endpoints: list["Endpoint"] | None,

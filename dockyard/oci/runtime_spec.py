@@ -281,7 +281,8 @@ def build_spec(config: dict, host_config: dict, *, rootfs: str, hostname: str,
                env: list[str], args: list[str], cwd: str, init_path: str | None = None,
                engine_caps: list[str] | None = None,
                volume_paths: dict[str, str] | None = None,
-               cgroup_version: int | None = None) -> dict:
+               cgroup_version: int | None = None,
+               pid_ns_path: str | None = None) -> dict:
     """The config.json for one container.
 
     `volume_paths` maps named volumes used in Binds/Mounts to host paths;
@@ -308,7 +309,7 @@ def build_spec(config: dict, host_config: dict, *, rootfs: str, hostname: str,
     cgroupns_mode = hc.get("CgroupnsMode") or ("private" if cgroup_version == 2 else "host")
     if ipc_mode not in ("private", "shareable", "host", "none"):
         raise InvalidParameter(f"invalid IPC mode: {ipc_mode}")
-    if pid_mode not in ("", "host", "private"):
+    if pid_mode not in ("", "host", "private") and not (pid_mode.startswith("container:") and pid_ns_path):
         raise InvalidParameter(f"invalid PID mode: {pid_mode}")
     if uts_mode not in ("", "host", "private"):
         raise InvalidParameter(f"invalid UTS mode: {uts_mode}")
@@ -319,7 +320,9 @@ def build_spec(config: dict, host_config: dict, *, rootfs: str, hostname: str,
         namespaces.append({"type": "network", "path": netns_path} if netns_path else {"type": "network"})
     if uts_mode != "host":
         namespaces.append({"type": "uts"})
-    if pid_mode != "host":
+    if pid_ns_path:  # PidMode container:<id>: that container's namespace
+        namespaces.append({"type": "pid", "path": pid_ns_path})
+    elif pid_mode != "host":
         namespaces.append({"type": "pid"})
     if ipc_mode != "host":
         namespaces.append({"type": "ipc"})

@@ -311,3 +311,63 @@ def test_client_going_away_cancels_the_build(engine, tmp_path):
     while all_containers(engine) - before and time.time() < deadline:
         time.sleep(0.2)
     assert all_containers(engine) == before  # the running step was killed and removed
+
+
+def test_extra_hosts_reach_run_steps(client):
+    """docker-py sends each extra host as its own `extrahosts` parameter, as the CLI does."""
+    df = b"FROM busybox\nRUN grep -E '10.1.2.3\\s+myhost' /etc/hosts && grep -E '10.1.2.4\\s+other' /etc/hosts\n"
+    img, _ = client.images.build(fileobj=io.BytesIO(df), extra_hosts={"myhost": "10.1.2.3", "other": "10.1.2.4"},
+                                 tag="built/extrahosts", rm=True, nocache=True)
+    client.images.remove(img.id, force=True)
+
+
+def _messages(logs) -> str:
+    return "".join(m.get("stream", "") for m in logs)
+
+
+def _remove_images_since(client, before: set[str]) -> None:
+    """Every image made since `before`, intermediate ones too, newest first."""
+    made = [i for i in client.api.images(all=True) if i["Id"] not in before]
+    for i in sorted(made, key=lambda i: i["Created"], reverse=True):
+        try:
+            client.api.remove_image(i["Id"], force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def test_cache_from_gives_hits_without_the_local_chain(engine, client, tmp_path):
+    """An image named in cache_from gives cache hits by its history, even when it came from
+    `docker load` (none of its intermediate images, no local cache records), as dockerd's."""
+    df = b"FROM busybox\nRUN echo a > /a\nLABEL step=two\nRUN echo b > /b\nCMD [\"cat\", \"/b\"]\n"
+    before = {i["Id"] for i in client.api.images(all=True)}
+    src, _ = client.images.build(fileobj=io.BytesIO(df), tag="built/cachesrc:1", rm=True)
+    saved = b"".join(src.save(named=True))
+    _remove_images_since(client, before)  # the image and its intermediate images
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get(src.id)
+    client.images.load(saved)
+    try:
+        # no source: every step runs
+        plain, logs = client.images.build(fileobj=io.BytesIO(df), rm=True)
+        assert "Using cache" not in _messages(logs) and plain.id != src.id
+        _remove_images_since(client, before | {src.id})
+        # with the source: every step is a hit, and the result is the source itself
+        img, logs = client.images.build(fileobj=io.BytesIO(df), cache_from=["built/cachesrc:1"], rm=True,
+                                        tag="built/cachehit:1")
+        out = _messages(logs)
+        assert out.count(" ---> Using cache") == 4 and " ---> Running in" not in out, out
+        assert img.id == src.id
+        assert client.containers.run(img.id, remove=True) == b"b\n"
+        # a changed step misses from there on
+        changed = df.replace(b"echo b", b"echo c")
+        img2, logs = client.images.build(fileobj=io.BytesIO(changed), cache_from=["built/cachesrc:1"], rm=True)
+        out = _messages(logs)
+        assert out.count(" ---> Using cache") == 2 and " ---> Running in" in out, out
+        assert client.containers.run(img2.id, remove=True) == b"c\n"
+        client.images.remove(img2.id)
+        # an unknown source is skipped, as dockerd does; a malformed list is a 400
+        client.images.build(fileobj=io.BytesIO(df), cache_from=["no/such:image"], rm=True)
+        r = client.api._post(client.api._url("/build"), params={"cachefrom": "{}"}, data=b"")
+        assert r.status_code == 400
+    finally:
+        _remove_images_since(client, before)

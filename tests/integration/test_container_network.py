@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+import secrets
 import subprocess
 
 import pytest
@@ -71,7 +73,9 @@ def test_network_none_and_host(engine, client):
     assert out.decode().split() == ["lo"]
     host_links = subprocess.run(["ls", "/sys/class/net"], capture_output=True, text=True).stdout.split()
     out = client.containers.run("busybox", ["ls", "/sys/class/net"], network_mode="host", remove=True)
-    assert sorted(out.decode().split()) == sorted(host_links)
+    # veths of other engines running meanwhile come and go between the two listings
+    stable = lambda names: sorted(n for n in names if not n.startswith("veth"))
+    assert stable(out.decode().split()) == stable(host_links)
     c = client.containers.run("busybox", "sleep 30", network_mode="none", detach=True)
     nets = client.api.inspect_container(c.id)["NetworkSettings"]["Networks"]
     assert list(nets) == ["none"]
@@ -93,19 +97,25 @@ def test_unknown_network_is_404(client):
 
 
 def test_host_left_as_it_was_after_engine_stops():
-    """A private engine: run containers, stop everything, compare links and iptables with before."""
+    """A private engine: run containers on every kind of network, stop everything, compare
+    links, iptables and ip6tables rules, nf_tables tables and the sysctls it changed with before."""
     from engine_harness import EngineProcess
 
-    def snapshot() -> tuple[str, str, str]:
+    def snapshot() -> tuple[str, ...]:
         links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-        links = "\n".join(sorted(l.split(":")[1].strip().split("@")[0] for l in links.splitlines()))
-        nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
-        flt = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True).stdout
+        # veths come and go with other engines running meanwhile: ours are checked by name below
+        links = "\n".join(sorted(n for n in (l.split(":")[1].strip().split("@")[0] for l in links.splitlines())
+                                 if not n.startswith("veth")))
         strip = lambda s: "\n".join(l for l in s.splitlines() if not l.startswith("#") and not l.startswith(":") or l.startswith(":DOCKYARD"))
-        return links, strip(nat), strip(flt)
+        rules = [strip(subprocess.run([tool, "-t", t], capture_output=True, text=True).stdout)
+                 for tool in ("iptables-save", "ip6tables-save") for t in ("nat", "filter")]
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        sysctls = [open(p).read() for p in ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")]
+        return (links, *rules, tables, *sysctls)
 
     before = snapshot()
-    eng = EngineProcess()
+    eng = EngineProcess(extra_args=["--ipv6", "--fixed-cidr-v6", "fd5e:%x::/64" % secrets.randbelow(65536)])
+    parent = "dyhp" + secrets.token_hex(3)
     try:
         eng.start()
         import tempfile, pathlib
@@ -116,18 +126,44 @@ def test_host_left_as_it_was_after_engine_stops():
         cli = eng.client()
         for _ in range(3):
             cli.containers.run("busybox", "sleep 30", detach=True)
-        # a published port (DNAT chain, reservation) and a user-defined network (its own
-        # bridge and chains, an embedded DNS listener) must go as well
+        # a published port (DNAT chain, reservation, [::1] listener), user-defined networks (their own
+        # bridges and chains, an embedded DNS listener), IPv6 (ip6tables), internal and macvlan networks
         web = cli.containers.run("busybox", "sleep 30", detach=True, ports={"80/tcp": None, "81/udp": None})
         hostport = cli.api.inspect_container(web.id)["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
         cli.networks.create("dyt-left-" + eng.bridge)
         cli.containers.run("busybox", "sleep 30", detach=True, network="dyt-left-" + eng.bridge)
-        assert snapshot() != before
-        assert f"--dport {hostport} -j DNAT" in snapshot()[1]
+        eng.cli_ok("network", "create", "--ipv6", "--subnet", "fd5f:%x::/64" % secrets.randbelow(65536), "v6net")
+        eng.cli_ok("network", "create", "--internal", "inner")
+        eng.cli_ok("run", "-d", "--network", "v6net", "-p", "8080", "busybox", "sleep", "30")
+        eng.cli_ok("run", "-d", "--network", "inner", "busybox", "sleep", "30")
+        subprocess.run(["ip", "link", "add", parent, "type", "veth", "peer", "name", parent + "p"], check=True)
+        eng.cli_ok("network", "create", "-d", "macvlan", "-o", f"parent={parent}", "--subnet", "10.251.%d.0/24"
+                   % secrets.randbelow(256), "mv")
+        eng.cli_ok("run", "-d", "--network", "mv", "busybox", "sleep", "30")
+        ours = {eng.bridge, *eng._network_bridges()}
+        ours |= {l.split(":")[1].strip().split("@")[0] for br in list(ours) for l in subprocess.run(
+            ["ip", "-o", "link", "show", "master", br], capture_output=True, text=True).stdout.splitlines()}
+        assert any(n.startswith("veth") for n in ours)
+        during = snapshot()
+        assert during != before
+        assert f"--dport {hostport} -j DNAT" in during[1]
+        assert "MASQUERADE" in during[3] and during[-1].strip() == "1"
         for c in cli.containers.list(all=True):
             c.remove(force=True)
         assert eng.stop() == 0
         assert eng.all_mounts() == []
-        assert snapshot() == before
+        subprocess.run(["ip", "link", "del", parent], check=True)
+        after = snapshot()
+        left = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+        assert not [n for n in ours if f" {n}:" in left or f" {n}@" in left]
+
+        def mine(snap):  # drop the links and rules of other engines running meanwhile
+            def foreign(line):
+                names = re.findall(r"(?:DY-[A-Z]+-|dockyard:)?(dy[-a-z0-9]+)", line)
+                return names and not set(names) & ours
+            return tuple("\n".join(l for l in part.splitlines() if not foreign(l)) for part in snap)
+
+        assert mine(after) == mine(before), [i for i, (a, b) in enumerate(zip(mine(after), mine(before))) if a != b]
     finally:
+        subprocess.run(["ip", "link", "del", parent], capture_output=True)
         eng.cleanup()

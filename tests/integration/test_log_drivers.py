@@ -9,7 +9,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -65,6 +67,8 @@ def test_json_file_is_dockers_file_and_format(engine, api):
         assert e["time"].endswith("Z") and "T" in e["time"]
     assert b"\\u003cb\\u003e\\u0026" in path.read_bytes()  # Go's escaping, byte for byte
     assert engine.cli_ok("logs", cid).splitlines() == ["out", "<b>&"]
+    details = engine.cli_ok("logs", "--details", cid).splitlines()
+    assert details == [f"REGION=eu,tag={name},team=blue out", f"REGION=eu,tag={name},team=blue <b>&"]
 
 
 def test_rotation_with_max_size_max_file_and_compress(engine, api):
@@ -93,7 +97,10 @@ def test_rotation_with_max_size_max_file_and_compress(engine, api):
     stamped = engine.cli_ok("logs", "-t", cid).splitlines()
     t_mid = stamped[len(stamped) // 2].split()[0]
     since = engine.cli_ok("logs", "--since", t_mid, cid).splitlines()
-    assert since[-1] == lines[-1] and len(lines) // 2 - 5 <= len(lines) - len(since) <= len(lines) // 2 + 5
+    want = [x.split(" ", 1)[1] for x in stamped if parse_time(x.split()[0]) >= parse_time(t_mid)]
+    assert since == want and 0 < len(since) < len(lines)
+    until = engine.cli_ok("logs", "--until", t_mid, cid).splitlines()
+    assert until == [x.split(" ", 1)[1] for x in stamped if parse_time(x.split()[0]) <= parse_time(t_mid)]
 
 
 def test_follow_across_rotations(engine, api):
@@ -163,7 +170,10 @@ def test_none_driver_runs_and_refuses_logs_as_dockerd(engine, api):
     assert r.stderr.decode().strip() == "Error response from daemon: configured logging driver does not support reading"
     with pytest.raises(docker.errors.APIError) as e:
         api.logs(name)
-    assert e.value.response.status_code == 400
+    assert e.value.response.status_code == 501  # dockerd's ErrReadLogsNotSupported is NotImplemented
+    with pytest.raises(docker.errors.APIError) as e:
+        api.attach(name, logs=True, stream=False)
+    assert e.value.response.status_code == 501
     assert not any(p.name.endswith("-json.log") or p.name == "spool.log"
                    for p in ctr_dir(engine, api.inspect_container(name)["Id"]).iterdir())
 
@@ -282,8 +292,27 @@ def test_syslog_delivers_to_a_local_listener(engine, api, tmp_path, kind):
         assert head == f"<{19 * 8 + 6}>1" and err.startswith(f"<{19 * 8 + 3}>1 ")  # local3.info, local3.err
         assert app == f"app-{name}" and msgid == f"app-{name}" and procid.isdigit() and dash == "-"
         assert ts[:4].isdigit() and "T" in ts and host
+        # dual logging, as dockerd 20.10+: `docker logs` reads the local cache kept beside syslog
         r = engine.cli("logs", cid)
-        assert "configured logging driver does not support reading" in r.stderr.decode()
+        assert r.stdout == b"hello syslog\n" and r.stderr == b"bad\n"
+        assert (ctr_dir(engine, cid) / "container-cached.log").exists()
+        assert api.inspect_container(cid)["LogPath"] == ""
+    finally:
+        lst.close()
+
+
+def test_syslog_with_the_cache_disabled_cannot_be_read(engine, api, tmp_path):
+    os.chmod(tmp_path, 0o755)
+    lst = Listener("udp", tmp_path)
+    try:
+        cid = engine.cli_ok("run", "-d", "--log-driver", "syslog", "--log-opt", f"syslog-address={lst.address}",
+                            "--log-opt", "cache-disabled=true", "busybox", "echo", "only-in-syslog").strip()
+        api.wait(cid)
+        wait_for(lambda: any(m.endswith("only-in-syslog") for m in lst.messages), 30)
+        r = engine.cli("logs", cid)
+        assert r.stderr.decode().strip() == \
+            "Error response from daemon: configured logging driver does not support reading"
+        assert not (ctr_dir(engine, cid) / "container-cached.log").exists()
     finally:
         lst.close()
 
@@ -329,3 +358,65 @@ def test_daemon_default_driver_and_options(private_engine):
     cid2 = eng.cli_ok("run", "-d", "--log-driver", "json-file", "busybox", "echo", "x").strip()
     api.wait(cid2)
     assert api.inspect_container(cid2)["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {}}
+    assert api.info()["LoggingDriver"] == "local"
+
+
+def test_engine_refuses_a_bad_default_log_config(tmp_path):
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "dockyard.cli", "engine", "-H", f"unix://{tmp_path}/e.sock",
+                        "--data-root", str(tmp_path / "d"), "--exec-root", str(tmp_path / "r"),
+                        "--log-opt", "max-size=abc"], capture_output=True, timeout=60)
+    assert r.returncode != 0 and b"invalid size: 'abc'" in r.stderr
+    assert not (tmp_path / "e.sock").exists()
+
+
+# ------------------------------------------------------------------ the log daemon itself
+def test_a_killed_log_daemon_is_restarted_and_resumes_without_loss(private_engine):
+    eng = private_engine()
+    api = eng.api()
+    cid = eng.cli_ok("run", "-d", "busybox", "sh", "-c",
+                     "i=0; while [ $i -lt 60 ]; do echo n$i; i=$((i+1)); sleep 0.05; done").strip()
+    wait_for(lambda: b"n5" in api.logs(cid))
+    (old,) = eng.logd_pids()
+    os.kill(old, 9)
+    new = wait_for(lambda: [p for p in eng.logd_pids() if p != old], 30)
+    assert new
+    api.wait(cid, timeout=60)
+    assert api.logs(cid).decode().split() == [f"n{i}" for i in range(60)]
+
+
+def test_engine_sigkill_keeps_the_log_daemon_and_a_new_engine_adopts_it(private_engine):
+    eng = private_engine()
+    (pid,) = eng.logd_pids()
+    eng.kill9()
+    assert eng.logd_pids() == [pid]
+    eng.start()
+    assert eng.logd_pids() == [pid]  # adopted, not a second one
+    eng.remove_all_containers()
+    eng.stop()  # nothing left running: the daemon stops with the engine
+    wait_for(lambda: eng.logd_pids() == [], 20)
+
+
+def test_a_full_disk_never_blocks_the_container(private_engine):
+    eng = private_engine()
+    api = eng.api()
+    cid = eng.cli_ok("create", "--log-driver", "local", "--log-opt", "max-size=100m", "busybox", "sh", "-c",
+                     "sleep 2; yes 'output that has nowhere to go' | head -c 30000000; echo finished").strip()
+    # the driver's directory and conmon's spool on a small disk of their own
+    small = ctr_dir(eng, cid) / "local-logs"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], check=True)
+    try:
+        os.symlink(small / "spool.log", ctr_dir(eng, cid) / "spool.log")
+        api.start(cid)
+        with open(small / "fill", "wb") as f:  # the disk fills up while the container writes
+            try:
+                f.write(b"\0" * (8 << 20))
+            except OSError:
+                pass
+        assert api.wait(cid, timeout=300)["StatusCode"] == 0
+        assert api.inspect_container(cid)["State"]["Status"] == "exited"
+        assert api.ping()  # and the engine still answers
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)

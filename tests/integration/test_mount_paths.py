@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-import time
 
 import docker.errors
 import pytest

@@ -70,6 +70,7 @@ def test_ipam_options_allocation_and_inspect(engine, nets):
         {"Subnet": str(sub), "IPRange": str(rng), "Gateway": str(base + 254),
          "AuxiliaryAddresses": {"router": str(base + 64)}}]}
     assert n["Attachable"] is True and n["Labels"] == {"team": "net"} and n["EnableIPv6"] is False
+    assert n["Options"] == {} and n["Internal"] is False
     # dynamic addresses come from the ip-range, skipping the aux address; --ip anywhere in the subnet
     a = engine.cli_ok("run", "-d", "--network", name, BUSYBOX, "sleep", "120").strip()
     b = engine.cli_ok("run", "-d", "--network", name, "--ip", str(base + 10), BUSYBOX, "sleep", "120").strip()
@@ -202,10 +203,16 @@ def test_endpoint_fields_mac_aliases_dnsnames(engine, nets, client):
     assert ep["Aliases"] == ["web"]
     assert ep["DNSNames"] == [c.name, "web", c.id[:12]]
     assert ep["IPAMConfig"] == {"LinkLocalIPs": ["169.254.7.7"]}
+    # API < 1.45: Aliases also hold the short id (CHANGELOG v1.45)
+    old = docker.APIClient(base_url=f"unix://{engine.socket}", version="1.44")
+    assert old.inspect_container(c.id)["NetworkSettings"]["Networks"][name]["Aliases"] == ["web", c.id[:12]]
     assert "169.254.7.7" in engine.cli_ok("exec", c.id, "ip", "addr", "show", "eth0")
-    d = engine.cli_ok("run", "-d", "--network", name, "--mac-address", "02:42:ac:11:00:42", BUSYBOX,
-                      "sleep", "120").strip()
+    d = engine.cli_ok("run", "-d", "--network", name, "--mac-address", "02:42:ac:11:00:42",
+                      "--hostname", "webhost", BUSYBOX, "sleep", "120").strip()
     ep = ctr_inspect(engine, d)["NetworkSettings"]["Networks"][name]
+    # dockerd's DNSNames: name, aliases, short id, hostname; the hostname resolves too
+    assert ep["DNSNames"][-2:] == [d[:12], "webhost"]
+    assert ep["IPAddress"] in engine.cli_ok("exec", c.id, "nslookup", "webhost", "127.0.0.11")
     assert ep["MacAddress"] == "02:42:ac:11:00:42"
     assert "02:42:ac:11:00:42" in engine.cli_ok("exec", d, "ip", "link", "show", "eth0")
     assert net_inspect(engine, name)["Containers"][d]["MacAddress"] == "02:42:ac:11:00:42"
@@ -234,3 +241,19 @@ def test_prune_filters(engine, api):
     finally:
         engine.cli("network", "rm", keep)
         engine.cli("network", "rm", gone)
+
+
+def test_default_address_pools(private_engine):
+    octet = secrets.randbelow(100) + 120
+    eng = private_engine(["--default-address-pool", f"base=10.{octet}.0.0/16,size=24"])
+    name = uniq("dyd")
+    eng.cli_ok("network", "create", name)
+    n = json.loads(eng.cli_ok("network", "inspect", name))[0]
+    [cfg] = n["IPAM"]["Config"]
+    sub = ipaddress.ip_network(cfg["Subnet"])
+    assert sub.prefixlen == 24 and sub.subnet_of(ipaddress.ip_network(f"10.{octet}.0.0/16"))
+    assert cfg["Gateway"] == str(sub.network_address + 1)
+    second = uniq("dyd")
+    eng.cli_ok("network", "create", second)
+    sub2 = ipaddress.ip_network(json.loads(eng.cli_ok("network", "inspect", second))[0]["IPAM"]["Config"][0]["Subnet"])
+    assert sub2 != sub and sub2.subnet_of(ipaddress.ip_network(f"10.{octet}.0.0/16"))

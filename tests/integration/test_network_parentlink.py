@@ -9,6 +9,7 @@ import json
 import secrets
 import subprocess
 
+import docker
 import pytest
 
 from engine_harness import uniq  # noqa: E402
@@ -97,8 +98,32 @@ def test_ipvlan_where_the_module_is_missing(engine, lan):
     name = uniq("ipv")
     engine.cli_ok("network", "create", "-d", "ipvlan", "-o", f"parent={parent}", "--subnet", prefix + "0/24", name)
     try:
-        r = engine.cli("run", "--rm", "--network", name, BUSYBOX, "true")
-        assert r.returncode != 0 and "ipvlan" in r.stderr.decode()
+        r = engine.api().create_container(BUSYBOX, "true", host_config=engine.api().create_host_config(network_mode=name))
+        with pytest.raises(docker.errors.APIError) as e:
+            engine.api().start(r["Id"])
+        assert e.value.status_code == 400 and "no ipvlan support" in e.value.explanation
         assert "@" + parent not in sh("ip", "-o", "link").stdout
+    finally:
+        engine.cli("network", "rm", name)
+
+
+def test_macvlan_with_several_subnets(engine, lan):
+    """macvlan (unlike bridge) takes several IPv4 subnets; --ip picks one, dynamic addresses the first."""
+    if not kernel_has("macvlan"):
+        pytest.skip("this kernel cannot create macvlan links (module missing)")
+    parent, _, prefix = lan
+    second = f"10.{secrets.randbelow(150) + 100}.{secrets.randbelow(256)}."
+    name = uniq("mv2")
+    engine.cli_ok("network", "create", "-d", "macvlan", "-o", f"parent={parent}", "--subnet", prefix + "0/24",
+                  "--subnet", second + "0/24", name)
+    try:
+        cfg = json.loads(engine.cli_ok("network", "inspect", name))[0]["IPAM"]["Config"]
+        assert [c["Subnet"] for c in cfg] == [prefix + "0/24", second + "0/24"]
+        a = engine.cli_ok("run", "-d", "--network", name, "--ip", second + "9", BUSYBOX, "sleep", "60").strip()
+        b = engine.cli_ok("run", "-d", "--network", name, BUSYBOX, "sleep", "60").strip()
+        addr = lambda c: json.loads(engine.cli_ok("inspect", c))[0]["NetworkSettings"]["Networks"][name]
+        assert addr(a)["IPAddress"] == second + "9" and addr(a)["Gateway"] == second + "1"
+        assert addr(b)["IPAddress"].startswith(prefix)
+        engine.cli_ok("rm", "-f", a, b)
     finally:
         engine.cli("network", "rm", name)

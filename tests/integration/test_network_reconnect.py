@@ -20,8 +20,14 @@ def test_created_container_leaves_and_rejoins_its_network_mode_network(engine, n
     name = uniq("cmp")
     cid = engine.cli_ok("create", "--name", name, "--network", n1, "--network-alias", "first",
                         BUSYBOX, "sleep", "120").strip()
+    def listed(net: str) -> bool:
+        return cid in engine.cli_ok("ps", "-aq", "--no-trunc", "--filter", f"network={net}").split()
+
+    net_id = json.loads(engine.cli_ok("network", "inspect", n1))[0]["Id"]
+    assert listed(n1) and listed(net_id)
     engine.cli_ok("network", "disconnect", n1, name)
     assert inspect(engine, cid)["NetworkSettings"]["Networks"] == {}
+    assert not listed(n1)
     assert inspect(engine, cid)["HostConfig"]["NetworkMode"] == n1  # unchanged, as dockerd
     r = engine.cli("network", "disconnect", n1, name)
     assert r.returncode != 0 and f"is not connected to network {n1}" in r.stderr.decode()
@@ -29,8 +35,10 @@ def test_created_container_leaves_and_rejoins_its_network_mode_network(engine, n
     engine.cli_ok("network", "connect", "--alias", "second", n1, name)
     nets = inspect(engine, cid)["NetworkSettings"]["Networks"]
     assert list(nets) == [n1] and nets[n1]["Aliases"] == ["second"]
+    assert listed(n1)
     engine.cli_ok("start", name)
     assert list(addrs(engine, cid)) == ["eth0"]
+    assert listed(n1) and listed(net_id) and not listed("bridge")
     ip = inspect(engine, cid)["NetworkSettings"]["Networks"][n1]["IPAddress"]
     out = engine.cli_ok("run", "--rm", "--network", n1, BUSYBOX, "nslookup", "second", "127.0.0.11")
     assert ip and ip in out

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dockyard.errors import Conflict, InvalidParameter, NotFound, Unavailable
+from dockyard.errors import Conflict, InvalidParameter, Unavailable
 from dockyard.network.ipam import (
     Ipam,
     host_bounds,

@@ -67,6 +67,9 @@ class Sink:
             return [(r.stream, r.data) for r in
                     read_all(logdrivers.log_file(self.name, self.tmp, CID), logdrivers.codec(self.name))]
         if self.name == "syslog":
+            # dual logging: the cache holds exactly what the driver was given
+            cached = [(r.stream, r.data) for r in read_all(self.tmp / logdrivers.CACHE_NAME, local.LocalCodec)]
+            assert cached == [(r.stream, r.data) for r in RECORDS[:len(cached)]] and len(cached) == n
             out = []
             for _ in range(n):
                 msg = self.rx.recv(65536).decode()
@@ -262,6 +265,18 @@ def test_good_configs_pass():
     assert jsonfile.parse_opts({"max-size": "10m"})[0] == 10_000_000
 
 
+def test_what_docker_logs_reads_for_each_driver(tmp_path):
+    from dockyard.errors import NotImplemented_
+
+    assert logdrivers.log_file("json-file", tmp_path, CID) == tmp_path / f"{CID}-json.log"
+    assert logdrivers.log_file("local", tmp_path, CID) == tmp_path / "local-logs" / "container.log"
+    assert logdrivers.log_file("syslog", tmp_path, CID, {}) == tmp_path / "container-cached.log"
+    for driver, opts in (("none", {}), ("syslog", {"cache-disabled": "true"})):
+        with pytest.raises(NotImplemented_) as e:
+            logdrivers.log_file(driver, tmp_path, CID, opts)
+        assert e.value.message == "configured logging driver does not support reading"
+
+
 def test_journald_is_refused_clearly_without_journald():
     if os.path.exists(logdrivers.JOURNALD_SOCKET):
         pytest.skip("journald runs here")
@@ -294,7 +309,7 @@ def test_syslog_to_a_dead_stream_receiver_never_blocks(tmp_path):
     path = str(tmp_path / "s.sock")
     srv.bind(path)
     srv.listen(1)  # accepts the connection but never reads
-    d = logdrivers.open_driver("syslog", tmp_path, INFO, {"syslog-address": f"unix://{path}"})
+    d = logdrivers.open_driver("syslog", tmp_path, INFO, {"syslog-address": f"unix://{path}", "cache-disabled": "true"})
     t = time.monotonic()
     for i in range(20000):
         d.write(LogRecord(STDOUT, T0, b"z" * 200 + b"\n"))
@@ -340,3 +355,23 @@ def test_tap_resumes_from_its_saved_offset(tmp_path):
     recs = read_all(tmp_path / f"{CID}-json.log", jsonfile.JSONCodec)
     assert [r.data for r in recs] == [b"one\n", b"two\n", b"three\n"]
     assert not spool.exists()
+
+
+def test_the_clis_seconds_nanoseconds_are_exact():
+    from dockyard.engine.timeutil import parse_timestamp_ns
+
+    assert parse_timestamp_ns("1790000000.000000123") == 1_790_000_000_000_000_123
+    assert parse_timestamp_ns("1790000000") == 1_790_000_000_000_000_000
+    assert parse_timestamp_ns("1790000000.5") == 1_790_000_000_500_000_000
+
+
+@pytest.mark.parametrize("driver", ["json-file", "local"])
+def test_attributes_come_back_for_details(tmp_path, driver):
+    from dockyard.engine.logdrivers.base import format_details
+
+    d = logdrivers.open_driver(driver, tmp_path, INFO, {"labels": "com.example.team", "tag": "a b&c"})
+    d.write(RECORDS[0])
+    d.close()
+    (rec,) = read_all(logdrivers.log_file(driver, tmp_path, CID), logdrivers.codec(driver))
+    assert rec.attrs == {"com.example.team": "a", "tag": "a b&c"}
+    assert format_details(rec.attrs) == b"com.example.team=a,tag=a+b%26c"

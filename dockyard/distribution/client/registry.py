@@ -319,6 +319,25 @@ class RegistryClient:
         r.release()
         return sha256_hex(body)
 
+    async def list_tags(self, repo: str, limit: int = 10000) -> list[str]:
+        """Every tag of `repo`, following the registry's Link pages (at most `limit`)."""
+        tags: list[str] = []
+        url = f"/v2/{repo}/tags/list"
+        while url and len(tags) < limit:
+            r = await self._request("GET", url, _scopes(repo))
+            if r.status != 200:
+                await self._fail(r, f"tags of {self.host}/{repo}")
+            try:
+                data = json.loads(await r.read())
+            except ValueError:
+                raise SystemError_(f"tags of {self.host}/{repo}: not JSON") from None
+            finally:
+                r.release()
+            tags += [t for t in (data.get("tags") or []) if isinstance(t, str)]
+            nxt = r.links.get("next", {}).get("url")
+            url = str(r.url.join(nxt)) if nxt is not None else ""
+        return tags[:limit]
+
     # ------------------------------------------------------------ blobs
 
     async def blob_exists(self, repo: str, digest: str, *, for_push: bool = False) -> bool:
@@ -404,6 +423,14 @@ class RegistryClient:
         if "sha256:" + h.hexdigest() != digest:
             raise SystemError_(f"filesystem layer verification failed for digest {digest}")
         return n
+
+    async def open_blob(self, repo: str, digest: str) -> aiohttp.ClientResponse:
+        """GET a blob and hand back the 200 response unread: the caller streams, verifies and
+        releases it (the registry's pull-through cache tees it to its client and its storage)."""
+        r = await self._request("GET", f"/v2/{repo}/blobs/{digest}", _scopes(repo))
+        if r.status != 200:
+            await self._fail(r, f"blob {digest} of {self.host}/{repo}")
+        return r
 
     async def fetch_blob_bytes(self, repo: str, digest: str, limit: int = 64 << 20) -> bytes:
         """A small blob (an image config) in memory, verified."""

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -18,13 +19,14 @@ from aiohttp.client_exceptions import ClientError
 
 from . import locking
 from .auth import Scope
-from .errors import RegistryError
+from .errors import RegistryError, unsupported
+from .http_events import ACCOUNT_KEY, blob_target, manifest_target, notify
 from .mediatypes import OCI_INDEX, acceptable
 from .names import parse_digest, validate_name
 from .sendfile import serve_file
 from .service import Registry
 from .storage.driver import InvalidPath
-from .tags import parse_n
+from .tags import paginate, parse_n
 from .uploads import UploadSession
 
 log = logging.getLogger("dockyard.registry")
@@ -57,12 +59,25 @@ async def _authorize(request: web.Request, scope: Scope | None) -> str | None:
     reg = _reg(request)
     if not reg.auth.enabled:
         return None
-    return await asyncio.to_thread(reg.auth.authorize, request.headers.get("Authorization"), scope,
-                                   _base_url(request))
+    account = await asyncio.to_thread(reg.auth.authorize, request.headers.get("Authorization"), scope,
+                                      _base_url(request))
+    request[ACCOUNT_KEY] = account
+    return account
 
 
 def _repo_scope(name: str, *actions: str) -> Scope:
     return Scope("repository", name, tuple(actions))
+
+
+async def _authorize_write(request: web.Request, scope: Scope) -> str | None:
+    """Authorise a push or delete, then refuse it where the registry takes no writes (a
+    pull-through cache; storage.maintenance.readonly while GC sweeps the bucket), after auth
+    and with the 405 UNSUPPORTED answer, as Distribution does."""
+    account = await _authorize(request, scope)
+    reg = _reg(request)
+    if reg.proxy is not None or reg.cfg.maintenance.readonly:
+        raise unsupported()
+    return account
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None,
@@ -156,18 +171,30 @@ async def tags_list(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize(request, _repo_scope(m.name, "pull"))
     n = parse_n(request.query.get("n"))
     last = request.query.get("last")
-    tags, more = await asyncio.to_thread(_reg(request).tags.list, m.name, n, last)
+    reg = _reg(request)
+    upstream = await reg.proxy.tags(m.name) if reg.proxy is not None else None
+    if upstream is not None:
+        tags, more = paginate(upstream, n, last)
+    else:
+        tags, more = await asyncio.to_thread(reg.tags.list, m.name, n, last)
     headers = {"Link": _link(f"/v2/{m.name}/tags/list", n, tags[-1])} if more and tags else None
     return _json({"name": m.name, "tags": tags}, headers=headers)
 
 
 async def manifest_get(request: web.Request, m: Match) -> web.StreamResponse:
     await _authorize(request, _repo_scope(m.name, "pull"))
-    man = await asyncio.to_thread(_reg(request).manifests.get, m.name, m.ref)
+    reg = _reg(request)
+    if reg.proxy is not None:
+        man = await reg.proxy.manifest(m.name, m.ref)
+    else:
+        man = await asyncio.to_thread(reg.manifests.get, m.name, m.ref)
     if not acceptable(man.media_type, request.headers.getall("Accept", [])):
         raise RegistryError("MANIFEST_UNKNOWN",
                             f"manifest is a {man.media_type}, which the Accept header does not allow",
                             {"mediaType": man.media_type})
+    if request.method == "GET":
+        await notify(request, _reg(request), "pull", m.name, manifest_target(
+            man.media_type, str(man.digest), len(man.body), m.ref, man.body if reg.cfg.include_references else None))
     return web.Response(body=man.body, headers={
         "Content-Type": man.media_type, "Docker-Content-Digest": str(man.digest),
         "ETag": f'"{man.digest}"'})
@@ -184,7 +211,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
 
 
 async def manifest_put(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
     reg = _reg(request)
     body = await _read_limited(request, reg.cfg.manifest_size)
     extra = request.query.getall("tag", [])
@@ -194,6 +221,9 @@ async def manifest_put(request: web.Request, m: Match) -> web.StreamResponse:
             return reg.manifests.put(m.name, m.ref, body, request.headers.get("Content-Type"), extra)
 
     res = await asyncio.to_thread(put)
+    await notify(request, _reg(request), "push", m.name, manifest_target(
+        res.media_type, str(res.digest), len(body), m.ref if ":" not in m.ref else (extra[0] if extra else ""),
+        body if reg.cfg.include_references else None))
     headers = {"Location": f"/v2/{m.name}/manifests/{res.digest}", "Docker-Content-Digest": str(res.digest)}
     if res.subject is not None:
         headers["OCI-Subject"] = str(res.subject)
@@ -204,8 +234,9 @@ async def manifest_put(request: web.Request, m: Match) -> web.StreamResponse:
 
 
 async def manifest_delete(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "delete"))
+    await _authorize_write(request, _repo_scope(m.name, "delete"))
     await asyncio.to_thread(_reg(request).manifests.delete, m.name, m.ref)
+    await notify(request, _reg(request), "delete", m.name, {"digest": m.ref} if ":" in m.ref else {"tag": m.ref})
     return web.Response(status=202)
 
 
@@ -221,7 +252,21 @@ async def blob_get(request: web.Request, m: Match) -> web.StreamResponse:
             reg.blobs.touch(d)
         return info
 
-    info = await asyncio.to_thread(stat)
+    try:
+        info = await asyncio.to_thread(stat)
+        if reg.proxy is not None:
+            reg.proxy.count("blob", "hit")
+    except RegistryError as e:
+        if reg.proxy is None or e.code != "BLOB_UNKNOWN":
+            raise
+        streamed = await reg.proxy.blob(request, m.name, d)
+        if streamed is not None:
+            if request.method == "GET":
+                await notify(request, _reg(request), "pull", m.name, blob_target(str(d), streamed.content_length))
+            return streamed
+        info = await asyncio.to_thread(stat)
+    if request.method == "GET":
+        await notify(request, _reg(request), "pull", m.name, blob_target(str(d), info.size))
     if reg.cfg.redirect:
         # Distribution's storage.redirect: the client fetches the bytes from the bucket itself.
         url = await asyncio.to_thread(reg.blobs.redirect_url, d, request.method)
@@ -295,8 +340,9 @@ async def _stream_blob(request: web.Request, reg: Registry, d: Any, size: int,
 
 
 async def blob_delete(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "delete"))
+    await _authorize_write(request, _repo_scope(m.name, "delete"))
     await asyncio.to_thread(_reg(request).blobs.delete, m.name, m.digest)
+    await notify(request, _reg(request), "delete", m.name, {"digest": m.digest})
     return web.Response(status=202)
 
 
@@ -307,7 +353,7 @@ async def _upload_into(request: web.Request, session: UploadSession, check_range
 
 
 async def upload_start(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
     reg = _reg(request)
     q = request.query
     mount = q.get("mount")
@@ -326,6 +372,10 @@ async def upload_start(request: web.Request, m: Match) -> web.StreamResponse:
                 return reg.blobs.mount(m.name, d, source)
 
         if allowed and await asyncio.to_thread(do_mount):
+            target = blob_target(str(d), None)
+            if source is not None:
+                target["fromRepository"] = source
+            await notify(request, _reg(request), "mount", m.name, target)
             return web.Response(status=201, headers={
                 "Location": f"/v2/{m.name}/blobs/{d}", "Docker-Content-Digest": str(d)})
     digest = q.get("digest")
@@ -348,7 +398,7 @@ async def _open(request: web.Request, name: str, upload_id: str) -> UploadSessio
 
 
 async def upload_patch(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
     _check_state(request, m)
     session = await _open(request, m.name, m.uuid)
     try:
@@ -370,15 +420,17 @@ async def _finish(request: web.Request, name: str, upload_id: str, digest: str,
                 return session.finish(digest)
 
         d = await asyncio.to_thread(finish)
+        size = session.size
     finally:
         if not session.closed:
             await asyncio.to_thread(session.close)
+    await notify(request, _reg(request), "push", name, blob_target(str(d), size))
     return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{d}",
                                              "Docker-Content-Digest": str(d)})
 
 
 async def upload_put(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
     digest = request.query.get("digest")
     if not digest:
         raise RegistryError("DIGEST_INVALID", "the digest query parameter is required to finish an upload")
@@ -388,7 +440,7 @@ async def upload_put(request: web.Request, m: Match) -> web.StreamResponse:
 
 
 async def upload_status(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
     _check_state(request, m)
     reg = _reg(request)
     size, started = await asyncio.to_thread(reg.uploads.size, m.name, m.uuid)
@@ -396,7 +448,7 @@ async def upload_status(request: web.Request, m: Match) -> web.StreamResponse:
 
 
 async def upload_cancel(request: web.Request, m: Match) -> web.StreamResponse:
-    await _authorize(request, _repo_scope(m.name, "pull", "push"))
+    await _authorize_write(request, _repo_scope(m.name, "pull", "push"))
     _check_state(request, m)
     await asyncio.to_thread(_reg(request).uploads.cancel, m.name, m.uuid)
     return web.Response(status=204)
@@ -414,37 +466,36 @@ async def referrers(request: web.Request, m: Match) -> web.StreamResponse:
 # --- dispatch -------------------------------------------------------------------
 
 _N = r"(?P<name>.+?)"
-ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (re.compile(r"^/v2/?\Z"), {"GET": base, "HEAD": base}),
-    (re.compile(r"^/v2/_catalog\Z"), {"GET": catalog}),
-    (re.compile(rf"^/v2/{_N}/tags/list\Z"), {"GET": tags_list}),
+ROUTES: list[tuple[re.Pattern[str], dict[str, Handler], str]] = [  # pattern, handlers, metrics label
+    (re.compile(r"^/v2/?\Z"), {"GET": base, "HEAD": base}, "base"),
+    (re.compile(r"^/v2/_catalog\Z"), {"GET": catalog}, "catalog"),
+    (re.compile(rf"^/v2/{_N}/tags/list\Z"), {"GET": tags_list}, "tags"),
     (re.compile(rf"^/v2/{_N}/manifests/(?P<ref>[^/]+)\Z"),
-     {"GET": manifest_get, "HEAD": manifest_get, "PUT": manifest_put, "DELETE": manifest_delete}),
-    (re.compile(rf"^/v2/{_N}/blobs/uploads/?\Z"), {"POST": upload_start}),
+     {"GET": manifest_get, "HEAD": manifest_get, "PUT": manifest_put, "DELETE": manifest_delete}, "manifest"),
+    (re.compile(rf"^/v2/{_N}/blobs/uploads/?\Z"), {"POST": upload_start}, "blob_upload"),
     (re.compile(rf"^/v2/{_N}/blobs/uploads/(?P<uuid>[^/]+)\Z"),
-     {"GET": upload_status, "PATCH": upload_patch, "PUT": upload_put, "DELETE": upload_cancel}),
+     {"GET": upload_status, "PATCH": upload_patch, "PUT": upload_put, "DELETE": upload_cancel}, "blob_upload_chunk"),
     (re.compile(rf"^/v2/{_N}/blobs/(?P<digest>[^/]+)\Z"),
-     {"GET": blob_get, "HEAD": blob_get, "DELETE": blob_delete}),
-    (re.compile(rf"^/v2/{_N}/referrers/(?P<digest>[^/]+)\Z"), {"GET": referrers}),
+     {"GET": blob_get, "HEAD": blob_get, "DELETE": blob_delete}, "blob"),
+    (re.compile(rf"^/v2/{_N}/referrers/(?P<digest>[^/]+)\Z"), {"GET": referrers}, "referrers"),
 ]
+ROUTE_KEY = "dockyard.route"
 
 
-_READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
+    _reg(request).health.check_request()
     path = request.path
-    for pattern, methods in ROUTES:
+    for pattern, methods, route in ROUTES:
         mt = pattern.match(path)
         if mt is None:
             continue
+        request[ROUTE_KEY] = route
         groups = mt.groupdict()
         if "name" in groups:
             validate_name(groups["name"])
         handler = methods.get(request.method)
-        if handler is not None and request.method not in _READ_METHODS and _reg(request).cfg.maintenance.readonly:
-            # storage.maintenance.readonly: GC may be sweeping the bucket; pulls go on.
-            raise RegistryError("UNSUPPORTED", "The operation is unsupported.")
         if handler is None:
             raise RegistryError("UNSUPPORTED", f"{request.method} is not supported on {path[:200]}",
                                 headers={"Allow": ", ".join(methods)})
@@ -475,6 +526,20 @@ async def token_route(request: web.Request) -> web.StreamResponse:
 
 
 @web.middleware
+async def _observe(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                   ) -> web.StreamResponse:
+    """Request metrics: count, latency, body bytes, by method, route and status."""
+    t0 = time.perf_counter()
+    resp = await handler(request)
+    out = 0
+    if request.method != "HEAD":
+        out = resp.content_length if resp.content_length is not None else resp.body_length
+    _reg(request).metrics.observe_request(request.method, request.get(ROUTE_KEY, "other"), resp.status,
+                                          time.perf_counter() - t0, request.content.total_bytes, out or 0)
+    return resp
+
+
+@web.middleware
 async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                   ) -> web.StreamResponse:
     try:
@@ -500,12 +565,27 @@ async def _add_headers(request: web.Request, response: web.StreamResponse) -> No
             response.headers.add(name, v)
 
 
+async def _start_checks(app: web.Application) -> None:
+    app[REGISTRY_KEY].health.start()
+    await app[REGISTRY_KEY].notifier.start()
+
+
+async def _close_proxy(app: web.Application) -> None:
+    await app[REGISTRY_KEY].health.stop()
+    await app[REGISTRY_KEY].notifier.stop()
+    proxy = app[REGISTRY_KEY].proxy
+    if proxy is not None:
+        await proxy.close()
+
+
 def make_app(registry: Registry) -> web.Application:
     # A 1 MiB read buffer lets the socket run ahead of the hashing thread (64 KiB pauses it often).
-    app = web.Application(middlewares=[_errors], client_max_size=64 << 20,
+    app = web.Application(middlewares=[_observe, _errors], client_max_size=64 << 20,
                           handler_args={"read_bufsize": 1 << 20})
     app[REGISTRY_KEY] = registry
     app.on_response_prepare.append(_add_headers)
+    app.on_startup.append(_start_checks)
+    app.on_cleanup.append(_close_proxy)
     app.router.add_route("*", "/auth/token", token_route)
     app.router.add_route("GET", "/v1/search", search_route)
     app.router.add_route("*", "/v2", dispatch)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from .config import ConfigError, RegistryConfig
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .service import Registry
 
 
@@ -66,6 +68,7 @@ async def _serve(cfg: RegistryConfig, access_log: bool = False) -> None:
     await site.start()
     logging.getLogger("dockyard.registry").info("listening on %s (%s storage at %s)",
                                                 cfg.addr, cfg.driver, cfg.root)
+    debug_runner = await _serve_debug(cfg, registry)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -74,8 +77,28 @@ async def _serve(cfg: RegistryConfig, access_log: bool = False) -> None:
         await stop.wait()
     finally:
         purger.cancel()
+        if debug_runner is not None:
+            await debug_runner.cleanup()
         await runner.cleanup()
         registry.close()
+
+
+async def _serve_debug(cfg: RegistryConfig, registry: "Registry") -> "web.AppRunner | None":
+    """http.debug.addr: /debug/health and, when enabled, Prometheus metrics."""
+    from aiohttp import web
+
+    from .debug import make_debug_app
+
+    dbg = cfg.http.debug
+    if not dbg.addr:
+        return None
+    app = make_debug_app(registry.health, registry.metrics, dbg.prometheus_path if dbg.prometheus else None)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    host, _, port = dbg.addr.rpartition(":")
+    await web.TCPSite(runner, host.strip("[]") or "0.0.0.0", int(port), reuse_address=True).start()
+    logging.getLogger("dockyard.registry").info("debug server on %s", dbg.addr)
+    return runner
 
 
 async def _purge_uploads(registry: "Registry", stop: asyncio.Event) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 # code -> (HTTP status, default message).  The first fourteen are the OCI
-# distribution-spec list; the last two come from the Docker registry API spec.
+# distribution-spec list; the others come from the Docker registry API spec and Distribution.
 CODES: dict[str, tuple[int, str]] = {
     "BLOB_UNKNOWN": (404, "blob unknown to registry"),
     "BLOB_UPLOAD_INVALID": (400, "blob upload invalid"),
@@ -27,6 +27,7 @@ CODES: dict[str, tuple[int, str]] = {
     "TOOMANYREQUESTS": (429, "too many requests"),
     "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
     "TAG_INVALID": (400, "manifest tag did not match URI"),
+    "UNAVAILABLE": (503, "service unavailable"),  # Distribution's: failed health checks, upstream down
 }
 
 
@@ -67,3 +68,9 @@ def manifest_unknown(ref: str) -> RegistryError:
 
 def name_unknown(name: str) -> RegistryError:
     return RegistryError("NAME_UNKNOWN", f"repository name not known to registry: {name}", {"name": name})
+
+
+def unsupported() -> RegistryError:
+    """Distribution's answer to a write on a registry that takes none (pull-through cache,
+    read-only maintenance), checked against Distribution 2.8."""
+    return RegistryError("UNSUPPORTED", "The operation is unsupported.")

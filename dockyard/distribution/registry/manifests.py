@@ -32,6 +32,7 @@ class PutResult:
     digest: Digest
     subject: Digest | None
     tags: list[str]
+    media_type: str = ""
 
 
 def _invalid(msg: str, detail: Any = None) -> RegistryError:
@@ -164,7 +165,18 @@ class ManifestService:
         tags = ([tag] if tag else []) + list(extra_tags or [])
         for t in tags:
             self.tags.set(repo, t, d)
-        return PutResult(d, subject, tags)
+        return PutResult(d, subject, tags, media_type)
+
+    def store_cached(self, repo: str, body: bytes, media_type: str, tag: str | None) -> Digest:
+        """Store a manifest fetched (and verified) by the pull-through cache: its blobs are
+        fetched on demand, so the references are not checked."""
+        d = digest_bytes(body, "sha256")
+        self.blobs.put_bytes(d, body)
+        self.driver.put_content(paths.revision_link(repo, d), f"{d}\n{media_type}".encode())
+        self._cache.put(str(d), body)
+        if tag is not None:
+            self.tags.set(repo, tag, d)
+        return d
 
     def _media_type(self, doc: dict[str, Any], content_type: str | None) -> str:
         declared = doc.get("mediaType")

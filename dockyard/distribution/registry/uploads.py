@@ -191,10 +191,15 @@ class UploadService:
         and bring the running hash to the writer's offset."""
         info = self._info(repo, upload_id)
         state = self._state(upload_id, str(info.get("algorithm", "sha256")))
-        if not state.lock.acquire(timeout=timeout):
-            raise RegistryError("BLOB_UPLOAD_INVALID", "upload is busy with another request")
+        if not state.lock.acquire(blocking=False):
+            if not state.lock.acquire(timeout=timeout):
+                raise RegistryError("BLOB_UPLOAD_INVALID", "upload is busy with another request")
+            try:
+                self._info(repo, upload_id)  # cancelled while we waited?
+            except BaseException:
+                state.lock.release()
+                raise
         try:
-            self._info(repo, upload_id)  # cancelled while we waited?
             writer = self.driver.writer(paths.upload_data(repo, upload_id), append=True)
             if state.offset != writer.size or state.token != writer.token:
                 self._resume_hash(repo, upload_id, state, writer)

@@ -37,6 +37,7 @@ from ..containers.logs import STDERR, LogQuery
 from . import configops
 from . import context as ctxmod
 from .cache import BuildCache
+from .cachefrom import CacheSources
 from .frontend import DISPATCH_REFUSED_FLAGS, Dockerfile, Instruction, Stage, pairs, parse_trigger
 from .ignore import IgnoreMatcher
 from .shellwords import env_dict, process_word
@@ -75,6 +76,7 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
     extra_hosts: list[str] = field(default_factory=list)
+    cache_from: list[str] = field(default_factory=list)  # images whose history gives cache hits
     registry_auth: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -118,6 +120,7 @@ class Builder:
         self.consumed: set[str] = set()     # build args some ARG declared
         self.meta_env: dict[str, str] = {}
         self.meta_args: dict[str, str | None] = {}
+        self._cache_sources: CacheSources | None = None  # made at the first probe that needs it
 
     # ------------------------------------------------------------ output
 
@@ -314,6 +317,10 @@ class Builder:
         if self.opts.nocache:
             return False
         hit = self.cache.probe(st.image_id, probe)
+        if hit is None and self.opts.cache_from:
+            if self._cache_sources is None:
+                self._cache_sources = CacheSources(self.images, self.opts.cache_from)
+            hit = self._cache_sources.probe(st.image_id, list(probe.get("Cmd") or []), st.config, probe)
         if hit is None:
             return False
         self.out(" ---> Using cache\n")
@@ -556,7 +563,9 @@ class Builder:
         if self._probe(st, probe):
             return
         await self._ensure_base(st)
-        hc: dict[str, Any] = {"NetworkMode": self.opts.network_mode or "default"}
+        # the step's output is read back from its log, whatever the daemon's default driver
+        hc: dict[str, Any] = {"NetworkMode": self.opts.network_mode or "default",
+                              "LogConfig": {"Type": "json-file", "Config": {}}}
         hc.update(self.opts.resources)
         if self.opts.extra_hosts:
             hc["ExtraHosts"] = list(self.opts.extra_hosts)

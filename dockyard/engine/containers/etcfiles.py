@@ -97,6 +97,14 @@ def _is_loopback(addr: str) -> bool:
         return False
 
 
+def write_in_place(path: Path, content: str, mode: int = 0o644) -> None:
+    """Rewrite a file a running container has bind-mounted: same inode, or it would not see it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "w") as f:
+        f.truncate(0)
+        f.write(content)
+
+
 def write_atomic(path: Path, content: str, mode: int = 0o644) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(content)

@@ -16,8 +16,11 @@ HEALTH = ("starting", "healthy", "unhealthy", "none")
 
 
 def select(ctrs: Iterable[Container], f: Filters, *, all: bool, limit: int,
-           get: Callable[[str], Container], image_id: Callable[[str], str | None]) -> list[Container]:
-    """Containers newest first, as `GET /containers/json` lists them."""
+           get: Callable[[str], Container], image_id: Callable[[str], str | None],
+           networks_of: Callable[[Container], set[str]] = lambda c: set(c.networks)) -> list[Container]:
+    """Containers newest first, as `GET /containers/json` lists them.
+
+    `networks_of`: the names and IDs of the networks a container is on (or will join)."""
     f.validate(FILTERS)
     for s in f.get("status"):
         if s not in STATUSES:
@@ -56,7 +59,7 @@ def select(ctrs: Iterable[Container], f: Filters, *, all: bool, limit: int,
             continue
         if since is not None and c.created <= since:
             continue
-        if f.get("network") and not any(n in c.networks for n in f.get("network")):
+        if f.get("network") and not set(f.get("network")) & networks_of(c):
             continue
         if f.get("volume") and not any(v in c.volumes.values() or v in c.volumes or v in _bind_sources(c)
                                        for v in f.get("volume")):

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from ...config import EngineConfig
-from ...errors import InvalidParameter
 from .. import logdrivers
 from ..logdrivers import LogQuery, LogRecord
 from ..logdrivers.base import ContainerInfo
@@ -66,12 +65,11 @@ class ContainerLogs:
         return logdrivers.inspect_log_path(self.driver_of(c)[0], self.ctr_dir(c.id), c.id)
 
     def read(self, c: Container, q: LogQuery, still_running: Callable[[], bool]) -> AsyncIterator[LogRecord]:
-        """`docker logs`: refused for drivers that keep nothing to read, as dockerd does."""
-        driver, _ = self.driver_of(c)
-        if driver not in logdrivers.READABLE:
-            raise InvalidParameter("configured logging driver does not support reading")
+        """`docker logs`: the driver's file, or dual logging's cache; refused (501) as dockerd
+        refuses it when there is neither."""
+        driver, opts = self.driver_of(c)
         d = self.ctr_dir(c.id)
-        live = logdrivers.log_file(driver, d, c.id)
+        live = logdrivers.log_file(driver, d, c.id, opts)  # 501 for none and cache-disabled
         if not live.exists() and (d / LEGACY_LOG).exists():
             from .logs import follow
 

@@ -93,6 +93,8 @@ class Container:
     anonymous_volumes: list[str] = field(default_factory=list)
     # mounts taken from HostConfig.VolumesFrom at create ({Type, Source, Target, ReadOnly})
     volumes_from: list[dict[str, Any]] = field(default_factory=list)
+    # legacy links on the default bridge: [{"id": child ID, "alias": alias}]
+    links: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def short_id(self) -> str:

@@ -28,7 +28,12 @@ def planned_networks(networks, c: Container, fallback: bool = True) -> list[tupl
     cfgs = c.networking_config.get("EndpointsConfig") or {}
     out: list[tuple[Any, dict[str, Any]]] = []
     seen: set[str] = set()
-    keys = list(cfgs) if c.primary_detached else [c.network_mode, *cfgs]
+    if c.primary_detached:
+        keys = list(cfgs)
+    elif c.network_mode in ("host", "none"):
+        keys = [c.network_mode]  # private modes join nothing else (connect refuses it)
+    else:
+        keys = [c.network_mode, *cfgs]
     for key in keys:
         try:
             net = networks.resolve("bridge" if key == "default" else key)
@@ -46,3 +51,11 @@ def planned_networks(networks, c: Container, fallback: bool = True) -> list[tupl
 
 def is_planned(networks, c: Container, network_id: str) -> bool:
     return any(net.id == network_id for net, _ in planned_networks(networks, c, fallback=False))
+
+
+def network_refs(networks, c: Container) -> set[str]:
+    """Names and IDs of the networks a container is on (running) or will join (otherwise):
+    what `docker ps --filter network=` matches, as NetworkSettings.Networks shows them."""
+    if c.state.status in ("running", "paused") and c.sandbox_path:
+        return set(c.networks) | {ep.get("NetworkID") for ep in c.networks.values() if ep.get("NetworkID")}
+    return {ref for net, _ in planned_networks(networks, c, fallback=False) for ref in (net.name, net.id)}

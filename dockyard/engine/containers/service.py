@@ -39,13 +39,13 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import daemondefaults, listing, mountpoints, names, restartpolicy, volumeplan
+from . import daemondefaults, links, listing, mountpoints, names, restartpolicy, volumeplan
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
 from .initlayer import container_lowers
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
-from .netplan import is_planned, planned_networks
+from .netplan import is_planned, network_refs, planned_networks
 from .logs import LogQuery, LogRecord
 from .logwiring import ContainerLogs
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
@@ -110,6 +110,7 @@ class ContainerService:
         self.logging = ContainerLogs(config, self.ctr_dir)
         self.bundles = BundleWriter(networks, volumes, cgroups, self.ctr_dir, self.get, config)
         networks.container_name = self._name_of
+        networks.endpoint_links = self._endpoint_links
         volumes.users = self.volume_users
 
     # ------------------------------------------------------------------ store
@@ -310,6 +311,8 @@ class ContainerService:
                 self.networks.check_endpoint(key, ep_cfg)
         if mode == "host" and config.get("Hostname"):
             pass  # Docker allows it and keeps the host's UTS namespace
+        user_defined = mode not in ("bridge", "host", "none") and not mode.startswith("container:")
+        container_links = links.register(host_config, mode, user_defined, self.get)
         self._validate_mounts(host_config)
         volumeplan.plan(host_config, config)  # bad volume specs are 400s before anything is made
         ports.parse_requests(host_config.get("PortBindings"), config.get("ExposedPorts"),
@@ -333,6 +336,7 @@ class ContainerService:
             id=cid, name=name, created=now_rfc3339(), image_id=image.id, image_ref=image_ref,
             path=argv[0], args=argv[1:], config=config, host_config=host_config,
             networking_config=body.get("NetworkingConfig") or {}, network_mode=mode,
+            links=container_links,
         )
         d = self.ctr_dir(cid)
         for sub in ("upper", "work", "rootfs"):
@@ -378,6 +382,24 @@ class ContainerService:
         for m in c.volumes_from:
             if m["Type"] == "volume":
                 c.volumes[m["Target"]] = self.volumes.create(m["Source"]).name
+
+    def _endpoint_links(self, cid: str, network_id: str) -> list[tuple[str, str]]:
+        c = self._ctrs.get(cid)
+        return links.endpoint_links(c, network_id, self.networks.same_network, self.get) if c else []
+
+    def _refresh_link_parents(self, child: Container) -> None:
+        """A linked child came up (maybe with a new address): its running parents' /etc/hosts
+        follow, as dockerd updates the parents' hosts files."""
+        for p in links.running_parents(self._ctrs.values(), child.id):
+            self.bundles.refresh_etc_files(p)
+
+    def remove_link(self, name: str) -> None:
+        """`docker rm --link parent/alias`: the parent loses the link (its /etc/hosts too)."""
+        c, alias = links.remove_link(name, self.get)
+        c.links = [link for link in c.links if link["alias"] != alias]
+        self._save(c)
+        if c.state.status in ("running", "paused"):
+            self.bundles.refresh_etc_files(c)
 
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._ctrs.values() if name in c.volumes.values()]
@@ -454,6 +476,7 @@ class ContainerService:
             self.health.start(c)
         self._save(c)
         self._watch(c)
+        self._refresh_link_parents(c)
         self.events.publish("container", "start", cid, image=c.image_ref, name=c.name)
 
     async def _rollback_start(self, c: Container, exc: BaseException, stage: str) -> None:
@@ -498,6 +521,8 @@ class ContainerService:
             other = self.get(mode.split(":", 1)[1])
             if not other.state.running or not other.state.pid:
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
+            # dockerd: the container takes the other's hostname with its network namespace
+            c.config["Hostname"], c.config["Domainname"] = other.config["Hostname"], other.config.get("Domainname", "")
             return f"/proc/{other.state.pid}/ns/net", None, None
         netns = await self.networks.create_sandbox(c.id, mode)
         c.sandbox_path = netns
@@ -507,7 +532,8 @@ class ContainerService:
         ep = await self.networks.connect(
             c.id, primary.name, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
             ip=ipam.get("IPv4Address") or None, aliases=list(ep_cfg.get("Aliases") or []),
-            name=c.name, ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or ())
+            name=c.name, ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or (),
+            hostname=c.config.get("Hostname") or "")
         c.networks = {primary.name: ep.to_docker(primary.name)}
         hc = c.host_config
         # published ports go to the primary network (host and none publish nothing)
@@ -520,7 +546,8 @@ class ContainerService:
                 ip=(extra.get("IPAMConfig") or {}).get("IPv4Address") or None,
                 aliases=list(extra.get("Aliases") or []), name=c.name,
                 ip6=(extra.get("IPAMConfig") or {}).get("IPv6Address") or None,
-                link_local=(extra.get("IPAMConfig") or {}).get("LinkLocalIPs") or ())
+                link_local=(extra.get("IPAMConfig") or {}).get("LinkLocalIPs") or (),
+                hostname=c.config.get("Hostname") or "")
             c.networks[net.name] = xe.to_docker(net.name)
         return netns, ep.ip_address or None, ep.gateway or None
 
@@ -560,7 +587,8 @@ class ContainerService:
                 ep = await self.networks.connect(
                     c.id, net.name, c.sandbox_path, mac=endpoint_config.get("MacAddress") or None,
                     ip=ipam.get("IPv4Address") or None, aliases=list(aliases), name=c.name,
-                    ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or ())
+                    ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or (),
+                    hostname=c.config.get("Hostname") or "")
                 c.networks[net.name] = ep.to_docker(net.name)
             cfgs = {k: v for k, v in (c.networking_config.get("EndpointsConfig") or {}).items()
                     if not self.networks.same_network(k, net.id)}
@@ -1122,7 +1150,8 @@ class ContainerService:
     # ----------------------------------------------------------------- listing
     def list(self, *, all: bool = False, limit: int = -1, filters: Filters | None = None) -> list[Container]:
         return listing.select(self._ctrs.values(), filters or Filters(), all=all, limit=limit,
-                              get=self.get, image_id=self._ancestor_id)
+                              get=self.get, image_id=self._ancestor_id,
+                              networks_of=lambda c: network_refs(self.networks, c))
 
     def _ancestor_id(self, ref: str) -> str | None:
         try:

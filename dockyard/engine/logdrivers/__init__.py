@@ -10,6 +10,8 @@ files.  Implementations live side by side:
     local      local.py     dockerd's protobuf entries, rotated and compressed by default
     syslog     syslog.py    unix/unixgram/udp/tcp, rfc3164/rfc5424/rfc5424micro
     none       (nothing: conmon is told to keep no log at all)
+    dual logging: drivers that cannot be read back (syslog) also write a `local`
+    cache, `container-cached.log`, unless `cache-disabled=true` (dockerd 20.10+)
     journald   refused with dockerd's message where journald is not running
 
 Who runs them: the per-engine log daemon (logd.py), which outlives the engine
@@ -22,16 +24,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ...errors import InvalidParameter
+from ...errors import InvalidParameter, NotImplemented_
 from . import jsonfile, local, syslog
 from .base import ContainerInfo, LogDriver, LogQuery, LogRecord  # noqa: F401
 
 # every driver name dockerd registers on Linux that dockyard knows of
 DRIVERS = ("json-file", "local", "none", "syslog", "journald")
 READABLE = ("json-file", "local")
-# options every driver takes (dockerd's builtInLogOpts and dual-logging cache options)
-BUILTIN_OPTS = {"mode", "max-buffer-size", "cache-disabled", "cache-max-size", "cache-max-file",
-                "cache-compress"}
+# options every driver takes (dockerd's builtInLogOpts and dual logging's)
+BUILTIN_OPTS = {"mode", "max-buffer-size", "cache-disabled"}
+CACHE_NAME = "container-cached.log"
 JOURNALD_OPTS = {"tag", "labels", "labels-regex", "env", "env-regex"}
 JOURNALD_SOCKET = "/run/systemd/journal/socket"
 
@@ -55,6 +57,10 @@ def validate_log_config(driver: str, opts: dict[str, str]) -> None:
             raise InvalidParameter(f"error parsing option max-buffer-size: {exc.message}") from None
     if driver not in DRIVERS:
         raise InvalidParameter(f"logger: no log driver named '{driver}' is registered")
+    if "cache-disabled" in opts:
+        from .options import go_bool
+
+        go_bool(opts["cache-disabled"])
     own = {k: v for k, v in opts.items() if k not in BUILTIN_OPTS}
     if driver == "json-file":
         jsonfile.validate(own)
@@ -97,30 +103,73 @@ class NoneDriver:
 
 
 def open_driver(driver: str, ctr_dir: Path, info: ContainerInfo, opts: dict[str, str]) -> LogDriver:
-    """A running driver for one container."""
+    """A running driver for one container, with dual logging's cache where dockerd adds one."""
     own = {k: v for k, v in opts.items() if k not in BUILTIN_OPTS}
     if driver == "json-file":
         return jsonfile.JSONFileDriver(ctr_dir, info, own)
     if driver == "local":
         return local.LocalDriver(ctr_dir, info, own)
-    if driver == "syslog":
-        return syslog.SyslogDriver(info, own)
     if driver == "none":
         return NoneDriver()
-    raise InvalidParameter(f"logger: no log driver named '{driver}' is registered")
+    if driver == "syslog":
+        d: LogDriver = syslog.SyslogDriver(info, own)
+    else:
+        raise InvalidParameter(f"logger: no log driver named '{driver}' is registered")
+    if uses_cache(driver, opts):
+        # dockerd's cache: a local driver (20m x 5, compressed) beside the real one
+        d = Tee(d, local.LocalDriver(ctr_dir, info, {}, path=ctr_dir / CACHE_NAME))
+    return d
 
 
-def log_file(driver: str, ctr_dir: Path, cid: str) -> Path | None:
-    """The live file `docker logs` reads for a driver that keeps one."""
+class Tee:
+    """Dual logging: every record to the driver and to the cache `docker logs` reads."""
+
+    def __init__(self, main: LogDriver, cache: LogDriver) -> None:
+        self.main, self.cache, self.name = main, cache, main.name
+
+    def write(self, rec: LogRecord) -> None:
+        try:
+            self.main.write(rec)
+        finally:
+            self.cache.write(rec)
+
+    def flush(self) -> None:
+        if hasattr(self.main, "flush"):
+            self.main.flush()
+
+    def close(self) -> None:
+        try:
+            self.main.close()
+        finally:
+            self.cache.close()
+
+
+def uses_cache(driver: str, opts: dict[str, str]) -> bool:
+    """Dual logging: on for drivers that cannot be read, unless cache-disabled (dockerd's rule)."""
+    if driver in READABLE or driver == "none":
+        return False
+    from .options import go_bool
+
+    try:
+        return not go_bool(opts.get("cache-disabled") or "false")
+    except InvalidParameter:
+        return False
+
+
+def log_file(driver: str, ctr_dir: Path, cid: str, opts: dict[str, str] | None = None) -> Path:
+    """The live file `docker logs` reads; 501 with dockerd's text when there is none."""
     if driver == "json-file":
         return jsonfile.log_path(ctr_dir, cid)
     if driver == "local":
         return local.log_path(ctr_dir)
-    return None
+    if uses_cache(driver, opts or {}):
+        return ctr_dir / CACHE_NAME
+    raise NotImplemented_("configured logging driver does not support reading")
 
 
 def codec(driver: str):
-    return {"json-file": jsonfile.JSONCodec, "local": local.LocalCodec}[driver]
+    """How the file of `log_file` is decoded (the dual-logging cache is in local's format)."""
+    return jsonfile.JSONCodec if driver == "json-file" else local.LocalCodec
 
 
 def inspect_log_path(driver: str, ctr_dir: Path, cid: str) -> str:

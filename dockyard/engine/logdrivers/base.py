@@ -23,6 +23,7 @@ class LogRecord:
     stream: int  # 1 stdout, 2 stderr (Docker's stream numbers)
     time_ns: int
     data: bytes  # with its trailing newline when the line was complete
+    attrs: dict[str, str] | None = None  # read back from the file (labels/env/tag opts)
 
 
 @dataclass
@@ -76,6 +77,14 @@ class LogDriver(Protocol):
 
     def close(self) -> None:
         """Flush and release files and connections."""
+
+
+def format_details(attrs: dict[str, str] | None) -> bytes:
+    """`docker logs --details`' prefix: sorted key=value pairs, query-escaped as Go's url.QueryEscape."""
+    from urllib.parse import quote_plus
+
+    return ",".join(f"{quote_plus(k, safe='~')}={quote_plus(v, safe='~')}"
+                    for k, v in sorted((attrs or {}).items())).encode()
 
 
 def format_time(ns: int) -> str:

@@ -92,7 +92,7 @@ class JSONCodec:
             try:
                 d = json.loads(line)
                 out.append(LogRecord(STDERR if d.get("stream") == "stderr" else STDOUT,
-                                     parse_time(d["time"]), d.get("log", "").encode()))
+                                     parse_time(d["time"]), d.get("log", "").encode(), d.get("attrs")))
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # a torn line left by a crash: skip it, as dockerd's decoder resyncs
         return out, end

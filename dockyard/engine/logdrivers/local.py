@@ -109,8 +109,20 @@ def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
         shift += 7
 
 
+def _decode_attr(body: bytes) -> tuple[str, str]:
+    i, kv = 0, ["", ""]
+    while i < len(body):
+        key, i = _read_varint(body, i)
+        ln, i = _read_varint(body, i)
+        if key >> 3 in (1, 2):
+            kv[(key >> 3) - 1] = body[i:i + ln].decode(errors="replace")
+        i += ln
+    return kv[0], kv[1]
+
+
 def decode_entry(body: bytes) -> LogRecord:
     i, source, t, line, partial = 0, b"stdout", 0, b"", False
+    attrs: dict[str, str] = {}
     while i < len(body):
         key, i = _read_varint(body, i)
         num, wire = key >> 3, key & 7
@@ -128,25 +140,29 @@ def decode_entry(body: bytes) -> LogRecord:
                 source = val_b
             elif num == 3:
                 line = val_b
+            elif num == 6:
+                k, v = _decode_attr(val_b)
+                attrs[k] = v
         elif wire == 5:
             i += 4
         elif wire == 1:
             i += 8
         else:
             raise ValueError("bad wire type")
-    return LogRecord(STDERR if source == b"stderr" else STDOUT, t, line if partial else line + b"\n")
+    return LogRecord(STDERR if source == b"stderr" else STDOUT, t, line if partial else line + b"\n",
+                     attrs or None)
 
 
 class LocalDriver:
     name = NAME
 
-    def __init__(self, ctr_dir: Path, info: ContainerInfo, opts: dict[str, str]) -> None:
+    def __init__(self, ctr_dir: Path, info: ContainerInfo, opts: dict[str, str], path: Path | None = None) -> None:
         size, files, compress = parse_opts(opts)
         attrs = extra_attributes(info, opts)
         if opts.get("tag"):
             attrs["tag"] = parse_tag(info, opts, "")
         self._attrs = sorted(attrs.items())
-        path = log_path(ctr_dir)
+        path = path or log_path(ctr_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.file = RotatingFile(path, size if size > 0 else -1, max(files, 1), compress)
 

@@ -27,16 +27,18 @@ restarted daemon resumes where the last one stopped, repeating at most a few rec
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
+import selectors
 import signal
+import socket
+import threading
 import time
 from pathlib import Path
 
 from . import open_driver
-from .base import ContainerInfo, LogDriver
+from .base import ContainerInfo, LogDriver, LogRecord
 from .spool import OFFSET_NAME, SPOOL_NAME, SpoolReader
 
 log = logging.getLogger("dockyard.logd")
@@ -48,6 +50,11 @@ PER_TICK = 4 << 20  # spool bytes per container per tick: one busy container can
 
 def write_config(ctr_dir: Path, driver: str, opts: dict[str, str], info: ContainerInfo) -> None:
     """Written by the engine before each start; read by the daemon at `watch`."""
+    if not (ctr_dir / SPOOL_NAME).exists():
+        try:  # an offset without its spool belongs to no file any more (inode numbers are reused)
+            (ctr_dir / OFFSET_NAME).unlink()
+        except FileNotFoundError:
+            pass
     tmp = ctr_dir / (CONFIG_NAME + ".tmp")
     tmp.write_text(json.dumps({"driver": driver, "opts": opts, "info": info.to_json()}))
     os.rename(tmp, ctr_dir / CONFIG_NAME)
@@ -59,8 +66,8 @@ class Tap:
     def __init__(self, ctr_dir: Path) -> None:
         self.dir = ctr_dir
         cfg = json.loads((ctr_dir / CONFIG_NAME).read_text())
-        self.driver: LogDriver = open_driver(cfg["driver"], ctr_dir, ContainerInfo.from_json(cfg["info"]),
-                                                    cfg.get("opts") or {})
+        info = ContainerInfo.from_json(cfg["info"])
+        self.driver: LogDriver = open_driver(cfg["driver"], ctr_dir, info, cfg.get("opts") or {})
         self.reader = SpoolReader(ctr_dir / SPOOL_NAME)
         ino, off = _load_offset(ctr_dir / OFFSET_NAME)
         self.reader.open(ino, off)
@@ -80,7 +87,7 @@ class Tap:
         while self.pump(1 << 30):
             pass
 
-    def _write(self, recs) -> None:
+    def _write(self, recs: list[LogRecord]) -> None:
         for r in recs:
             try:
                 self.driver.write(r)
@@ -107,7 +114,8 @@ class Tap:
         self.drain()
         self._write(self.reader.flush())
         self.close()
-        for name in (SPOOL_NAME, OFFSET_NAME):
+        # the offset first: a crash between the two re-reads a spool, never skips into a new one
+        for name in (OFFSET_NAME, SPOOL_NAME):
             try:
                 (self.dir / name).unlink()
             except FileNotFoundError:
@@ -137,7 +145,7 @@ class LogDaemon:
         self.ctr_root = data_root / "containers"
         self.exec_root = exec_root
         self.taps: dict[str, Tap] = {}
-        self.stopping = asyncio.Event()
+        self.stopping = threading.Event()
 
     def _tap(self, cid: str) -> Tap | None:
         t = self.taps.get(cid)
@@ -182,6 +190,8 @@ class LogDaemon:
             return {"ok": True}
         if op == "sync":
             t = self.taps.get(cid)
+            if t is None and (self.ctr_root / cid / SPOOL_NAME).exists():
+                t = self._tap(cid)  # a spool nobody announced (a lost `watch`): follow it now
             if t is not None:
                 t.drain()
             return {"ok": True}
@@ -195,35 +205,63 @@ class LogDaemon:
             return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
 
-    async def serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _on_request(self, conn: socket.socket, buf: bytearray) -> bool:
+        """Read from a client; answer once its line is complete.  True: done with it."""
         try:
-            line = await reader.readline()
-            try:
-                ans = self.handle(json.loads(line))
-            except Exception as exc:
-                log.exception("request %r failed", line[:200])
-                ans = {"ok": False, "error": str(exc)}
-            writer.write(json.dumps(ans).encode() + b"\n")
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
+            data = conn.recv(65536)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        buf += data
+        if b"\n" not in buf and data:
+            return len(buf) > 65536
+        try:
+            ans = self.handle(json.loads(bytes(buf).split(b"\n", 1)[0]))
+        except Exception as exc:
+            log.exception("request %r failed", bytes(buf[:200]))
+            ans = {"ok": False, "error": str(exc)}
+        try:
+            conn.setblocking(True)
+            conn.settimeout(5)
+            conn.sendall(json.dumps(ans).encode() + b"\n")
+        except OSError:
             pass
-        finally:
-            writer.close()
+        return True
 
-    async def run(self) -> None:
-        sock = self.exec_root / "logd.sock"
+    def run(self) -> None:
+        """One thread, one selector: requests are answered between two containers' pumps."""
+        path = self.exec_root / "logd.sock"
         try:
-            sock.unlink()
+            path.unlink()
         except FileNotFoundError:
             pass
         self.scan()
-        server = await asyncio.start_unix_server(self.serve_client, path=str(sock))
-        os.chmod(sock, 0o600)
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(str(path))
+        os.chmod(path, 0o600)
+        srv.listen(64)
+        srv.setblocking(False)
+        sel = selectors.DefaultSelector()
+        sel.register(srv, selectors.EVENT_READ, None)
         (self.exec_root / "logd.pid").write_text(f"{os.getpid()}\n")
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
+            signal.signal(sig, lambda *_: self.stopping.set())
         log.info("log daemon %d following %d containers", os.getpid(), len(self.taps))
+
+        def serve(timeout: float) -> None:
+            for key, _ in sel.select(timeout):
+                if key.data is None:
+                    try:
+                        conn, _ = srv.accept()
+                    except BlockingIOError:
+                        continue
+                    conn.setblocking(False)
+                    sel.register(conn, selectors.EVENT_READ, bytearray())
+                elif self._on_request(key.fileobj, key.data):
+                    sel.unregister(key.fileobj)
+                    key.fileobj.close()
+
         try:
             while not self.stopping.is_set():
                 t0 = time.monotonic()
@@ -232,18 +270,20 @@ class LogDaemon:
                         tap.pump()
                     except Exception:
                         log.exception("log of %s", cid[:12])
-                    await asyncio.sleep(0)  # answer requests between containers
-                try:
-                    await asyncio.wait_for(self.stopping.wait(), max(0.0, TICK - (time.monotonic() - t0)))
-                except asyncio.TimeoutError:
-                    pass
+                    serve(0)  # answer requests between containers
+                while not self.stopping.is_set():
+                    left = TICK - (time.monotonic() - t0)
+                    if left <= 0:
+                        break
+                    serve(left)
         finally:
-            server.close()
+            sel.close()
+            srv.close()
             for tap in self.taps.values():
                 tap.drain()  # progress saved: the next daemon resumes from here
                 tap.close()
             try:
-                sock.unlink()
+                path.unlink()
             except FileNotFoundError:
                 pass
 
@@ -256,5 +296,5 @@ def main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     logging.basicConfig(level=a.log_level.upper() if a.log_level != "warn" else "WARNING",
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(LogDaemon(Path(a.data_root), Path(a.exec_root)).run())
+    LogDaemon(Path(a.data_root), Path(a.exec_root)).run()
     return 0

@@ -24,14 +24,38 @@ from .rotating import rotated_files
 CHUNK = 1 << 20
 
 
+class _Gunzipped:
+    """A rotated .gz file, held open now, decompressed only when read (a short --tail rarely needs it)."""
+
+    def __init__(self, p: Path) -> None:
+        self.raw = open(p, "rb")
+        self.tmp = None
+
+    def _file(self):
+        if self.tmp is None:
+            self.tmp = tempfile.TemporaryFile()
+            with gzip.open(self.raw, "rb") as src:
+                shutil.copyfileobj(src, self.tmp, CHUNK)
+            self.tmp.flush()  # fstat (the size tail starts from) sees only what is written out
+        return self.tmp
+
+    def fileno(self) -> int:
+        return self._file().fileno()
+
+    def seek(self, pos: int) -> int:
+        return self._file().seek(pos)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._file().read(n)
+
+    def close(self) -> None:
+        self.raw.close()
+        if self.tmp is not None:
+            self.tmp.close()
+
+
 def _open(p: Path):
-    if p.name.endswith(".gz"):
-        tmp = tempfile.TemporaryFile()
-        with gzip.open(p, "rb") as src:
-            shutil.copyfileobj(src, tmp, CHUNK)
-        tmp.seek(0)
-        return tmp
-    return open(p, "rb")
+    return _Gunzipped(p) if p.name.endswith(".gz") else open(p, "rb")
 
 
 def _open_all(live: Path) -> tuple[list, object | None]:

@@ -69,6 +69,7 @@ class Fleet:
     s3_endpoint: str
     bucket: str
     secret: str = "fleet-shared-secret"
+    access_log: bool = True
     replicas: list[Replica] = field(default_factory=list)
     lb_port: int = 0
     lb_proc: subprocess.Popen | None = None
@@ -112,7 +113,8 @@ class Fleet:
         stop(r.proc)
         r.config.write_text(yaml.safe_dump(self.config(**cfg)))
         args = [sys.executable, "-m", "dockyard.cli", "registry", "--addr", f"127.0.0.1:{r.port}",
-                "--root", str(r.root), "--config", str(r.config), "--access-log"]
+                "--root", str(r.root), "--config", str(r.config)]
+        args += ["--access-log"] if self.access_log else ["--log-level", "warn"]
         with r.log.open("ab") as out:
             r.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
         wait_http(r.url + "/v2/", r.proc, r.log)
@@ -160,13 +162,13 @@ backend replicas
 
 
 def make_fleet(workdir: Path, s3_endpoint: str, n: int = 3, bucket: str | None = None,
-               **cfg: Any) -> Fleet:
+               access_log: bool = True, **cfg: Any) -> Fleet:
     import boto3
 
     bucket = bucket or f"fleet-{os.urandom(4).hex()}"
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="test",
                  aws_secret_access_key="test").create_bucket(Bucket=bucket)
-    fleet = Fleet(workdir, s3_endpoint, bucket)
+    fleet = Fleet(workdir, s3_endpoint, bucket, access_log=access_log)
     try:
         for _ in range(n):
             fleet.add_replica(**cfg)

@@ -266,3 +266,47 @@ def test_redirect_blob_gets_to_the_bucket(s3_server, tmp_path, busybox_layout):
         assert served >= 2
     finally:
         f.close()
+
+
+def test_docker_push_and_pull_through_the_fleet_with_redirects(engine, private_engine, s3_server, tmp_path):
+    """The engine's registry client pushes through HAProxy (requests spread over the replicas);
+    a second engine with no copy pulls it back, its blob GETs redirected to the bucket."""
+    f = make_fleet(tmp_path / "fleet", s3_server, n=3, redirect=True)
+    ref = f"{f.host}/red/engine:1"
+    try:
+        assert engine.cli("tag", "busybox:latest", ref).returncode == 0
+        r = engine.cli("push", ref)
+        assert r.returncode == 0, r.stderr.decode() + "".join(x.log_tail() for x in f.replicas)
+        other = private_engine()
+        other.cli("rmi", "busybox:latest", check=True)
+        r = other.cli("pull", ref)
+        assert r.returncode == 0, r.stderr.decode() + other.log_tail()
+        assert "Pull complete" in r.stdout.decode()
+        r = other.cli("run", "--rm", ref, "echo", "via the bucket")
+        assert r.returncode == 0 and r.stdout.decode().strip() == "via the bucket", r.stderr.decode()
+        redirected = [ln for x in f.replicas for ln in x.log.read_text().splitlines()
+                      if "GET /v2/red/engine/blobs/" in ln and '" 307 ' in ln]
+        assert redirected, "no blob GET was redirected"
+    finally:
+        engine.cli("rmi", ref)
+        f.close()
+
+
+def test_read_only_mode_authenticates_before_refusing(registry_factory, tmp_path):
+    """Read-only is checked after authentication, as Distribution does: a client without
+    credentials is told to log in, a logged-in one that the registry is read-only."""
+    pw = tmp_path / "htpasswd"
+    pw.write_text(subprocess.run(["htpasswd", "-Bbn", "alice", "wonderland"], capture_output=True, text=True,
+                                 check=True).stdout)
+    srv = registry_factory({"storage": {"maintenance": {"readonly": {"enabled": True}}},
+                            "auth": {"htpasswd": {"path": str(pw), "realm": "ro"}}}, "readonly")
+    anon = requests.post(f"{srv.url}/v2/ro/repo/blobs/uploads/")
+    assert anon.status_code == 401 and error_codes(anon) == ["UNAUTHORIZED"]
+    auth = ("alice", "wonderland")
+    for method, path in (("POST", "/v2/ro/repo/blobs/uploads/"), ("PUT", "/v2/ro/repo/manifests/t"),
+                         ("DELETE", "/v2/ro/repo/manifests/t"), ("PATCH", f"/v2/ro/repo/blobs/uploads/{'a' * 32}")):
+        r = requests.request(method, srv.url + path, auth=auth)
+        assert r.status_code == 405, (method, r.text)
+        assert r.json() == {"errors": [{"code": "UNSUPPORTED", "message": "The operation is unsupported."}]}
+    assert requests.get(f"{srv.url}/v2/_catalog", auth=auth).status_code == 200
+    assert requests.get(f"{srv.url}/v2/ro/repo/tags/list", auth=auth).status_code == 404

@@ -171,16 +171,13 @@ class S3Driver(StorageDriver):
         self._client.delete_object(Bucket=self.bucket, Key=self._key(src))
 
     def delete(self, path: str) -> None:
-        keys: list[str] = []
-        if path != "/":
-            try:
-                self._client.head_object(Bucket=self.bucket, Key=self._key(path))
-                keys.append(self._key(path))
-            except ClientError as e:
-                if not _missing(e):
-                    raise
-            keys.extend(self._keys_under(self._key(path) + CHUNKS))
-        keys.extend(self._keys_under(self._dir_prefix(path)))
+        if path == "/":
+            keys = self._keys_under(self._dir_prefix(path))
+        else:
+            # One LIST finds the file, its unfinished-write chunks and everything below it.
+            key = self._key(path)
+            keys = [k for k in self._keys_under(key)
+                    if k == key or k.startswith(key + "/") or k.startswith(key + CHUNKS)]
         if not keys:
             raise PathNotFound(path)
         self._delete_keys(keys)

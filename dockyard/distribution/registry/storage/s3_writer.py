@@ -50,24 +50,21 @@ def chunk_prefix(key: str) -> str:
 
 def list_chunks(driver: "S3Driver", key: str) -> list[tuple[str, int]]:
     """The chunk objects of `key` that form one contiguous run from the committed object's end
-    (or 0): [(key, size)], base object first when there is one."""
-    sources: list[tuple[str, int]] = []
-    try:
-        h = driver._client.head_object(Bucket=driver.bucket, Key=key)
-        sources.append((key, int(h["ContentLength"])))
-    except ClientError as e:
-        if not driver._is_missing(e):
-            raise
+    (or 0): [(key, size)], base object first when there is one.  One LIST finds both."""
+    base: list[tuple[str, int]] = []
     found: list[tuple[int, str, int]] = []
     prefix = chunk_prefix(key)
-    for page in driver._client.get_paginator("list_objects_v2").paginate(Bucket=driver.bucket, Prefix=prefix):
+    for page in driver._client.get_paginator("list_objects_v2").paginate(Bucket=driver.bucket, Prefix=key):
         for o in page.get("Contents", []):
-            name = o["Key"][len(prefix):]
-            off, _, _session = name.partition("-")
-            if off.isdigit():
-                found.append((int(off), o["Key"], int(o["Size"])))
+            if o["Key"] == key:
+                base.append((key, int(o["Size"])))
+            elif o["Key"].startswith(prefix):
+                off, _, _session = o["Key"][len(prefix):].partition("-")
+                if off.isdigit():
+                    found.append((int(off), o["Key"], int(o["Size"])))
     found.sort()
-    expected = sources[0][1] if sources else 0
+    sources = base
+    expected = base[0][1] if base else 0
     for off, k, size in found:
         if off == expected and size > 0:
             sources.append((k, size))
@@ -158,12 +155,18 @@ class S3Writer(FileWriter):
         self._finish_chunk()
 
     def commit(self, dest: str | None = None) -> None:
-        self._finish_chunk()
         target = self._d._key(dest) if dest is not None else self._key
+        if not self._sources and self._mpu is None and not self._done:
+            # All the data is in this session's buffer (a monolithic upload): one PUT, no chunk.
+            self._done = True
+            self._d._client.put_object(Bucket=self._d.bucket, Key=target, Body=b"".join(self._buf),
+                                       **self._d._put_args)
+            self._buf = []
+            return
+        self._finish_chunk()
         compose(self._d, self._sources, target)
-        self._d._delete_keys(self._d._keys_under(chunk_prefix(self._key)))
-        if dest is not None and any(k == self._key for k, _ in self._sources) and target != self._key:
-            self._d._delete_keys([self._key])
+        # The chunks composed are deleted; stray ones of killed sessions go with the directory.
+        self._d._delete_keys([k for k, _ in self._sources if k != target])
 
     def cancel(self) -> None:
         self._done = True
