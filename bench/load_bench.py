@@ -48,7 +48,8 @@ def run_load(env: dict[str, str], n: int, image: str = "busybox", timeout: float
         if p.returncode == 0 and out.decode().strip() == f"tok{i}":
             ok += 1
         elif err:
-            errors[err.decode(errors="replace").strip().splitlines()[-1][:160]] += 1
+            lines = [l for l in err.decode(errors="replace").strip().splitlines() if "--help" not in l]
+            errors[(lines[0] if lines else "?")[:200]] += 1
     wall = time.monotonic() - t0
     left = subprocess.run(["docker", "ps", "-aq"], env=env, capture_output=True, text=True).stdout.split()
     return {"clients": n, "served": ok, "wall_s": round(wall, 2), "exit_codes": dict(codes),
