@@ -231,3 +231,8 @@ def _remove_iptables_rules(bridge: str) -> None:
         Firewall(True).remove_bridge(bridge)
     except Exception:
         pass
+
+
+# tmux with a server of this test session's own: on the default socket, another session's last
+# kill-session ends the shared server while this one connects ("server exited unexpectedly")
+TMUX = ["tmux", "-L", f"dyk-{os.getpid()}"]

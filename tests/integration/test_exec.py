@@ -7,6 +7,8 @@ import time
 import docker.errors
 import pytest
 
+from engine_harness import TMUX
+
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 
 
@@ -102,7 +104,7 @@ def test_exec_detach_keys_in_any_letter_case(client, running):
 
 def _tmux(*args: str) -> str:
     import subprocess
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=20).stdout
+    return subprocess.run([*TMUX, *args], capture_output=True, text=True, timeout=20).stdout
 
 
 @pytest.mark.skipif(__import__("shutil").which("tmux") is None, reason="tmux not installed")
@@ -113,7 +115,7 @@ def test_exec_it_detaches_with_the_config_files_detach_keys(engine, client, runn
     import subprocess
     (tmp_path / "config.json").write_text(json.dumps({"detachKeys": "ctrl-x,x"}))
     session = f"dyx{os.getpid()}"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+    subprocess.run([*TMUX, "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
                     f"env DOCKER_HOST={engine.docker_env['DOCKER_HOST']} DOCKER_CONFIG={tmp_path} "
                     f"docker exec -it {running.id} sh -c 'echo READY; exec sleep 1234'; "
                     "echo DETACHED=$?; sleep 60"], check=True)
@@ -136,4 +138,4 @@ def test_exec_it_detaches_with_the_config_files_detach_keys(engine, client, runn
         top = client.api.top(running.id)
         assert any("sleep 1234" in " ".join(p) for p in top["Processes"])
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from engine_harness import TMUX
+
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 
 
@@ -147,7 +149,7 @@ def test_docker_attach_to_running_and_resize(engine, client):
 
 
 def _tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=20).stdout
+    return subprocess.run([*TMUX, *args], capture_output=True, text=True, timeout=20).stdout
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
@@ -157,7 +159,7 @@ def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
     env = engine.docker_env
     envs = " ".join(f"{k}={v}" for k, v in (("DOCKER_HOST", env["DOCKER_HOST"]),
                                              ("DOCKER_CONFIG", env["DOCKER_CONFIG"])))
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
+    subprocess.run([*TMUX, "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
                     f"env {envs} docker run -it --name tty_it busybox sh; echo EXIT=$?; sleep 30"],
                    check=True)
     try:
@@ -181,10 +183,10 @@ def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
             time.sleep(0.1)
         assert "EXIT=3" in screen()
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
     # detach with ctrl-p ctrl-q leaves the container running
     session2 = session + "d"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session2, "-x", "100", "-y", "30",
+    subprocess.run([*TMUX, "new-session", "-d", "-s", session2, "-x", "100", "-y", "30",
                     f"env {envs} docker run -it --name tty_detach busybox sh; echo DETACHED=$?; sleep 30"],
                    check=True)
     try:
@@ -198,7 +200,7 @@ def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
         assert "DETACHED=0" in _tmux("capture-pane", "-p", "-t", session2)
         assert client.containers.get("tty_detach").status == "running"
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session2], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", session2], capture_output=True)
 
 
 def test_large_stdin_arrives_whole(engine, client):
