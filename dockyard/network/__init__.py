@@ -26,7 +26,8 @@ Python) and keeps firewalling in one small module:
                 removes exactly ours; one class, family 4 or 6.
 * `hoststate.py` forwarding sysctls and nf_tables tables: noted, then restored.
 * `parentlink.py` macvlan/ipvlan: sub-interfaces of a parent moved into sandboxes.
-* `loopback6.py` published TCP ports on [::1] (the kernel cannot DNAT ::1).
+* `loopback6.py` published TCP and UDP ports on [::1] (the kernel cannot DNAT ::1);
+  `loopback6_udp.py` its UDP relay, a flow per client as docker-proxy's.
 * `views.py`    Docker's JSON for networks, and their list filters.
 * `drivers.py`  the driver interface (prepare/create/delete/join/leave/refresh)
                 and its bridge, macvlan/ipvlan and null/host implementations.

@@ -395,13 +395,15 @@ class NetworkService:
         return self.port_map(container_id)
 
     async def _open_loopback6(self, endpoint_id: str) -> None:
-        """[::1]:<port> for the endpoint's TCP ports published on every address (loopback6.py)."""
+        """[::1]:<port> for the endpoint's TCP and UDP ports published on every address (loopback6.py)."""
         row = self.db.query_one("SELECT ip, ip6 FROM net_endpoints WHERE endpoint_id=?", (endpoint_id,))
         if row is None or self.loopback6.has(endpoint_id):
             return
-        for r in self.db.query("SELECT * FROM net_ports WHERE endpoint_id=? AND proto='tcp'", (endpoint_id,)):
+        for r in self.db.query("SELECT * FROM net_ports WHERE endpoint_id=? AND proto IN ('tcp', 'udp')"
+                               " ORDER BY rowid", (endpoint_id,)):
             if r["host_ip"] in ("0.0.0.0", "::") and (row["ip6"] or row["ip"]):
-                await self.loopback6.open(endpoint_id, r["host_port"], row["ip6"] or row["ip"], r["container_port"])
+                await self.loopback6.open(endpoint_id, r["proto"], r["host_port"], row["ip6"] or row["ip"],
+                                          r["container_port"])
 
     def port_mappings(self, container_id: str) -> list[ports.PortMapping]:
         return [_mapping(r) for r in self.db.query(

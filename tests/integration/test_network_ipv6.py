@@ -1,6 +1,6 @@
 """IPv6 through the docker CLI and docker-py: dual-stack user networks and the default bridge
 (--ipv6 --fixed-cidr-v6), --ip6, ip6tables NAT and forwarding, AAAA answers from the embedded
-DNS, published ports on [::1] (the only host address a test targets)."""
+DNS, published TCP and UDP ports on [::1] (the only host address a test targets)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import secrets
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -101,6 +102,145 @@ def test_published_port_on_ipv6_loopback(engine):
             socket.create_connection(("::1", port), timeout=2).close()
     finally:
         engine.cli("network", "rm", name)
+
+
+# A UDP server in the container's network namespace (busybox has none): it answers every
+# datagram with "<source address>|<source port>|<datagram>", so a client sees which flow reached it.
+UDP_ECHO = ("import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM);"
+            "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); s.bind(('::', 5353)); print('ready', flush=True)\n"
+            "while True:\n d, a = s.recvfrom(70000); s.sendto(('%s|%d|' % a[:2]).encode() + d, a)")
+
+
+def udp_echo_in(engine, cid: str) -> subprocess.Popen:
+    sandbox = inspect(engine, cid)["NetworkSettings"]["SandboxKey"]
+    echo = subprocess.Popen(["nsenter", f"--net={sandbox}", sys.executable, "-c", UDP_ECHO],
+                            stdout=subprocess.PIPE, text=True)
+    assert echo.stdout.readline().strip() == "ready"
+    return echo
+
+
+def udp_client(port: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.connect(("::1", port))
+    s.settimeout(3)
+    return s
+
+
+def udp_asks(socks: list[socket.socket], payloads: list[bytes], tries: int = 10) -> list[list[bytes]]:
+    """Send each socket its payload (all first, so the flows overlap), then read each one's answer:
+    [source address, source port, payload] as the server saw them.  A lost datagram is sent again."""
+    for s, p in zip(socks, payloads):
+        s.send(p)
+    out = []
+    for s, p in zip(socks, payloads):
+        for attempt in range(tries):
+            try:
+                out.append(s.recv(70000).split(b"|", 2))
+                break
+            except (TimeoutError, socket.timeout):
+                s.send(p)
+        else:
+            raise AssertionError(f"no answer for {p!r}")
+    return out
+
+
+def assert_udp_closed(port: int) -> None:
+    """Nothing serves [::1]:port/udp: the kernel answers ICMP port unreachable (ICMPv6 on the
+    loopback device is not rate limited), which a connected socket reads as ECONNREFUSED."""
+    s = udp_client(port)
+    try:
+        s.send(b"anyone?")
+        with pytest.raises(ConnectionRefusedError):
+            got = s.recv(100)
+            raise AssertionError(f"[::1]:{port}/udp answered: {got!r}")
+    finally:
+        s.close()
+
+
+def test_published_udp_port_on_ipv6_loopback(engine):
+    sub6 = v6net()
+    name = uniq("v6u")
+    engine.cli_ok("network", "create", "--ipv6", "--subnet", sub6, name)
+    echo = None
+    try:
+        c = engine.client().containers.run(BUSYBOX, "sleep 300", detach=True, network=name,
+                                           ports={"5353/udp": None})
+        binding = inspect(engine, c.id)["NetworkSettings"]["Ports"]["5353/udp"]
+        port = int(next(b["HostPort"] for b in binding if b["HostIp"] in ("0.0.0.0", "::")))
+        echo = udp_echo_in(engine, c.id)
+        # several clients at once: each gets its own answer, from a relay socket of its own
+        socks = [udp_client(port) for _ in range(4)]
+        payloads = [b"client-%d-%s" % (i, secrets.token_hex(4).encode()) for i in range(4)]
+        answers = udp_asks(socks, payloads)
+        assert [a[2] for a in answers] == payloads
+        assert len({a[1] for a in answers}) == 4
+        # the container sees the gateway of its IPv6 subnet (not ::1, which cannot leave the host)
+        assert all(a[0].decode().startswith(sub6.split("::/")[0]) for a in answers)
+        # a client's next datagram takes its flow again
+        again = udp_asks(socks[:1], [b"again"])[0]
+        assert again[1] == answers[0][1] and again[2] == b"again"
+        # a datagram as big as UDP over IPv4 allows passes whole
+        big = b"z" * 65000
+        assert udp_asks(socks[1:2], [big])[0][2] == big
+        engine.cli_ok("rm", "-f", c.id)
+        # the relay went with the container: port unreachable, for old flows and new clients
+        assert_udp_closed(port)
+        for s in socks:
+            s.send(b"still there?")
+            with pytest.raises((ConnectionRefusedError, TimeoutError, socket.timeout)):
+                s.recv(100)
+            s.close()
+    finally:
+        if echo is not None:
+            echo.kill()
+            echo.wait()
+        engine.cli("network", "rm", name)
+
+
+def test_ipv6_loopback_ports_served_again_after_engine_restart(private_engine):
+    """Live restore: the engine re-opens [::1] for the TCP and UDP ports of running containers."""
+    eng = private_engine()
+    name = uniq("v6r")
+    eng.cli_ok("network", "create", "--ipv6", "--subnet", v6net(), name)
+    c = eng.cli_ok("run", "-d", "--network", name, "-p", "80", "-p", "5353/udp", BUSYBOX,
+                   "sh", "-c", "while true; do echo back6 | nc -l -p 80; done").strip()
+    ports = inspect(eng, c)["NetworkSettings"]["Ports"]
+    tport, uport = (int(next(b["HostPort"] for b in ports[k] if b["HostIp"] in ("0.0.0.0", "::")))
+                    for k in ("80/tcp", "5353/udp"))
+    echo = udp_echo_in(eng, c)
+    try:
+        def tcp_answer() -> bytes:
+            for _ in range(50):  # the server inside may need a moment to listen again
+                try:
+                    with socket.create_connection(("::1", tport), timeout=5) as s:
+                        got = s.recv(100)
+                    if got:
+                        return got
+                except OSError:
+                    pass
+                time.sleep(0.2)
+            return b""
+
+        assert b"back6" in tcp_answer()
+        s = udp_client(uport)
+        assert udp_asks([s], [b"before"])[0][2] == b"before"
+        eng.kill9()
+        assert_udp_closed(uport)  # nobody serves ::1 while the engine is down
+        eng.start()
+        assert eng.cli_ok("inspect", "-f", "{{.State.Running}}", c).strip() == "true"
+        assert b"back6" in tcp_answer()
+        # the old client's next datagram opens a new flow through the re-opened relay
+        assert udp_asks([s], [b"after"])[0][2] == b"after"
+        s.close()
+        eng.cli_ok("rm", "-f", c)
+        assert_udp_closed(uport)
+        with pytest.raises(OSError):
+            socket.create_connection(("::1", tport), timeout=2).close()
+    finally:
+        echo.kill()
+        echo.wait()
+        eng.cli("rm", "-f", c)
+        eng.cli("network", "rm", name)
 
 
 def test_default_bridge_ipv6_and_host_restored(private_engine):

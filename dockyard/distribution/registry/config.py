@@ -27,6 +27,9 @@ extensions, REGISTRY_* environment overrides, and the command-line flags on top.
       # or the Docker token flow, with tokens issued by dockyard itself at /auth/token:
       token: {realm: https://host/auth/token, service: dockyard, issuer: dockyard,
               htpasswd: /etc/registry/htpasswd, expiration: 300, key: ec-or-rsa-key.pem}
+      # or, as in Distribution, tokens from an external token server, checked with its certificates:
+      # token: {realm: https://auth.example.com/token, service: registry, issuer: auth.example.com,
+      #         rootcertbundle: /etc/registry/token-ca.pem, signingalgorithms: [ES256, RS256]}
       anonymous_pull: true                      # dockyard: pull without credentials
       access:                                   # dockyard: ACL, first match wins
         - {account: alice, repository: "alice/*", actions: [pull, push, delete]}
@@ -123,11 +126,9 @@ SCHEMA = S({
         "htpasswd": S({"realm": _STR, "path": _STR}),
         "token": S({"realm": _STR, "service": _STR, "issuer": _STR,
                     "htpasswd": _STR, "expiration": _INT, "key": _STR,  # dockyard's built-in issuer
-                    "rootcertbundle": Refused("dockyard issues and verifies its own tokens "
-                                              "(auth.token.htpasswd, auth.token.key); an external token "
-                                              "server's certificate bundle is not supported"),
-                    "jwks": Refused("an external token server's JWKS is not supported"),
-                    "signingalgorithms": Refused("an external token server is not supported"),
+                    "rootcertbundle": _STR,  # Distribution: tokens from an external token server
+                    "jwks": Refused("an external token server's JWKS is not supported (use rootcertbundle)"),
+                    "signingalgorithms": _LIST,
                     "autoredirect": _BOOL, "autoredirectpath": _STR}),
         "silly": Refused("silly auth accepts any credentials; use auth.htpasswd"),
         "anonymous_pull": _BOOL,  # dockyard
@@ -164,9 +165,10 @@ SCHEMA = S({
     "redis": Notice("dockyard needs no redis: upload state lives in the storage backend"),
     "health": S({
         "storagedriver": S({"enabled": _BOOL, "interval": _DUR, "threshold": _INT}),
-        "file": Refused("file health checks are not implemented"),
-        "http": Refused("HTTP health checks are not implemented"),
-        "tcp": Refused("TCP health checks are not implemented"),
+        "file": ListOf(S({"file": _STR, "interval": _DUR, "threshold": _INT})),
+        "http": ListOf(S({"uri": _STR, "headers": L("headers"), "statuscode": _INT, "timeout": _DUR,
+                          "interval": _DUR, "threshold": _INT})),
+        "tcp": ListOf(S({"addr": _STR, "timeout": _DUR, "interval": _DUR, "threshold": _INT})),
     }),
     "catalog": S({"maxentries": _INT}),
     "proxy": S({"remoteurl": _STR, "username": _STR, "password": _STR, "ttl": _DUR}),
@@ -204,6 +206,8 @@ class AuthConfig:
     issuer: str = "dockyard"
     expiration: int = 300
     key_path: str | None = None
+    root_cert_bundle: str | None = None  # set: tokens come from an external token server
+    signing_algorithms: list[str] = field(default_factory=list)
     anonymous_pull: bool = False
     access: list[AccessRule] = field(default_factory=list)
 
@@ -273,10 +277,23 @@ class ValidationConfig:
 
 
 @dataclass
+class CheckConfig:
+    """One of Distribution's health.file / health.http / health.tcp checks."""
+    kind: str  # file | http | tcp
+    target: str  # the file that must not exist, the URI, or host:port
+    interval: float = 10.0
+    threshold: int = 1
+    timeout: float = 1.0
+    status: int = 200
+    headers: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
 class HealthConfig:
     storagedriver: bool = False
     interval: float = 10.0
     threshold: int = 1
+    checks: list[CheckConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -332,9 +349,7 @@ class RegistryConfig:
         _notifications(cfg, doc.get("notifications") or {})
         cfg.proxy = _proxy(doc.get("proxy"))
         cfg.validation = _validation(doc.get("validation") or {})
-        sd = (doc.get("health") or {}).get("storagedriver") or {}
-        cfg.health = HealthConfig(bool(sd.get("enabled", False)), _positive(sd, "interval", 10.0),
-                                  max(1, int(sd.get("threshold") or 1)))
+        cfg.health = _health(doc.get("health") or {})
         cfg.catalog_max_entries = (doc.get("catalog") or {}).get("maxentries")
         logs = doc.get("log") or {}
         cfg.log_level = logs.get("level") or doc.get("loglevel")
@@ -475,7 +490,24 @@ def _auth(raw: dict[str, Any]) -> AuthConfig:
         a.expiration = int(t.get("expiration") or a.expiration)
         a.key_path = t.get("key")
         a.token_realm = t.get("realm")
-        if not a.htpasswd_path:
+        a.root_cert_bundle = t.get("rootcertbundle")
+        a.signing_algorithms = list(t.get("signingalgorithms") or [])
+        if a.root_cert_bundle:
+            # Distribution's meaning: verify tokens an external server (realm) signs.
+            for key in ("realm", "service", "issuer"):
+                if not t.get(key):
+                    raise ConfigError(f"auth.token.{key}: required with auth.token.rootcertbundle")
+            try:
+                with open(a.root_cert_bundle, "rb") as f:
+                    if b"-----BEGIN CERTIFICATE-----" not in f.read():
+                        raise ConfigError(f"auth.token.rootcertbundle: {a.root_cert_bundle} holds no PEM certificate")
+            except OSError as e:
+                raise ConfigError(f"auth.token.rootcertbundle: {e}") from None
+            for key in ("htpasswd", "key", "expiration"):
+                if t.get(key) is not None:
+                    raise ConfigError(f"auth.token.{key}: dockyard's own token endpoint, not used with "
+                                      "an external token server (auth.token.rootcertbundle)")
+        elif not a.htpasswd_path:
             raise ConfigError("auth.token.htpasswd: required (the accounts dockyard's token endpoint "
                               "authenticates)")
     elif "htpasswd" in raw:
@@ -527,6 +559,25 @@ def _proxy(p: dict[str, Any] | None) -> ProxyConfig | None:
     ttl = p.get("ttl")
     return ProxyConfig(url.rstrip("/"), p.get("username") or None, p.get("password") or None,
                        24 * 3600.0 if ttl is None else float(ttl))
+
+
+def _health(h: dict[str, Any]) -> HealthConfig:
+    sd = h.get("storagedriver") or {}
+    out = HealthConfig(bool(sd.get("enabled", False)), _positive(sd, "interval", 10.0),
+                       max(1, int(sd.get("threshold") or 1)))
+    for kind, key in (("file", "file"), ("http", "uri"), ("tcp", "addr")):
+        for i, c in enumerate(h.get(kind) or []):
+            target = c.get(key)
+            if not target:
+                raise ConfigError(f"health.{kind}[{i}].{key}: required")
+            if kind == "http" and urlsplit(target).scheme not in ("http", "https"):
+                raise ConfigError(f"health.http[{i}].uri: {target!r} is not an http(s) URL")
+            if kind == "tcp" and not target.rpartition(":")[2].isdigit():
+                raise ConfigError(f"health.tcp[{i}].addr: {target!r} is not host:port")
+            out.checks.append(CheckConfig(kind, target, _positive(c, "interval", 10.0),
+                                          max(1, int(c.get("threshold") or 1)), _positive(c, "timeout", 1.0),
+                                          int(c.get("statuscode") or 200), c.get("headers") or {}))
+    return out
 
 
 def _validation(v: dict[str, Any]) -> ValidationConfig:

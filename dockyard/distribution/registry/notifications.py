@@ -120,6 +120,7 @@ class Notifier:
         self.queue = EventQueue(os.path.join(root, "notifications.db")) if self.endpoints else None
         self._lock = _DeliveryLock(os.path.join(root, "notifications.lock")) if self.endpoints else None
         self._wake: dict[str, asyncio.Event] = {}
+        self._gauge_lock = threading.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -149,7 +150,7 @@ class Notifier:
             return
         self.queue.push(names, event)
         for n in names:
-            self.metrics.pending.labels(n).inc()
+            self._set_pending(n)
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._wake[n].set)
 
@@ -209,8 +210,14 @@ class Notifier:
             await asyncio.sleep(ep.backoff if failures >= ep.threshold else min(_RETRY, ep.backoff))
 
     async def _refresh_pending(self, ep: EndpointConfig) -> None:
+        await asyncio.to_thread(self._set_pending, ep.name)
+
+    def _set_pending(self, endpoint: str) -> None:
+        """The gauge is the queue's count, read and set under one lock so that an older count
+        never overwrites a newer one."""
         assert self.queue is not None
-        self.metrics.pending.labels(ep.name).set(await asyncio.to_thread(self.queue.pending, ep.name))
+        with self._gauge_lock:
+            self.metrics.pending.labels(endpoint).set(self.queue.pending(endpoint))
 
     async def _post(self, ep: EndpointConfig, events: list[dict[str, Any]]) -> bool:
         assert self._session is not None

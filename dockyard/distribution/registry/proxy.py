@@ -36,7 +36,7 @@ from . import locking
 from .config import ProxyConfig
 from .errors import RegistryError, blob_unknown, manifest_unknown, name_unknown
 from .manifests import Manifest
-from .names import Digest, digest_bytes, is_digest_ref, parse_digest
+from .names import Digest, digest_bytes, is_digest_ref, is_tag, parse_digest
 
 log = logging.getLogger("dockyard.registry.proxy")
 
@@ -77,6 +77,10 @@ class PullThrough:
     # --- manifests -----------------------------------------------------------------
 
     async def manifest(self, repo: str, ref: str) -> Manifest:
+        if is_digest_ref(ref):
+            parse_digest(ref)  # a malformed digest is the client's 400, not the upstream's business
+        elif not is_tag(ref):
+            raise manifest_unknown(ref[:200])
         local = await asyncio.to_thread(self._local_manifest, repo, ref)
         if is_digest_ref(ref):
             if local is not None:

@@ -206,3 +206,84 @@ def test_docker_login(which, token_registry, basic_registry, tmp_path):
         assert base64.b64decode(saved["auth"]).decode() == "alice:wonderland"
     bad = _docker_login(reg, tmp_path / "bad", "alice", "not-the-password")
     assert bad.returncode != 0 and "unauthorized" in bad.stderr.lower()
+
+
+# --- Distribution's auth.token with an external token server (rootcertbundle) ------------
+
+def _cert(key, subject: str, issuer_key=None, issuer_name: str | None = None, ca: bool = False):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    b = (x509.CertificateBuilder()
+         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name or subject)]))
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    return b.sign(issuer_key or key, hashes.SHA256())
+
+
+def _ext_token(key, claims_extra: dict | None = None, **headers) -> str:
+    import time as _t
+
+    now = int(_t.time())
+    claims = {"iss": "ext-issuer", "sub": "carol", "aud": "ext-service", "iat": now, "nbf": now - 5,
+              "exp": now + 300, "access": [{"type": "repository", "name": "ext/repo", "actions": ["pull", "push"]}]}
+    claims.update(claims_extra or {})
+    return jwt.encode(claims, key, algorithm="ES256", headers=headers or None)
+
+
+@pytest.fixture(scope="module")
+def external_token(registry_factory, tmp_path_factory):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from dockyard.distribution.registry.auth.token import _libtrust_kid
+
+    d = tmp_path_factory.mktemp("ext-token")
+    signer = ec.generate_private_key(ec.SECP256R1())  # the token server's own key, in the bundle
+    ca = ec.generate_private_key(ec.SECP256R1())  # a CA in the bundle, for x5c-chained tokens
+    bundle = d / "bundle.pem"
+    bundle.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (
+        _cert(signer, "token-signer"), _cert(ca, "token-ca", ca=True))))
+    srv = registry_factory({"auth": {"token": {
+        "realm": "https://auth.example.com/token", "service": "ext-service", "issuer": "ext-issuer",
+        "rootcertbundle": str(bundle)}}, "storage": {"delete": {"enabled": True}}}, "ext-token")
+    der = signer.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return srv, signer, _libtrust_kid(der), ca
+
+
+def test_external_token_server_challenge_and_tokens(external_token):
+    import base64 as b64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    srv, signer, kid, ca = external_token
+    r = requests.get(f"{srv.url}/v2/ext/repo/tags/list")
+    assert r.status_code == 401
+    assert _challenge(r) == {"scheme": "Bearer", "realm": "https://auth.example.com/token",
+                             "service": "ext-service", "scope": "repository:ext/repo:pull"}
+    good = {"Authorization": f"Bearer {_ext_token(signer, kid=kid)}"}
+    d = push_blob(srv.url, "ext/repo", b"pushed with an external token", headers=good)
+    assert requests.get(f"{srv.url}/v2/ext/repo/blobs/{d}", headers=good).content == b"pushed with an external token"
+    # x5c: a leaf certificate the bundle's CA issued
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = _cert(leaf_key, "leaf", issuer_key=ca, issuer_name="token-ca")
+    x5c = [b64.b64encode(leaf.public_bytes(serialization.Encoding.DER)).decode()]
+    assert requests.get(f"{srv.url}/v2/ext/repo/blobs/{d}",
+                        headers={"Authorization": f"Bearer {_ext_token(leaf_key, x5c=x5c)}"}).status_code == 200
+    # refused: an unknown signer (also with a self-made x5c), another audience, another repository, expired
+    rogue = ec.generate_private_key(ec.SECP256R1())
+    rogue_x5c = [b64.b64encode(_cert(rogue, "rogue").public_bytes(serialization.Encoding.DER)).decode()]
+    for bad in (_ext_token(rogue), _ext_token(rogue, x5c=rogue_x5c), _ext_token(signer, {"aud": "other"}, kid=kid),
+                _ext_token(signer, {"access": [{"type": "repository", "name": "other", "actions": ["pull"]}]}, kid=kid),
+                _ext_token(signer, {"exp": 1000}, kid=kid)):
+        r = requests.get(f"{srv.url}/v2/ext/repo/blobs/{d}", headers={"Authorization": f"Bearer {bad}"})
+        assert r.status_code == 401 and error_codes(r) == ["UNAUTHORIZED"]
+    r = requests.get(f"{srv.url}/auth/token", params={"service": "ext-service"})
+    assert r.status_code == 404  # tokens come from the realm, not from dockyard

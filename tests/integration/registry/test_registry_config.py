@@ -3,14 +3,17 @@ Distribution's S3 keys really serve from S3 (not silently from the local filesys
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 
 import boto3
+import pytest
 import requests
 import yaml
 
-from conftest import make_bucket
+from conftest import _stop, free_port, make_bucket
 from regclient import push_blob
 
 
@@ -51,3 +54,52 @@ def test_distribution_s3_keys_serve_from_the_bucket(registry_factory, s3_server)
     r = requests.get(f"{srv.url}/v2/")
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert "storage.cache: accepted and ignored" in srv.log_tail()
+
+
+def test_tls_clientcas_and_minimumtls(registry_factory, tmp_path):
+    """http.tls.clientcas: clients must present a certificate the CA issued; minimumtls: older
+    protocol versions are refused."""
+    import ssl
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
+            "-keyout", str(tmp_path / "ca.key"), "-out", str(tmp_path / "ca.crt"))
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", str(tmp_path / f"{name}.key"),
+                "-out", str(tmp_path / f"{name}.csr"))
+        (tmp_path / f"{name}.ext").write_text(ext + "\n")
+        openssl("x509", "-req", "-in", str(tmp_path / f"{name}.csr"), "-CA", str(tmp_path / "ca.crt"),
+                "-CAkey", str(tmp_path / "ca.key"), "-CAcreateserial", "-days", "1",
+                "-extfile", str(tmp_path / f"{name}.ext"), "-out", str(tmp_path / f"{name}.crt"))
+    port = free_port()
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(yaml.safe_dump({"http": {"tls": {
+        "certificate": str(tmp_path / "server.crt"), "key": str(tmp_path / "server.key"),
+        "clientcas": [str(tmp_path / "ca.crt")], "minimumtls": "tls1.3"}}}))
+    proc = subprocess.Popen([sys.executable, "-m", "dockyard.cli", "registry", "--addr", f"127.0.0.1:{port}",
+                             "--root", str(tmp_path / "root"), "--config", str(cfg)],
+                            stdout=(tmp_path / "log").open("wb"), stderr=subprocess.STDOUT)
+    try:
+        url = f"https://127.0.0.1:{port}/v2/"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = requests.get(url, verify=str(tmp_path / "ca.crt"),
+                                 cert=(str(tmp_path / "client.crt"), str(tmp_path / "client.key")), timeout=5)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "log").read_text()
+                time.sleep(0.1)
+        assert r.status_code == 200
+        with pytest.raises(requests.exceptions.RequestException):  # no client certificate
+            requests.get(url, verify=str(tmp_path / "ca.crt"), timeout=5)
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+        ctx.load_cert_chain(str(tmp_path / "client.crt"), str(tmp_path / "client.key"))
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises(ssl.SSLError):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                ctx.wrap_socket(s, server_hostname="127.0.0.1")
+    finally:
+        _stop(proc)

@@ -90,3 +90,30 @@ def test_storage_health_check(registry_factory):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert requests.get(f"{srv.url}/v2/").status_code == 200
+
+
+def test_file_http_and_tcp_health_checks(registry_factory, tmp_path):
+    dbg = f"127.0.0.1:{free_port()}"
+    drain = tmp_path / "drain"
+    closed = free_port()  # nothing listens there
+    srv = registry_factory({"http": {"debug": {"addr": dbg}}, "health": {
+        "file": [{"file": str(drain), "interval": "100ms"}],
+        "http": [{"uri": f"http://{dbg}/nothing-here", "statuscode": 200, "interval": "100ms", "timeout": "1s",
+                  "threshold": 2, "headers": {"X-Check": ["1"]}}],
+        "tcp": [{"addr": f"127.0.0.1:{closed}", "interval": "100ms", "timeout": "500ms", "threshold": 3}]}},
+        "health-checks")
+
+    def wait_status(want: dict) -> None:
+        deadline = time.monotonic() + 30
+        while (got := requests.get(f"http://{dbg}/debug/health").json()) != want:
+            assert time.monotonic() < deadline, (got, srv.log_tail())
+            time.sleep(0.1)
+
+    failing = {f"127.0.0.1:{closed}": f"connection to 127.0.0.1:{closed} failed",
+               f"http://{dbg}/nothing-here": "downstream service returned unexpected status: 404"}
+    wait_status(failing)
+    assert requests.get(f"{srv.url}/v2/").status_code == 503
+    drain.write_text("")  # the operator drains this replica
+    wait_status({**failing, str(drain): "file exists"})
+    drain.unlink()
+    wait_status(failing)

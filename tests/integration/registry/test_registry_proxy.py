@@ -126,6 +126,17 @@ def _metrics(server) -> dict:
     return out
 
 
+def test_bad_references_are_the_clients_error(proxy):
+    r = requests.get(f"{proxy.url}/v2/library/x/manifests/sha256:nothex", headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 400 and error_codes(r) == ["DIGEST_INVALID"]
+    r = requests.get(f"{proxy.url}/v2/library/x/blobs/sha256:nothex")
+    assert r.status_code == 400 and error_codes(r) == ["DIGEST_INVALID"]
+    r = requests.get(f"{proxy.url}/v2/library/x/manifests/nosuchtag", headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 404 and error_codes(r) == ["MANIFEST_UNKNOWN"]
+    r = requests.get(f"{proxy.url}/v2/library/x/blobs/sha256:" + "0" * 64)
+    assert r.status_code == 404 and error_codes(r) == ["BLOB_UNKNOWN"]
+
+
 def test_pushes_to_a_proxy_are_refused_as_distribution(proxy):
     want = {"errors": [{"code": "UNSUPPORTED", "message": "The operation is unsupported."}]}
     r = requests.post(f"{proxy.url}/v2/library/x/blobs/uploads/")

@@ -121,8 +121,10 @@ def test_a_file_follows_distributions_defaults(tmp_path):
     ({"storage": {"maintenance": {"uploadpurging": {"age": 168}}}}, "storage.maintenance.uploadpurging.age"),
     ({"storage": {"maintenance": {"uploadpurging": {"age": "a week"}}}}, "storage.maintenance.uploadpurging.age"),
     ({"storage": {"delete": {"enabled": "yes"}}}, "storage.delete.enabled"),
-    ({"auth": {"token": {"realm": "r", "service": "s", "issuer": "i", "rootcertbundle": "/c"}}},
+    ({"auth": {"token": {"realm": "r", "service": "s", "issuer": "i", "rootcertbundle": "/nonexistent"}}},
      "auth.token.rootcertbundle"),
+    ({"auth": {"token": {"realm": "r", "service": "s", "issuer": "i", "jwks": "/j"}}}, "auth.token.jwks"),
+    ({"auth": {"token": {"service": "s", "issuer": "i", "rootcertbundle": "/c"}}}, "auth.token.realm"),
     ({"auth": {"htpasswd": {"realm": "r"}}}, "auth.htpasswd.path"),
     ({"auth": {"silly": {"realm": "r"}}}, "auth.silly"),
     ({"middleware": {"registry": []}}, "middleware"),
@@ -139,7 +141,9 @@ def test_a_file_follows_distributions_defaults(tmp_path):
     ({"validation": {"manifests": {"indexes": {"platforms": "some"}}}}, "validation.manifests.indexes.platforms"),
     ({"validation": {"manifests": {"indexes": {"platforms": "list"}}}},
      "validation.manifests.indexes.platformlist"),
-    ({"health": {"tcp": [{"addr": "x:1"}]}}, "health.tcp"),
+    ({"health": {"tcp": [{"addr": "x"}]}}, "health.tcp[0].addr"),
+    ({"health": {"http": [{"uri": "x"}]}}, "health.http[0].uri"),
+    ({"health": {"file": [{"path": "/x"}]}}, "health.file[0].path"),
     ({"version": "0.2"}, "version"),
 ])
 def test_refused_keys_are_named(tmp_path, doc, key):

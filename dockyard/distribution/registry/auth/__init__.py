@@ -16,7 +16,7 @@ from ..config import AuthConfig
 from ..errors import RegistryError
 from .access import AccessPolicy, Scope, parse_scope
 from .htpasswd import Htpasswd
-from .token import TokenIssuer
+from .token import TokenIssuer, TokenVerifier
 
 __all__ = ["Authenticator", "Scope", "parse_scope"]
 
@@ -47,8 +47,11 @@ class Authenticator:
         self.enabled = cfg.mode != "none"
         self.htpasswd = Htpasswd(cfg.htpasswd_path) if cfg.htpasswd_path else None
         self.policy = AccessPolicy(cfg.access, cfg.anonymous_pull)
-        self.tokens = TokenIssuer(cfg.issuer, cfg.service, cfg.expiration, cfg.key_path) \
-            if cfg.mode == "token" else None
+        self.tokens: TokenIssuer | TokenVerifier | None = None
+        if cfg.mode == "token" and cfg.root_cert_bundle:
+            self.tokens = TokenVerifier(cfg.issuer, cfg.service, cfg.root_cert_bundle, cfg.signing_algorithms)
+        elif cfg.mode == "token":
+            self.tokens = TokenIssuer(cfg.issuer, cfg.service, cfg.expiration, cfg.key_path)
 
     # --- challenges ----------------------------------------------------------------
 
@@ -123,8 +126,9 @@ class Authenticator:
     def issue_token(self, authorization: str | None, params: Mapping[str, Any], scopes: list[str],
                     base_url: str) -> dict[str, Any]:
         """GET /auth/token (Basic auth or anonymous) and POST /auth/token (OAuth2 password/refresh)."""
-        if self.tokens is None:
-            raise RegistryError("UNSUPPORTED", "the token flow is not configured", status=404)
+        if not isinstance(self.tokens, TokenIssuer):
+            raise RegistryError("UNSUPPORTED", "the token flow is not configured"
+                                if self.tokens is None else "tokens are issued by the configured realm", status=404)
         account: str | None = None
         grant = params.get("grant_type")
         if grant == "refresh_token":

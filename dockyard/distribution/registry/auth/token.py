@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 import jwt
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -77,3 +78,65 @@ class TokenIssuer:
                 if all(x in acts or "*" in acts for x in scope.actions):
                     return True
         return False
+
+
+_ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"]
+
+
+class TokenVerifier:
+    """Tokens signed by an external token server (Distribution's `auth.token.rootcertbundle`):
+    a token is accepted when its signature verifies with the key of a bundle certificate, found
+    by the JWT's `kid` (libtrust key id) or carried in its `x5c` chain and issued by a bundle
+    certificate; issuer and audience (service) must match and it must not have expired."""
+
+    def __init__(self, issuer: str, service: str, bundle_path: str, algorithms: list[str] | None = None) -> None:
+        from cryptography import x509
+
+        self.issuer = issuer
+        self.service = service
+        with open(bundle_path, "rb") as f:
+            self._roots = x509.load_pem_x509_certificates(f.read())
+        self._by_kid = {_libtrust_kid(c.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)): c.public_key()
+            for c in self._roots}
+        self._algorithms = algorithms or _ALGORITHMS
+
+    def _keys(self, header: dict[str, Any]) -> list[Any]:
+        from cryptography import x509
+
+        chain = header.get("x5c")
+        if isinstance(chain, list) and chain and isinstance(chain[0], str):
+            try:
+                leaf = x509.load_der_x509_certificate(base64.b64decode(chain[0]))
+            except ValueError:
+                return []
+            for root in self._roots:
+                if leaf == root:
+                    return [leaf.public_key()]
+                try:
+                    leaf.verify_directly_issued_by(root)
+                    return [leaf.public_key()]
+                except (ValueError, TypeError, InvalidSignature):  # not this root's: try the next
+                    continue
+            return []
+        kid = header.get("kid")
+        if isinstance(kid, str) and kid in self._by_kid:
+            return [self._by_kid[kid]]
+        return list(self._by_kid.values())
+
+    def verify(self, token: str, refresh: bool = False) -> dict[str, Any] | None:
+        if refresh:
+            return None  # refresh tokens are the external server's business
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return None
+        for key in self._keys(header):
+            try:
+                return jwt.decode(token, key, algorithms=self._algorithms, audience=self.service,
+                                  issuer=self.issuer, options={"require": ["exp", "iss", "aud"]})
+            except jwt.PyJWTError:
+                continue
+        return None
+
+    grants = staticmethod(TokenIssuer.grants)
