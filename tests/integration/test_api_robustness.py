@@ -208,6 +208,17 @@ def test_exec_start_field_types_are_checked(raw, objects, body, contains):
     assert raw.json(f"/exec/{eid}/json")["Pid"] == 0  # never started
 
 
+def test_volumes_from_itself_is_404(raw):
+    """A container named in its own VolumesFrom was created (a no-op self-reference); dockerd
+    registers the container after resolving VolumesFrom, so it answers 404 and keeps nothing."""
+    body = {"Image": BUSYBOX, "Cmd": ["true"], "HostConfig": {"VolumesFrom": ["rb-selfvol:ro"]}}
+    assert_docker_error(raw("POST", "/containers/create?name=rb-selfvol", body), 404, "No such container: rb-selfvol")
+    assert raw("GET", "/containers/rb-selfvol/json")[0] == 404
+    status, created, _ = raw("POST", "/containers/create?name=rb-selfvol", {"Image": BUSYBOX, "Cmd": ["true"]})
+    assert status == 201, created  # the name was released
+    assert raw("DELETE", "/containers/rb-selfvol")[0] == 204
+
+
 @pytest.mark.parametrize("query, status", [
     ("since=1&until=2", 200),  # one-shot: both in the past, the stream ends at once
     ("until=1", 200),

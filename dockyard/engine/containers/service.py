@@ -374,7 +374,7 @@ class ContainerService:
         """Create (or find) every volume the container names, and its anonymous ones; take
         the mounts of the `--volumes-from` containers."""
         c.volumes_from = mountpoints.inherit(c.host_config.get("VolumesFrom"), self.get,
-                                             volumeplan.own_destinations(c.host_config))
+                                             volumeplan.own_destinations(c.host_config), own_id=c.id)
         for use in volumeplan.plan(c.host_config, c.config, {m["Target"] for m in c.volumes_from}):
             v = self.volumes.create(use.name)
             c.volumes[use.destination] = v.name
