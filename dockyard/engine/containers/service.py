@@ -727,21 +727,29 @@ class ContainerService:
         """Undo what start did: runc state, network, rootfs mount, bundle (once per start)."""
         if c.id in self._torn_down:
             return
-        try:
-            await self.runtime.delete(c.id, force=True)
-        except Exception as exc:
-            log.warning("runc delete %s: %s", c.short_id, exc)
+        if c.host_config.get("AutoRemove") and not c.state.running:
+            # Its id is never used again: runc's state and the cgroup can go after the reply
+            # (`run --rm` waits for "removed"); engine start sweeps them if it crashes first.
+            self._spawn(self._delete_runtime_state(c))
+        else:
+            await self._delete_runtime_state(c)
         if not c.network_mode.startswith("container:"):
             # disconnects every endpoint; veths are deleted in the background
             await _quiet(self.networks.release_sandbox(c.id))
         c.sandbox_path = None
-        if self.cgroups:
-            _safe(lambda: self.cgroups.remove(c.id), None)
         if not self._rootfs_users.get(c.id):  # `docker cp` or export still reading it
             await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
         await asyncio.to_thread(shutil.rmtree, self.bundle_dir(c.id), True)  # not on the event loop
         self.monitor.clear_exit(c.id)
         self._torn_down.add(c.id)
+
+    async def _delete_runtime_state(self, c: Container) -> None:
+        try:
+            await self.runtime.delete(c.id, force=True)
+        except Exception as exc:
+            log.warning("runc delete %s: %s", c.short_id, exc)
+        if self.cgroups:
+            _safe(lambda: self.cgroups.remove(c.id), None)
 
     async def _after_exit(self, c: Container) -> None:
         if c.id in self._manual_restart:
