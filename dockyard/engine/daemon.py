@@ -55,7 +55,7 @@ class Engine:
         self.runtime = OCIRuntime(config.runtime, config.exec_root / "runc", self.runtime_binary)
         self.monitor = Monitor(config.conmon, self.runtime.binary, self.runtime.root,
                                config.exec_root / "exits", self.runtime_binary)
-        self.cgroups = cgroups.detect()
+        self.cgroups = cgroups.detect(cgroups.engine_parent(config.exec_root))
         self.volumes = VolumeService(config.data_root, self.db, self.events)
         self.containers = ContainerService(config, self.db, self.events, self.images, self.networks,
                                            self.runtime, self.monitor, self.cgroups, self.volumes)
@@ -96,6 +96,7 @@ class Engine:
         await self.networks.shutdown(keep=running)
         if not running:
             self.volumes.unmount_all()
+            self.cgroups.remove_parent()  # the host as it was: no empty dockyard-<hash> left
             await self.containers.logging.daemon.shutdown()  # nothing left to log for
         else:
             self.containers.logging.daemon.close()  # it goes on logging for them

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import hashlib
 import os
 import time
 from abc import ABC, abstractmethod
@@ -258,16 +259,35 @@ def translate_resources(hc: dict, *, version: int, blkio_weight: bool,
 
 # ------------------------------------------------------------------- drivers
 
+DEFAULT_PARENT = "/dockyard"
+DEFAULT_EXEC_ROOT = "/run/dockyard"
+
+
+def engine_parent(exec_root: str | os.PathLike) -> str:
+    """The cgroup parent of the engine with this exec root: its own, beside the others'.
+
+    Engines with different exec roots must never share a parent: at start an engine
+    removes the container cgroups under its parent that it does not know, and a
+    sibling's cgroup that runc has just made (still empty) would go with them.  The
+    default exec root keeps `/dockyard`; any other gets `/dockyard-<hash of the path>`
+    (flat, not nested, so that no engine ever removes a directory another one needs).
+    """
+    root = os.path.normpath(os.path.abspath(exec_root))
+    if root == DEFAULT_EXEC_ROOT:
+        return DEFAULT_PARENT
+    return f"{DEFAULT_PARENT}-{hashlib.sha256(root.encode()).hexdigest()[:12]}"
+
+
 class CgroupDriver(ABC):
     """What the container service needs from cgroups.
 
-    Every container lives in `<parent>/<container id>`; `parent` separates
-    engines with different exec roots on one host.
+    Every container lives in `<parent>/<container id>`; `parent` is the engine's own
+    (`engine_parent`), so engines with different exec roots never touch each other's.
     """
 
     version: int
 
-    def __init__(self, parent: str = "/dockyard") -> None:
+    def __init__(self, parent: str = DEFAULT_PARENT) -> None:
         self.parent = "/" + parent.strip("/")
 
     def oci_cgroups_path(self, container_id: str) -> str:
@@ -329,6 +349,14 @@ class CgroupDriver(ABC):
                         ok = False
         return ok
 
+    def remove_parent(self) -> None:
+        """rmdir the engine's parent directories; the kernel refuses any that still has a child."""
+        for parent in self.parent_directories():
+            try:
+                os.rmdir(parent)
+            except OSError:
+                pass
+
     def leftovers(self, known_ids) -> list[str]:
         """Container cgroups under `parent` that belong to no known container."""
         known = set(known_ids)
@@ -379,7 +407,7 @@ class CgroupV1Driver(CgroupDriver):
 
     version = 1
 
-    def __init__(self, parent: str = "/dockyard", *,
+    def __init__(self, parent: str = DEFAULT_PARENT, *,
                  hierarchies: dict[str, tuple[str, str]] | None = None) -> None:
         super().__init__(parent)
         # name → (mountpoint, mount root); "unified" is the hybrid cgroup2 mount.
@@ -547,7 +575,7 @@ class CgroupV2Driver(CgroupDriver):
 
     version = 2
 
-    def __init__(self, parent: str = "/dockyard", *, root: str = "/sys/fs/cgroup") -> None:
+    def __init__(self, parent: str = DEFAULT_PARENT, *, root: str = "/sys/fs/cgroup") -> None:
         super().__init__(parent)
         self.root = root.rstrip("/")
 
@@ -662,7 +690,7 @@ def is_unified(root: str = "/sys/fs/cgroup") -> bool:
     return os.path.exists(os.path.join(root, "cgroup.controllers"))
 
 
-def detect(parent: str = "/dockyard", root: str = "/sys/fs/cgroup") -> CgroupDriver:
+def detect(parent: str = DEFAULT_PARENT, root: str = "/sys/fs/cgroup") -> CgroupDriver:
     """The driver matching the layout runc will use on this host."""
     if is_unified(root):
         return CgroupV2Driver(parent, root=root)

@@ -73,9 +73,12 @@ def private_engine(request):
     """An engine of the test's own, for crashing and restarting; cleaned up whatever happens."""
     made: list[EngineProcess] = []
 
-    def make(extra_args: list[str] | None = None) -> EngineProcess:
-        eng = EngineProcess(extra_args=extra_args)
+    def make(extra_args: list[str] | None = None, own_netns: bool = False,
+             before_start=None) -> EngineProcess:
+        eng = EngineProcess(extra_args=extra_args, own_netns=own_netns)
         made.append(eng)
+        if before_start is not None:  # e.g. a look at its network namespace before the engine
+            before_start(eng)
         eng.start()
         with tempfile.TemporaryDirectory() as td:
             tar = make_busybox_rootfs_tar(Path(td) / "rootfs.tar")

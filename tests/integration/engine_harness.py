@@ -27,8 +27,15 @@ def _free_subnet() -> str:
 
 class EngineProcess:
     def __init__(self, root: Path | None = None, bridge: str | None = None, bip: str | None = None,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None, own_netns: bool = False) -> None:
         self.root = root or Path(tempfile.mkdtemp(prefix="dyk-", dir="/tmp"))
+        # own_netns: the engine runs in a network namespace of its own (kept until cleanup,
+        # so it can be looked at after the engine stopped): every link, rule and network
+        # sysctl there is this engine's doing, and a test can compare them whole, whatever
+        # other engines do on the host meanwhile.
+        self.netns = f"dyk{secrets.token_hex(4)}" if own_netns else None
+        if self.netns:
+            subprocess.run(["ip", "netns", "add", self.netns], check=True)
         self.data_root = self.root / "data"
         self.exec_root = self.root / "run"
         self.socket = str(self.root / "engine.sock")
@@ -53,6 +60,8 @@ class EngineProcess:
         args = [sys.executable, "-m", "dockyard.cli", "engine", "-H", f"unix://{self.socket}",
                 "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
                 "--bridge", self.bridge, "--bip", self.bip, "--log-level", "debug", *self.extra_args]
+        if self.netns:  # nsenter execs: the pid stays the engine's; only the network namespace differs
+            args = ["nsenter", f"--net=/run/netns/{self.netns}", "--", *args]
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -67,6 +76,12 @@ class EngineProcess:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"engine did not answer in {timeout}s:\n{self.log_tail()}")
+
+    def in_netns(self, *cmd: str) -> list[str]:
+        """`cmd` run in the engine's network namespace (own_netns engines; the host's otherwise)."""
+        if not self.netns:
+            return list(cmd)
+        return ["nsenter", f"--net=/run/netns/{self.netns}", "--", *cmd]
 
     def log_tail(self, n: int = 4000) -> str:
         try:
@@ -196,9 +211,12 @@ class EngineProcess:
         if keep and self.log_path.exists():
             Path(keep).mkdir(parents=True, exist_ok=True)
             shutil.copy(self.log_path, Path(keep) / f"{self.root.name}.log")
-        for bridge in {self.bridge, *self._network_bridges()}:
-            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-            _remove_iptables_rules(bridge)
+        if self.netns:  # its links and rules go with it
+            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+        else:
+            for bridge in {self.bridge, *self._network_bridges()}:
+                subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+                _remove_iptables_rules(bridge)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _network_bridges(self) -> list[str]:
@@ -231,3 +249,13 @@ def _remove_iptables_rules(bridge: str) -> None:
         Firewall(True).remove_bridge(bridge)
     except Exception:
         pass
+
+
+# tmux with a server of this test session's own: on the default socket, another session's last
+# kill-session ends the shared server while this one connects ("server exited unexpectedly")
+TMUX = ["tmux", "-L", f"dyk-{os.getpid()}"]
+
+
+def tmux(*args: str) -> str:
+    """A tmux command on the session's own server; its stdout."""
+    return subprocess.run([*TMUX, *args], capture_output=True, text=True, timeout=20).stdout

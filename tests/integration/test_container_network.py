@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-import re
+import os
 import secrets
 import subprocess
 
@@ -71,11 +71,18 @@ def test_network_none_and_host(engine, client):
     out = client.containers.run("busybox", ["sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"],
                                 network_mode="none", remove=True)
     assert out.decode().split() == ["lo"]
-    host_links = subprocess.run(["ls", "/sys/class/net"], capture_output=True, text=True).stdout.split()
-    out = client.containers.run("busybox", ["ls", "/sys/class/net"], network_mode="host", remove=True)
-    # veths of other engines running meanwhile come and go between the two listings
-    stable = lambda names: sorted(n for n in names if not n.startswith("veth"))
-    assert stable(out.decode().split()) == stable(host_links)
+    before = set(os.listdir("/sys/class/net"))
+    out = client.containers.run("busybox", ["sh", "-c", "readlink /proc/self/ns/net; ls /sys/class/net"],
+                                network_mode="host", remove=True).decode().split()
+    after = set(os.listdir("/sys/class/net"))
+    # the host's own network namespace (the engine's is the host's: engine_harness)...
+    assert out[0] == os.readlink("/proc/self/ns/net")
+    # ...and so its links, while other engines and tests on the host add and remove theirs: all
+    # that stayed is seen, and nothing that was never on the host but links of the kinds they
+    # make (veths, dy* bridges and parents) made and gone in between
+    seen = set(out[1:])
+    assert before & after <= seen, sorted((before & after) - seen)
+    assert all(n in before | after or n.startswith(("veth", "dy")) for n in seen), sorted(seen - before - after)
     c = client.containers.run("busybox", "sleep 30", network_mode="none", detach=True)
     nets = client.api.inspect_container(c.id)["NetworkSettings"]["Networks"]
     assert list(nets) == ["none"]
@@ -98,25 +105,32 @@ def test_unknown_network_is_404(client):
 
 def test_host_left_as_it_was_after_engine_stops():
     """A private engine: run containers on every kind of network, stop everything, compare
-    links, iptables and ip6tables rules, nf_tables tables and the sysctls it changed with before."""
+    links, iptables and ip6tables rules, nf_tables tables and the sysctls it changed with before.
+
+    The engine runs in a network namespace of its own, so all of these are its own doing and
+    are compared whole: other engines on the host (CI shares its cores) cannot disturb them.
+    """
     from engine_harness import EngineProcess
 
+    eng = EngineProcess(extra_args=["--ipv6", "--fixed-cidr-v6", "fd5e:%x::/64" % secrets.randbelow(65536)],
+                        own_netns=True)
+
+    def sh(*cmd: str) -> str:
+        return subprocess.run(eng.in_netns(*cmd), capture_output=True, text=True, check=True).stdout
+
     def snapshot() -> tuple[str, ...]:
-        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-        # veths come and go with other engines running meanwhile: ours are checked by name below
-        links = "\n".join(sorted(n for n in (l.split(":")[1].strip().split("@")[0] for l in links.splitlines())
-                                 if not n.startswith("veth")))
+        links = "\n".join(sorted(l.split(":")[1].strip().split("@")[0] for l in sh("ip", "-o", "link").splitlines()))
         strip = lambda s: "\n".join(l for l in s.splitlines() if not l.startswith("#") and not l.startswith(":") or l.startswith(":DOCKYARD"))
-        rules = [strip(subprocess.run([tool, "-t", t], capture_output=True, text=True).stdout)
-                 for tool in ("iptables-save", "ip6tables-save") for t in ("nat", "filter")]
-        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-        sysctls = [open(p).read() for p in ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")]
+        rules = [strip(sh(tool, "-t", t)) for tool in ("iptables-save", "ip6tables-save") for t in ("nat", "filter")]
+        tables = sh("nft", "list", "tables")
+        sysctls = [sh("cat", p) for p in ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")]
         return (links, *rules, tables, *sysctls)
 
-    before = snapshot()
-    eng = EngineProcess(extra_args=["--ipv6", "--fixed-cidr-v6", "fd5e:%x::/64" % secrets.randbelow(65536)])
     parent = "dyhp" + secrets.token_hex(3)
     try:
+        sh("ip", "link", "set", "lo", "up")  # as on any host
+        sh("sysctl", "-qw", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0")  # so turning them on shows
+        before = snapshot()
         eng.start()
         import tempfile, pathlib
         from dockyard.testing.busybox import make_busybox_rootfs_tar
@@ -136,34 +150,21 @@ def test_host_left_as_it_was_after_engine_stops():
         eng.cli_ok("network", "create", "--internal", "inner")
         eng.cli_ok("run", "-d", "--network", "v6net", "-p", "8080", "busybox", "sleep", "30")
         eng.cli_ok("run", "-d", "--network", "inner", "busybox", "sleep", "30")
-        subprocess.run(["ip", "link", "add", parent, "type", "veth", "peer", "name", parent + "p"], check=True)
+        sh("ip", "link", "add", parent, "type", "veth", "peer", "name", parent + "p")
         eng.cli_ok("network", "create", "-d", "macvlan", "-o", f"parent={parent}", "--subnet", "10.251.%d.0/24"
                    % secrets.randbelow(256), "mv")
         eng.cli_ok("run", "-d", "--network", "mv", "busybox", "sleep", "30")
-        ours = {eng.bridge, *eng._network_bridges()}
-        ours |= {l.split(":")[1].strip().split("@")[0] for br in list(ours) for l in subprocess.run(
-            ["ip", "-o", "link", "show", "master", br], capture_output=True, text=True).stdout.splitlines()}
-        assert any(n.startswith("veth") for n in ours)
+        assert "veth" in sh("ip", "-o", "link", "show", "master", eng.bridge)
         during = snapshot()
         assert during != before
         assert f"--dport {hostport} -j DNAT" in during[1]
-        assert "MASQUERADE" in during[3] and during[-1].strip() == "1"
+        assert "MASQUERADE" in during[3] and during[-1].strip() == "1" and during[-2].strip() == "1"
         for c in cli.containers.list(all=True):
             c.remove(force=True)
         assert eng.stop() == 0
         assert eng.all_mounts() == []
-        subprocess.run(["ip", "link", "del", parent], check=True)
+        sh("ip", "link", "del", parent)
         after = snapshot()
-        left = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-        assert not [n for n in ours if f" {n}:" in left or f" {n}@" in left]
-
-        def mine(snap):  # drop the links and rules of other engines running meanwhile
-            def foreign(line):
-                names = re.findall(r"(?:DY-[A-Z]+-|dockyard:)?(dy[-a-z0-9]+)", line)
-                return names and not set(names) & ours
-            return tuple("\n".join(l for l in part.splitlines() if not foreign(l)) for part in snap)
-
-        assert mine(after) == mine(before), [i for i, (a, b) in enumerate(zip(mine(after), mine(before))) if a != b]
+        assert after == before, [i for i, (a, b) in enumerate(zip(after, before)) if a != b]
     finally:
-        subprocess.run(["ip", "link", "del", parent], capture_output=True)
         eng.cleanup()

@@ -5,6 +5,7 @@ DNS, published TCP and UDP ports on [::1] (the only host address a test targets)
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import socket
 import subprocess
@@ -244,19 +245,31 @@ def test_ipv6_loopback_ports_served_again_after_engine_restart(private_engine):
 
 
 def test_default_bridge_ipv6_and_host_restored(private_engine):
+    """In a network namespace of its own, so its ip6tables rules and forwarding switch are
+    compared whole, whatever other engines on the host do meanwhile."""
     sub6 = v6net()
-    before6 = subprocess.run(["ip6tables-save"], capture_output=True, text=True).stdout
-    fwd_before = open("/proc/sys/net/ipv6/conf/all/forwarding").read()
-    eng = private_engine(["--ipv6", "--fixed-cidr-v6", sub6])
+
+    def state(eng) -> tuple[list[str], str]:
+        def sh(*cmd: str) -> str:
+            return subprocess.run(eng.in_netns(*cmd), capture_output=True, text=True, check=True).stdout
+        rules = [re.sub(r" \[\d+:\d+\]$", "", l) for l in sh("ip6tables-save").splitlines() if not l.startswith("#")]
+        return rules, sh("cat", "/proc/sys/net/ipv6/conf/all/forwarding")
+
+    seen: list = []
+
+    def before_start(e) -> None:  # forwarding off, so the engine turning it on, and back off, shows
+        subprocess.run(e.in_netns("sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"), check=True)
+        seen.append(state(e))
+
+    eng = private_engine(["--ipv6", "--fixed-cidr-v6", sub6], own_netns=True, before_start=before_start)
+    before = seen[0]
     n = json.loads(eng.cli_ok("network", "inspect", "bridge"))[0]
     assert n["EnableIPv6"] is True and {"Subnet": sub6, "Gateway": sub6.replace("::/64", "::1")} in n["IPAM"]["Config"]
     c = eng.cli_ok("run", "-d", BUSYBOX, "sleep", "60").strip()
     s = inspect(eng, c)["NetworkSettings"]
     assert s["GlobalIPv6Address"].startswith(sub6.split("::/")[0]) and s["IPv6Gateway"]
-    assert open("/proc/sys/net/ipv6/conf/all/forwarding").read().strip() == "1"
+    during = state(eng)
+    assert during[1].strip() == "1" and any(l.startswith(f"-A DY-POST-{eng.bridge}") for l in during[0])
     eng.cli_ok("rm", "-f", c)
     assert eng.stop() == 0
-    assert subprocess.run(["ip6tables-save"], capture_output=True, text=True).stdout == before6 or \
-        "dyt" not in subprocess.run(["ip6tables-save"], capture_output=True, text=True).stdout
-    if "DY-" not in subprocess.run(["ip6tables-save"], capture_output=True, text=True).stdout:
-        assert open("/proc/sys/net/ipv6/conf/all/forwarding").read() == fwd_before
+    assert state(eng) == before

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import secrets
 import subprocess
 
@@ -24,6 +25,19 @@ BUSYBOX = "busybox:latest"
 
 def subnet24() -> str:
     return f"10.{secrets.randbelow(150) + 100}.{secrets.randbelow(256)}.0/24"
+
+
+@pytest.fixture(scope="module")
+def netns_engine():
+    """An engine alone in a network namespace of its own (no image: networks only)."""
+    from engine_harness import EngineProcess
+
+    eng = EngineProcess(own_netns=True)
+    try:
+        eng.start()
+        yield eng
+    finally:
+        eng.cleanup()
 
 
 @pytest.fixture
@@ -116,14 +130,22 @@ def test_overlap_rules_and_default_pool(engine, nets, api):
     (["-o", "com.docker.network.bridge.enable_icc=maybe"],
      "failed to parse com.docker.network.bridge.enable_icc value: maybe"),
 ])
-def test_bad_input_through_the_cli(engine, args, text):
+def test_bad_input_through_the_cli(netns_engine, args, text):
+    """Refused before anything is made: not a link, not a rule (compared whole in the engine's
+    own network namespace, where no other engine adds or removes any meanwhile)."""
+    eng = netns_engine
+
+    def host() -> tuple[str, str, str]:
+        return tuple(subprocess.run(eng.in_netns(*cmd), capture_output=True, text=True, check=True).stdout
+                     for cmd in (["ip", "-o", "link"], ["iptables-save"], ["ip6tables-save"]))
+
     name = uniq("dyo")
-    before = set(subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.split())
-    r = engine.cli("network", "create", *args, name)
+    strip = lambda t: [re.sub(r" \[\d+:\d+\]$", "", l) for l in t.splitlines() if not l.startswith("#")]  # no times, counters
+    before = [strip(x) for x in host()]
+    r = eng.cli("network", "create", *args, name)
     assert r.returncode != 0 and text in r.stderr.decode()
-    assert engine.cli("network", "inspect", name).returncode != 0
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    assert "dy-" not in " ".join(set(links.split()) - before)
+    assert eng.cli("network", "inspect", name).returncode != 0
+    assert [strip(x) for x in host()] == before
 
 
 @pytest.mark.parametrize("config, text", [

@@ -22,8 +22,15 @@ from dockyard.runtime import cgroups
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 
 MiB = 1024 * 1024
-DRIVER = cgroups.detect()
+DRIVER = cgroups.detect()  # re-made with the session engine's own cgroup parent below
 V1 = DRIVER.version == 1
+
+
+@pytest.fixture(autouse=True)
+def _engine_cgroups(engine):
+    """The session engine's containers live under its own parent (by its exec root)."""
+    global DRIVER
+    DRIVER = cgroups.detect(cgroups.engine_parent(engine.exec_root))
 
 
 # ------------------------------------------------------------------ helpers

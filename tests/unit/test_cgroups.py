@@ -271,3 +271,12 @@ def test_v2_on_the_real_cgroup2_mount():
         assert d.remove("c1") is True
         os.rmdir(mount + parent)
     assert not os.path.exists(path)
+
+
+def test_each_exec_root_has_its_own_parent():
+    from dockyard.runtime.cgroups import engine_parent
+
+    assert engine_parent("/run/dockyard") == engine_parent("/run/dockyard/") == "/dockyard"
+    other = engine_parent("/tmp/x/run")
+    assert other.startswith("/dockyard-") and other == engine_parent("/tmp/x/../x/run")
+    assert other != engine_parent("/tmp/y/run")

@@ -93,11 +93,21 @@ class AttachStream:
         if self.sock is None:
             return None
         loop = asyncio.get_running_loop()
+        reset = False
         while True:
             try:
                 pkt = await loop.sock_recv(self.sock, ATTACH_PACKET)
+            except ConnectionResetError:
+                # conmon exited with stdin we sent still unread (a fast process that never read
+                # it): the kernel reports ECONNRESET *before* the output packets still queued
+                # for us, and only once.  Read on: the output follows, then end of stream.
+                if reset:
+                    return None
+                reset = True
+                continue
             except (ConnectionError, OSError):
                 return None
+            reset = False
             if not pkt:
                 return None
             kind, data = pkt[0], pkt[1:]

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from ...errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ...oci import runtime_spec, users
+from ...runtime.cgroups import DEFAULT_PARENT as DEFAULT_CGROUP_PARENT
 from ...config import EngineConfig
 from . import daemondefaults, etcfiles, links, volumeplan
 from .model import Container
@@ -105,7 +106,7 @@ class BundleWriter:
                 raise InvalidParameter("--init requested but no init binary (tini) is installed")
         hc = {**hc, "Ulimits": daemondefaults.ulimits(hc, self.config),
               "ShmSize": hc.get("ShmSize") or self.config.default_shm_size}
-        cg_path = self.cgroups.oci_cgroups_path(c.id) if self.cgroups else f"/dockyard/{c.id}"
+        cg_path = self.cgroups.oci_cgroups_path(c.id) if self.cgroups else f"{DEFAULT_CGROUP_PARENT}/{c.id}"
         resources = self.cgroups.resources(hc) if self.cgroups else {}
         volume_paths: dict[str, str] = {}
         # volumes taken with --volumes-from keep their content: no copy-up (dockerd's CopyData false)

@@ -40,6 +40,7 @@ from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
 from . import daemondefaults, links, listing, mountpoints, names, restartpolicy, volumeplan
+from .starterrors import exit_code_for, is_users_fault
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
@@ -373,7 +374,7 @@ class ContainerService:
         """Create (or find) every volume the container names, and its anonymous ones; take
         the mounts of the `--volumes-from` containers."""
         c.volumes_from = mountpoints.inherit(c.host_config.get("VolumesFrom"), self.get,
-                                             volumeplan.own_destinations(c.host_config))
+                                             volumeplan.own_destinations(c.host_config), own_id=c.id)
         for use in volumeplan.plan(c.host_config, c.config, {m["Target"] for m in c.volumes_from}):
             v = self.volumes.create(use.name)
             c.volumes[use.destination] = v.name
@@ -499,7 +500,7 @@ class ContainerService:
         c.state.pid = 0
         c.state.conmon_pid = 0
         c.state.error = msg
-        c.state.exit_code = _exit_code_for(msg)
+        c.state.exit_code = exit_code_for(msg)
         if c.state.status not in ("exited", "created"):
             c.state.status = "exited" if c.has_been_started else "created"
         self._save(c)
@@ -511,7 +512,7 @@ class ContainerService:
         if c.host_config.get("AutoRemove"):
             # `docker run --rm` waits for the removal even when start failed
             self._spawn(self._remove_quietly(c.id))
-        if isinstance(exc, DockyardError) and "OCI runtime" in msg:
+        if is_users_fault(exc):
             # the user's command is at fault: Docker answers 400 for it
             raise InvalidParameter(msg) from exc
 
@@ -1201,15 +1202,6 @@ def _monitors_under(run_dir: Path) -> list[tuple[int, str]]:
             if a == b"-b" and argv[i + 1].startswith(marker):
                 out.append((int(d), argv[i + 1][len(marker):].decode().split("/")[0]))
     return out
-
-
-def _exit_code_for(msg: str) -> int:
-    low = msg.lower()
-    if "executable file not found" in low or "no such file or directory" in low:
-        return 127
-    if "permission denied" in low or "exec format error" in low:
-        return 126
-    return 128
 
 
 
