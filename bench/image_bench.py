@@ -12,6 +12,8 @@ Workloads (both daemons get the same bytes, generated from fixed seeds):
 Each daemon pushes to its own fresh CNCF Distribution registry (/usr/bin/docker-registry) on loopback,
 so the first push finds none of the blobs.  Measured with the docker CLI (wall time of the command):
   import / load; push (first); push again (every layer exists); pull after rmi.
+Each step runs on one daemon then the other before the next step (both meet the same load on a
+shared machine); --rounds rounds, each figure the median.
 Also: the compressors on the big layer's bytes in this process (MB/s, ratio).
 Prints a markdown table with the ratio dockyard/dockerd and writes JSON to bench/results/.
 """
@@ -26,6 +28,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -184,25 +187,47 @@ def timed(t: eb.Target, *args: str, timeout: float = 900) -> float:
     return round(time.perf_counter() - t0, 3)
 
 
-def bench_daemon(t: eb.Target, big: Path, small: Path, registry: str) -> dict:
-    r: dict = {"loadavg_start": os.getloadavg()}
+STEPS = ["import_big_s", "push_big_s", "push_big_again_s", "pull_big_s", "load_small_s", "push_small_s",
+         "pull_small_s"]
+
+
+def step(t: eb.Target, name: str, big: Path, small: Path, registry: str) -> float:
+    """One measured step (with the untimed preparation it needs)."""
     big_ref, small_ref = f"{registry}/bench/big:1", f"{registry}/bench/small:1"
-    print(f"[{t.name}] import big ...", file=sys.stderr, flush=True)
-    r["import_big_s"] = timed(t, "import", str(big), big_ref)
-    r["push_big_s"] = timed(t, "push", big_ref)
-    r["push_big_again_s"] = timed(t, "push", big_ref)
-    t.cli("rmi", big_ref)
-    r["pull_big_s"] = timed(t, "pull", big_ref)
-    t.cli("rmi", big_ref)
-    print(f"[{t.name}] load small ...", file=sys.stderr, flush=True)
-    r["load_small_s"] = timed(t, "load", "-i", str(small))
-    t.cli("tag", "bench/small:1", small_ref)
-    r["push_small_s"] = timed(t, "push", small_ref)
-    t.cli("rmi", small_ref, "bench/small:1")
-    r["pull_small_s"] = timed(t, "pull", small_ref)
-    t.cli("rmi", small_ref)
-    r["loadavg_end"] = os.getloadavg()
-    return r
+    if name == "import_big_s":
+        return timed(t, "import", str(big), big_ref)
+    if name in ("push_big_s", "push_big_again_s"):
+        return timed(t, "push", big_ref)
+    if name == "pull_big_s":
+        t.cli("rmi", big_ref)
+        dt = timed(t, "pull", big_ref)
+        t.cli("rmi", big_ref)
+        return dt
+    if name == "load_small_s":
+        dt = timed(t, "load", "-i", str(small))
+        t.cli("tag", "bench/small:1", small_ref)
+        return dt
+    if name == "push_small_s":
+        dt = timed(t, "push", small_ref)
+        t.cli("rmi", small_ref, "bench/small:1")
+        return dt
+    if name == "pull_small_s":
+        dt = timed(t, "pull", small_ref)
+        t.cli("rmi", small_ref)
+        return dt
+    raise ValueError(name)
+
+
+def bench_round(targets: list[eb.Target], big: Path, small: Path, registries: dict[str, str]) -> dict:
+    """Every step on each daemon in turn, so both see the same load on this shared machine."""
+    out: dict = {t.name: {"loadavg_start": os.getloadavg()} for t in targets}
+    for name in STEPS:
+        for t in targets:
+            print(f"[{t.name}] {name} ...", file=sys.stderr, flush=True)
+            out[t.name][name] = step(t, name, big, small, registries[t.name])
+    for t in targets:
+        out[t.name]["loadavg_end"] = os.getloadavg()
+    return out
 
 
 ROWS = [
@@ -223,7 +248,9 @@ def table(results: dict) -> str:
     for label, key in ROWS:
         a, b = d.get(key), ref.get(key)
         ratio = f"{a / b:.2f}" if a is not None and b else "–"
-        lines.append(f"| {label} | {a if a is not None else '–'} s | {b if b is not None else '–'} s | {ratio} |")
+        fa = f"{a:.3f} s" if a is not None else "–"
+        fb = f"{b:.3f} s" if b is not None else "–"
+        lines.append(f"| {label} | {fa} | {fb} | {ratio} |")
     for name, r in t.items():
         lines.append(f"| load average (1 min) start / end, {name} | {r['loadavg_start'][0]:.1f} / "
                      f"{r['loadavg_end'][0]:.1f} | | |")
@@ -237,6 +264,7 @@ def main() -> int:
     ap.add_argument("--start-reference", action="store_true")
     ap.add_argument("--root", default="/tmp/refd-img")
     ap.add_argument("--no-compressors", action="store_true")
+    ap.add_argument("--rounds", type=int, default=2, help="each step is the median of this many rounds")
     ap.add_argument("--out")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dyk-imgbench-", dir="/var/tmp"))
@@ -260,10 +288,20 @@ def main() -> int:
             cfg = tmp / "ref-config"
             cfg.mkdir()
             targets.append(eb.DockerdTarget(host, pidfile, cfg))
-        for t in targets:
-            proc, addr = start_registry("distribution", tmp / f"registry-{t.name}")
-            regs.append(proc)
-            results["targets"][t.name] = bench_daemon(t, big, small, addr)
+        rounds = []
+        for i in range(args.rounds):
+            registries = {}
+            for t in targets:  # a fresh registry per round and daemon: the first push finds nothing
+                proc, addr = start_registry("distribution", tmp / f"registry-{t.name}-{i}")
+                regs.append(proc)
+                registries[t.name] = addr
+            rounds.append(bench_round(targets, big, small, registries))
+        results["rounds"] = rounds
+        for t in targets:  # the median of the rounds
+            r = {k: statistics.median(x[t.name][k] for x in rounds) for k in STEPS}
+            r["loadavg_start"] = rounds[0][t.name]["loadavg_start"]
+            r["loadavg_end"] = rounds[-1][t.name]["loadavg_end"]
+            results["targets"][t.name] = r
     finally:
         for t in targets:
             try:

@@ -48,11 +48,38 @@ def run_load(env: dict[str, str], n: int, image: str = "busybox", timeout: float
         if p.returncode == 0 and out.decode().strip() == f"tok{i}":
             ok += 1
         elif err:
-            errors[err.decode(errors="replace").strip().splitlines()[-1][:160]] += 1
+            lines = [l for l in err.decode(errors="replace").strip().splitlines() if "--help" not in l]
+            errors[(lines[0] if lines else "?")[:200]] += 1
     wall = time.monotonic() - t0
     left = subprocess.run(["docker", "ps", "-aq"], env=env, capture_output=True, text=True).stdout.split()
     return {"clients": n, "served": ok, "wall_s": round(wall, 2), "exit_codes": dict(codes),
             "errors": dict(errors.most_common(5)), "left_behind": len(left)}
+
+
+def reference_load(clients: list[int]) -> list[dict]:
+    """The same load on a private dockerd (dockerd wedged at 250 in the issue's run: keep N small)."""
+    import tempfile
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import engine_bench as eb
+    from dockyard.testing.busybox import make_busybox_rootfs_tar
+
+    root = Path("/tmp/refd-load")
+    out = []
+    host, _ = eb.reference_start(root)
+    try:
+        env = dict(os.environ, DOCKER_HOST=host)
+        with tempfile.TemporaryDirectory() as td:
+            tar = make_busybox_rootfs_tar(Path(td) / "rootfs.tar")
+            subprocess.run(["docker", "import", str(tar), "busybox"], env=env, check=True, capture_output=True)
+        for n in clients:
+            r = run_load(env, n, timeout=600)
+            r["transport"] = "dockerd unix"
+            print(json.dumps(r), flush=True)
+            out.append(r)
+    finally:
+        eb.reference_stop(root)
+    return out
 
 
 def main() -> None:
@@ -60,6 +87,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[250, 500])
     ap.add_argument("--tcp", action="store_true", help="also drive the engine over TCP")
     ap.add_argument("--host", help="an engine already running (DOCKER_HOST)")
+    ap.add_argument("--start-reference", action="store_true",
+                    help="also a private dockerd (engine_bench's setup), driven with --reference-clients")
+    ap.add_argument("--reference-clients", type=int, nargs="+", default=[100])
     ap.add_argument("--out")
     args = ap.parse_args()
     results = []
@@ -91,6 +121,8 @@ def main() -> None:
                 left = subprocess.run(["docker", "ps", "-aq"], env=env, capture_output=True, text=True).stdout.split()
                 if left:
                     subprocess.run(["docker", "rm", "-f", *left], env=env, capture_output=True)
+        if args.start_reference:
+            results += reference_load(args.reference_clients)
     finally:
         if engine is not None:
             engine.cleanup()

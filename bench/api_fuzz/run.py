@@ -36,9 +36,11 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from engine_harness import EngineProcess  # noqa: E402
 
+from dockyard.testing.apispec import SPEC_PATH  # noqa: E402
 from dockyard.testing.busybox import make_busybox_rootfs_tar  # noqa: E402
 
-SPEC = Path(os.environ.get("SPEC", REPO.parent / "shared/reference/engine-api/engine-api-v1.50.yaml"))
+# $SPEC, else where the tests find it (../shared next to the checkout, or /work/shared from a worktree)
+SPEC = Path(os.environ.get("SPEC", SPEC_PATH))
 
 # Never: they run arbitrary commands, stream forever, or reach outside the machine.
 NEVER = ("ContainerStart|ContainerRestart|ContainerUnpause|ExecStart|ImageBuild|BuildPrune|Swarm|Plugin|"

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ..engine.containers.attach import DEFAULT_DETACH_KEYS, AttachStream, parse_detach_keys
 from ..engine.containers.fieldtypes import go_keys
+from ..engine.exec import check_start
 from ..errors import InvalidParameter
 from .containers import pump
 from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, frame, hijack
@@ -33,6 +34,7 @@ async def create(request: web.Request) -> web.Response:
 async def start(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     body = go_keys(await json_object(request, required=False), START_FIELDS)
+    check_start(body)
     s = svc.get(request.match_info["id"])
     cfg = s.config
     size = body.get("ConsoleSize")

@@ -41,6 +41,7 @@ from ..oci import image as oimg
 from ..oci import reference as oref
 from ..store import compression
 from ..store.compressed import CompressedBlob
+from ..store.pipe import HashSink, TeeReader
 from .images import Image, ImageService
 from .layer_pipeline import gather_in_order, pull_layer
 from .streams import run_streamed
@@ -451,18 +452,24 @@ class DistributionService:
         return desc(digest, size)
 
     async def _compress_layer(self, diff_id: str, kind: str, sid: str, emit: Emit) -> CompressedBlob:
-        """Compress a layer tar into the content store (kept for later pushes): its blob."""
-        src = await asyncio.to_thread(self.images.layers.tar_path, diff_id)
-        tar_size = src.stat().st_size
+        """Compress a layer tar into the content store (kept for later pushes): its blob.
+
+        The tar is streamed from wherever the layer keeps it (never written out whole) and
+        hashed on the way: bytes that are not the DiffID's are refused, not pushed."""
+        layers = self.images.layers
+        tar_size = await asyncio.to_thread(layers.tar_size, diff_id)
         tick = _Throttle(emit, "Compressing", sid, tar_size)
         tick(0)
         content = self.images.content
 
         def run() -> CompressedBlob:
-            with content.writer() as w, open(src, "rb") as f:
-                digest, size = compression.compress_stream(f, w, kind, tick)  # type: ignore[arg-type]
+            seen = HashSink()
+            with content.writer() as w, layers.open_tar(diff_id) as tar:
+                digest, size = compression.compress_stream(TeeReader(tar, seen), w, kind, tick)  # type: ignore[arg-type]
+                if seen.digest != diff_id:
+                    raise SystemError_(f"layer {diff_id} is damaged: its tar reads back as {seen.digest}")
                 w.commit(digest)
-            self.images.layers.compressed.add(diff_id, kind, digest, size, tar_size)
+            layers.compressed.add(diff_id, kind, digest, size, tar_size)
             return CompressedBlob(diff_id, kind, digest, size, tar_size)
 
         return await asyncio.to_thread(run)

@@ -26,12 +26,20 @@ from ..runtime.conmon import Monitor
 from .containers.attach import AttachStream
 from .containers.createspec import merge_env
 from .containers.fieldtypes import HOST_CONFIG, check_struct, go_keys, B, L, S, SL
+from .containers.starterrors import exit_code_for, is_users_fault
 
 log = logging.getLogger(__name__)
 
 EXEC_FIELDS = {"AttachStdin": B, "AttachStdout": B, "AttachStderr": B, "DetachKeys": S, "Tty": B,
                "Env": L, "Cmd": SL, "Privileged": B, "User": S, "WorkingDir": S,
                "ConsoleSize": HOST_CONFIG["ConsoleSize"]}
+
+START_FIELDS = {"Detach": B, "Tty": B}
+
+
+def check_start(body: dict[str, Any]) -> None:
+    """POST /exec/{id}/start decodes into ExecStartCheck: a wrong JSON type is a 400."""
+    check_struct("ExecStartCheck", body, START_FIELDS)
 
 
 @dataclass
@@ -150,11 +158,13 @@ class ExecService:
                 c.id, s.id, s.bundle, s.bundle / "process.json", s.bundle / "exec.log",
                 terminal=bool(s.config.get("Tty")), stdin=bool(s.config.get("AttachStdin")),
                 on_attach_ready=attach_now)
-        except BaseException:
-            s.exit_code = 126
+        except BaseException as exc:
+            s.exit_code = exit_code_for(exc.message) if is_users_fault(exc) else 126
             s.exited.set()
             if stream is not None:
                 stream.end()
+            if is_users_fault(exc):  # a command not found: dockerd's 400, not a 500
+                raise InvalidParameter(exc.message) from exc
             raise
         s.running, s.pid, s.conmon_pid = True, handle.container_pid, handle.conmon_pid
         self._watch(s)

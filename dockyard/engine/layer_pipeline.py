@@ -2,8 +2,8 @@
 
 The download (event loop) feeds a bounded ChunkPipe; a worker thread reads it
 through `LayerStore.import_stream`, which hashes the compressed bytes (the
-blob digest), keeps them, decompresses, hashes the tar (the DiffID), keeps it
-and unpacks it, while the rest is still arriving.  The layer becomes visible
+blob digest), keeps them, decompresses, hashes the tar (the DiffID) and
+unpacks it, while the rest is still arriving.  The layer becomes visible
 only when both digests matched; a broken download, a corrupt or truncated
 stream or a digest mismatch leaves nothing behind, and names the layer.
 

@@ -18,6 +18,8 @@ HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
 ENABLE_IPV6 = "com.docker.network.enable_ipv6"
 DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge"
 
+MAX_MTU = 65535  # Linux's ETH_MAX_MTU, a bridge's max_mtu
+
 MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
 IPVLAN_MODES = ("l2", "l3", "l3s")
 IPVLAN_FLAGS = ("bridge", "private", "vepa")
@@ -59,6 +61,8 @@ def bridge_options(opts: dict[str, str]) -> BridgeOptions:
                 raise InvalidParameter(f"invalid MTU number: {b.mtu}")
             if 0 < b.mtu < 68:
                 raise InvalidParameter(f"invalid MTU number: {b.mtu}: the minimum is 68")
+            if b.mtu > MAX_MTU:  # the kernel refuses it (EINVAL, ERANGE): a 400 before anything exists
+                raise InvalidParameter(f"invalid MTU number: {b.mtu}: the maximum is {MAX_MTU}")
         elif key == ICC:
             b.icc = go_bool(key, value)
         elif key == MASQUERADE:

@@ -100,6 +100,7 @@ def parse_ipam(ipam: Any, enable_ipv6: bool) -> IpamRequest:
         if given != subnet.network_address:
             errs.append(f"invalid subnet {shown}: it should be {subnet}")
         ip_range = cfg.get("IPRange") or ""
+        rng = None
         if ip_range:
             try:
                 rng, rgiven = _prefix(ip_range)
@@ -118,13 +119,30 @@ def parse_ipam(ipam: Any, enable_ipv6: bool) -> IpamRequest:
         gw = cfg.get("Gateway") or ""
         if gw and (e := _check_address(gw, subnet)):
             errs.append(f"invalid gateway {gw}: {e}")
+            gw = ""  # the errors are raised below: only the parsed values go on
         for name, a in aux.items():
             if e := _check_address(a, subnet):
                 errs.append(f"invalid auxiliary address {name}: {e}")
-        out.append({"Subnet": subnet, "IPRange": ip_network(ip_range, strict=False) if ip_range else None,
-                    "Gateway": ip_address(gw) if gw else None, "Aux": dict(aux)})
+        out.append({"Subnet": subnet, "IPRange": rng, "Gateway": ip_address(gw) if gw else None, "Aux": dict(aux)})
     _join("invalid network config:", errs)
     return IpamRequest(configs=out, options=dict(opts))
+
+
+LINK_LOCAL_V6 = ip_network("fe80::/64")
+
+
+def check_bridge_ipv6(req: IpamRequest) -> None:
+    """The bridge driver's check of an IPv6 subnet (dockerd's validateIPv6Subnet, same texts):
+    the kernel would refuse the gateway address of a multicast subnet, and one that spans
+    the link-local prefix would clash with every interface's own address."""
+    for cfg in req.configs:
+        subnet = cfg["Subnet"]
+        if subnet.version != 6:
+            continue
+        if subnet.network_address.is_multicast:
+            raise InvalidParameter(f"multicast subnet '{subnet}' is not allowed")
+        if subnet != LINK_LOCAL_V6 and subnet.overlaps(LINK_LOCAL_V6):
+            raise InvalidParameter(f"'{subnet}' clashes with the Link-Local prefix 'fe80::/64'")
 
 
 def plan_pools(req: IpamRequest, enable_ipv6: bool, taken: list[tuple[IPNetwork, IPNetwork | None]],

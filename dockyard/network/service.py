@@ -49,7 +49,7 @@ from .loopback6 import Loopback6
 from .model import (ENDPOINT_COLUMNS, NETWORK_COLUMNS, PREDEFINED, SCHEMA, Endpoint,
                     Network, new_id, now_rfc3339)
 from .ipam import DEFAULT_POOLS_V6, Ipam, Pool, mac_for, parse_gateway_cidr, pick_subnet
-from .ipamconfig import parse_default_pools, parse_ipam, plan_pools
+from .ipamconfig import check_bridge_ipv6, parse_default_pools, parse_ipam, plan_pools
 from .netns import NetnsDir
 from .views import match_network, render_network
 
@@ -616,6 +616,7 @@ class NetworkService:
         req = parse_ipam(ipam, enable_ipv6)
         if driver == "bridge":  # driver options too: 400s before anything is made
             bridge_options(options)
+            check_bridge_ipv6(req)
         else:
             parentlink.options(driver, options)
         net = Network(

@@ -125,10 +125,10 @@ class Monitor:
         args = self._args(cid, exec_id, exec_id, bundle, log_path, bundle, terminal=terminal,
                           stdin=stdin, leave_stdin_open=False)
         args += ["--exec", "--exec-process-spec", str(spec), "--exec-attach"]
-        return await self._launch(args, bundle, on_attach_ready)
+        return await self._launch(args, bundle, on_attach_ready, action="exec")
 
     async def _launch(self, args: list[str], bundle: Path,
-                      on_attach_ready: Callable[[], None] | None) -> MonitorHandle:
+                      on_attach_ready: Callable[[], None] | None, action: str = "create") -> MonitorHandle:
         loop = asyncio.get_running_loop()
         sync_r, sync_w = os.pipe()
         start_r, start_w = os.pipe()
@@ -160,7 +160,7 @@ class Monitor:
                     # exec: conmon says when its attach socket listens, then waits for a second byte
                     ready = await loop.run_in_executor(None, _read_sync, attach_r)
                     if int(ready.get("data", -1)) < 0:
-                        raise SystemError_(_runtime_message(ready.get("message") or _tail(bundle / "conmon.log")))
+                        raise SystemError_(_runtime_message(ready.get("message") or _tail(bundle / "conmon.log"), action))
                     on_attach_ready()
                     os.write(start_w, b"\0")
             finally:
@@ -175,7 +175,7 @@ class Monitor:
         pid = int(msg.get("data", -1))
         if pid <= 0:
             detail = msg.get("message") or _tail(bundle / "conmon.log") or "container monitor failed"
-            raise SystemError_(_runtime_message(detail))
+            raise SystemError_(_runtime_message(detail, action))
         conmon_pid = int((bundle / "conmon.pid").read_text().strip())
         return MonitorHandle(conmon_pid=conmon_pid, container_pid=pid)
 
@@ -265,7 +265,8 @@ def _tail(path: Path, n: int = 2000) -> str:
         return ""
 
 
-def _runtime_message(detail: str) -> str:
+def _runtime_message(detail: str, action: str = "create") -> str:
+    """dockerd's "OCI runtime create failed: ..." / "OCI runtime exec failed: ..." """
     from .runc import _clean_error
 
-    return "OCI runtime create failed: " + _clean_error(detail.encode())
+    return f"OCI runtime {action} failed: " + _clean_error(detail.encode())

@@ -40,6 +40,11 @@ class CompressedBlobs:
     def __init__(self, db: Database, content: ContentStore) -> None:
         self.db = db
         self.content = content
+        cols = {r["name"] for r in db.query("PRAGMA table_info(compressed_blobs)")}
+        if cols and "tar_size" not in cols:
+            # The first version (by media type, tar always kept beside): only a cache of
+            # blobs whose tars are still in the content store, so it can start again empty.
+            db.execute("DROP TABLE compressed_blobs")
         db.ensure_schema(SCHEMA)
 
     def add(self, diff_id: str, compression: str, digest: str, size: int, tar_size: int) -> None:

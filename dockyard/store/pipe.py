@@ -45,6 +45,28 @@ class TeeReader(io.RawIOBase):
             pass
 
 
+class IterReader(io.RawIOBase):
+    """A file-like reader over an iterator of byte chunks."""
+
+    def __init__(self, chunks) -> None:  # type: ignore[no-untyped-def]
+        self._it = iter(chunks)
+        self._buf = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        while not self._buf:
+            chunk = next(self._it, None)
+            if chunk is None:
+                return 0
+            self._buf = memoryview(chunk)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
 class PipeClosed(Exception):
     """The reading side of a ChunkPipe has gone away."""
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 CHUNK = 1 << 20
 _U64 = struct.Struct(">Q")
@@ -135,6 +135,12 @@ def _copy_n(src: BinaryIO, dst: BinaryIO, n: int) -> int:
 
 def rebuild(skeleton: Path, root: Path, out: BinaryIO) -> None:
     """Write the original tar to `out` from a skeleton and the unpacked layer at `root`."""
+    for chunk in chunks(skeleton, root):
+        out.write(chunk)
+
+
+def chunks(skeleton: Path, root: Path) -> Iterator[bytes]:
+    """The original tar, in pieces, from a skeleton and the unpacked layer at `root`."""
     inline: dict[int, tuple[int, int]] = {}
     side = Path(str(skeleton) + ".inline")
     inline_f = open(side, "rb") if side.exists() else None
@@ -148,25 +154,32 @@ def rebuild(skeleton: Path, root: Path, out: BinaryIO) -> None:
             while kind := f.read(1):
                 if kind == b"S":
                     (n,) = _U64.unpack(f.read(_U64.size))
-                    if _copy_n(f, out, n) != n:
-                        raise ValueError("truncated skeleton")
+                    yield from _read_n(f, n, "skeleton")
                 elif kind == b"F":
                     index, size, n = _FILE.unpack(f.read(_FILE.size))
                     rel = f.read(n).decode("utf-8", "surrogateescape")
                     if index in inline:
                         assert inline_f is not None
                         inline_f.seek(inline[index][0])
-                        got = _copy_n(inline_f, out, size)
+                        yield from _read_n(inline_f, size, rel)
                     else:
                         with open(root / rel, "rb") as src:
-                            got = _copy_n(src, out, size)
-                    if got != size:
-                        raise ValueError(f"{rel}: {got} of {size} bytes")
+                            yield from _read_n(src, size, rel)
                 else:
                     raise ValueError(f"bad skeleton record {kind!r}")
     finally:
         if inline_f is not None:
             inline_f.close()
+
+
+def _read_n(f: BinaryIO, n: int, what: str) -> Iterator[bytes]:
+    done = 0
+    while done < n:
+        chunk = f.read(min(CHUNK, n - done))
+        if not chunk:
+            raise ValueError(f"{what}: {done} of {n} bytes")
+        done += len(chunk)
+        yield chunk
 
 
 def remove(skeleton: Path) -> None:

@@ -249,3 +249,13 @@ def _remove_iptables_rules(bridge: str) -> None:
         Firewall(True).remove_bridge(bridge)
     except Exception:
         pass
+
+
+# tmux with a server of this test session's own: on the default socket, another session's last
+# kill-session ends the shared server while this one connects ("server exited unexpectedly")
+TMUX = ["tmux", "-L", f"dyk-{os.getpid()}"]
+
+
+def tmux(*args: str) -> str:
+    """A tmux command on the session's own server; its stdout."""
+    return subprocess.run([*TMUX, *args], capture_output=True, text=True, timeout=20).stdout

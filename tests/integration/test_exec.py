@@ -7,6 +7,8 @@ import time
 import docker.errors
 import pytest
 
+from engine_harness import TMUX, tmux
+
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 
 
@@ -100,11 +102,6 @@ def test_exec_detach_keys_in_any_letter_case(client, running):
     assert client.api.exec_inspect(eid)["Running"]  # cat lives on
 
 
-def _tmux(*args: str) -> str:
-    import subprocess
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=20).stdout
-
-
 @pytest.mark.skipif(__import__("shutil").which("tmux") is None, reason="tmux not installed")
 def test_exec_it_detaches_with_the_config_files_detach_keys(engine, client, running, tmp_path):
     """`detachKeys` in ~/.docker/config.json detaches `docker exec -it`; the process lives on."""
@@ -113,19 +110,19 @@ def test_exec_it_detaches_with_the_config_files_detach_keys(engine, client, runn
     import subprocess
     (tmp_path / "config.json").write_text(json.dumps({"detachKeys": "ctrl-x,x"}))
     session = f"dyx{os.getpid()}"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+    subprocess.run([*TMUX, "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
                     f"env DOCKER_HOST={engine.docker_env['DOCKER_HOST']} DOCKER_CONFIG={tmp_path} "
                     f"docker exec -it {running.id} sh -c 'echo READY; exec sleep 1234'; "
                     "echo DETACHED=$?; sleep 60"], check=True)
     try:
         def screen() -> str:
-            return _tmux("capture-pane", "-p", "-t", session)
+            return tmux("capture-pane", "-p", "-t", session)
 
         deadline = time.time() + 60
         while "READY" not in screen() and time.time() < deadline:
             time.sleep(0.2)
         assert "READY" in screen(), screen()
-        _tmux("send-keys", "-t", session, "C-x", "x")
+        tmux("send-keys", "-t", session, "C-x", "x")
         deadline = time.time() + 60
         while "DETACHED=" not in screen() and time.time() < deadline:
             time.sleep(0.2)
@@ -136,4 +133,4 @@ def test_exec_it_detaches_with_the_config_files_detach_keys(engine, client, runn
         top = client.api.top(running.id)
         assert any("sleep 1234" in " ".join(p) for p in top["Processes"])
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)

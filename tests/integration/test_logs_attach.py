@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from engine_harness import TMUX, tmux
+
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 
 
@@ -146,10 +148,6 @@ def test_docker_attach_to_running_and_resize(engine, client):
     assert e.value.status_code == 409
 
 
-def _tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=20).stdout
-
-
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
     """`docker run -it` in a real terminal (tmux): prompt, echo, window size, exit code, detach keys."""
@@ -157,17 +155,17 @@ def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
     env = engine.docker_env
     envs = " ".join(f"{k}={v}" for k, v in (("DOCKER_HOST", env["DOCKER_HOST"]),
                                              ("DOCKER_CONFIG", env["DOCKER_CONFIG"])))
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
+    subprocess.run([*TMUX, "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
                     f"env {envs} docker run -it --name tty_it busybox sh; echo EXIT=$?; sleep 30"],
                    check=True)
     try:
         def screen() -> str:
-            return _tmux("capture-pane", "-p", "-t", session)
+            return tmux("capture-pane", "-p", "-t", session)
 
         deadline = time.time() + 15
         while "/ #" not in screen() and time.time() < deadline:
             time.sleep(0.1)
-        _tmux("send-keys", "-t", session, "stty size; tty; echo mark$((6*7))", "Enter")
+        tmux("send-keys", "-t", session, "stty size; tty; echo mark$((6*7))", "Enter")
         deadline = time.time() + 10
         while "mark42" not in screen() and time.time() < deadline:
             time.sleep(0.1)
@@ -175,30 +173,30 @@ def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
         assert "mark42" in out
         assert "40 120" in out or "39 120" in out, out  # tmux keeps a status line
         assert "/dev/pts/0" in out
-        _tmux("send-keys", "-t", session, "exit 3", "Enter")
+        tmux("send-keys", "-t", session, "exit 3", "Enter")
         deadline = time.time() + 10
         while "EXIT=" not in screen() and time.time() < deadline:
             time.sleep(0.1)
         assert "EXIT=3" in screen()
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
     # detach with ctrl-p ctrl-q leaves the container running
     session2 = session + "d"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session2, "-x", "100", "-y", "30",
+    subprocess.run([*TMUX, "new-session", "-d", "-s", session2, "-x", "100", "-y", "30",
                     f"env {envs} docker run -it --name tty_detach busybox sh; echo DETACHED=$?; sleep 30"],
                    check=True)
     try:
         deadline = time.time() + 15
-        while "/ #" not in _tmux("capture-pane", "-p", "-t", session2) and time.time() < deadline:
+        while "/ #" not in tmux("capture-pane", "-p", "-t", session2) and time.time() < deadline:
             time.sleep(0.1)
-        _tmux("send-keys", "-t", session2, "C-p", "C-q")
+        tmux("send-keys", "-t", session2, "C-p", "C-q")
         deadline = time.time() + 10
-        while "DETACHED=" not in _tmux("capture-pane", "-p", "-t", session2) and time.time() < deadline:
+        while "DETACHED=" not in tmux("capture-pane", "-p", "-t", session2) and time.time() < deadline:
             time.sleep(0.1)
-        assert "DETACHED=0" in _tmux("capture-pane", "-p", "-t", session2)
+        assert "DETACHED=0" in tmux("capture-pane", "-p", "-t", session2)
         assert client.containers.get("tty_detach").status == "running"
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session2], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", session2], capture_output=True)
 
 
 def test_large_stdin_arrives_whole(engine, client):

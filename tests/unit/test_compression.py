@@ -151,6 +151,8 @@ def test_stream_import_keeps_the_compressed_blob_as_received(store):
     with store.pinning() as pinned:
         layer = store.import_stream(Chunked(packed), None, pinned, expected_digest=_sha(packed))  # type: ignore[arg-type]
     assert layer.diff_id == _sha(raw)
+    with store.open_tar(layer.diff_id) as f:
+        assert f.read() == raw
     assert store.tar_path(layer.diff_id).read_bytes() == raw
     kept = store.compressed.find(layer.diff_id, compression.GZIP)
     assert kept is not None and kept.digest == _sha(packed) and kept.size == len(packed)

@@ -6,12 +6,45 @@ import pytest
 
 from dockyard.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from dockyard.network.ipam import Ipam, Pool
-from dockyard.network.ipamconfig import check_endpoint, parse_default_pools, parse_ipam, plan_pools
+from dockyard.network.driveropts import bridge_options
+from dockyard.network.ipamconfig import (check_bridge_ipv6, check_endpoint, parse_default_pools, parse_ipam,
+                                       plan_pools)
 from dockyard.store.metadata import Database
 
 
 def cfg(**kw):
     return {"Config": [kw]}
+
+
+def test_unparsable_ip_range_and_gateway_are_reported_not_raised():
+    """They were reported, then parsed again for the result: a ValueError, a 500 (fuzz)."""
+    with pytest.raises(InvalidParameter) as e:
+        parse_ipam(cfg(Subnet="10.1.0.0/24", IPRange="x", Gateway="10.1.0.1/24"), False)
+    assert e.value.message.splitlines() == [
+        "invalid network config:",
+        "* invalid ip-range x: invalid CIDR block notation",
+        "* invalid gateway 10.1.0.1/24: invalid address",
+    ]
+
+
+@pytest.mark.parametrize("subnet, text", [
+    ("ff00::/8", "multicast subnet 'ff00::/8' is not allowed"),
+    ("::/0", "'::/0' clashes with the Link-Local prefix 'fe80::/64'"),
+    ("fe80::/10", "'fe80::/10' clashes with the Link-Local prefix 'fe80::/64'"),
+])
+def test_bridge_refuses_ipv6_subnets_the_kernel_would(subnet, text):
+    with pytest.raises(InvalidParameter) as e:
+        check_bridge_ipv6(parse_ipam(cfg(Subnet=subnet), True))
+    assert e.value.message == text
+    check_bridge_ipv6(parse_ipam(cfg(Subnet="fe80::/64"), True))  # exactly the link-local prefix: dockerd allows it
+    check_bridge_ipv6(parse_ipam(cfg(Subnet="fd00:1::/64"), True))
+
+
+def test_bridge_mtu_bounds():
+    assert bridge_options({"com.docker.network.driver.mtu": "65535"}).mtu == 65535
+    for value in ("65536", "99999999999999999999"):
+        with pytest.raises(InvalidParameter, match="the maximum is 65535"):
+            bridge_options({"com.docker.network.driver.mtu": value})
 
 
 def test_validate_ipam_texts_joined_like_dockerd():

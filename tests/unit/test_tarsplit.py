@@ -52,6 +52,9 @@ def _roundtrip(store: LayerStore, raw: bytes) -> None:
     assert not store.content.exists(layer.diff_id)  # not kept twice
     assert (store.dir(layer.chain_id) / SKELETON).is_file()
     assert store.tar_size(layer.diff_id) == len(raw)
+    with store.open_tar(layer.diff_id) as f:  # streamed, not written out
+        assert f.read() == raw
+    assert not store.content.exists(layer.diff_id)
     assert store.tar_path(layer.diff_id).read_bytes() == raw
 
 

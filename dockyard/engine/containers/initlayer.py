@@ -10,6 +10,7 @@ where it has them).
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -55,7 +56,7 @@ def ensure_init_layer(cdir: Path, lowers: list[Path]) -> Path:
         try:
             _setup(tmp / "merged")
         finally:
-            mounts.unmount(tmp / "merged", lazy=False)
+            _unmount_setup(tmp / "merged")
         try:
             os.rename(tmp / "diff", init)
         except OSError:
@@ -64,6 +65,18 @@ def ensure_init_layer(cdir: Path, lowers: list[Path]) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return init
+
+
+def _unmount_setup(merged: Path) -> None:
+    """Unmount the setup view. A mount namespace made at this instant (runc creating another
+    container, a chrooted copy child) holds a copy of it, and the kernel then answers EBUSY:
+    detach it instead; the files are already in the upper dir, which is all we keep."""
+    try:
+        mounts.unmount(merged, lazy=False)
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
+        mounts.unmount(merged, lazy=True)
 
 
 def _setup(root: Path) -> None:

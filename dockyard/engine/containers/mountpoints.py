@@ -11,7 +11,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ...errors import InvalidParameter
+from ...errors import InvalidParameter, NotFound
 from ...oci.runtime_spec import parse_bind
 from .model import Container
 
@@ -77,13 +77,16 @@ def _parse_volumes_from(spec: str) -> tuple[str, bool | None]:
 
 
 def inherit(specs: list[str] | None, get: Callable[[str], Container],
-            own_destinations: set[str]) -> list[dict[str, Any]]:
+            own_destinations: set[str], own_id: str = "") -> list[dict[str, Any]]:
     """`HostConfig.VolumesFrom` -> the mounts taken from those containers (dockerd's rules: a
     mount keeps its read-only flag unless `:ro` is given; the container's own mounts win)."""
     out: dict[str, dict[str, Any]] = {}
     for spec in specs or []:
         ref, read_only = _parse_volumes_from(spec)
         src = get(ref)  # "No such container: …"
+        if own_id and src.id == own_id:
+            # the container itself: dockerd registers it only after this, so it is not found
+            raise NotFound(f"No such container: {ref}")
         for mp in mount_points(src):
             if mp.destination in own_destinations:
                 continue

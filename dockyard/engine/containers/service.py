@@ -40,6 +40,7 @@ from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
 from . import daemondefaults, links, listing, mountpoints, names, restartpolicy, volumeplan
+from .starterrors import exit_code_for, is_users_fault
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_update
@@ -373,7 +374,7 @@ class ContainerService:
         """Create (or find) every volume the container names, and its anonymous ones; take
         the mounts of the `--volumes-from` containers."""
         c.volumes_from = mountpoints.inherit(c.host_config.get("VolumesFrom"), self.get,
-                                             volumeplan.own_destinations(c.host_config))
+                                             volumeplan.own_destinations(c.host_config), own_id=c.id)
         for use in volumeplan.plan(c.host_config, c.config, {m["Target"] for m in c.volumes_from}):
             v = self.volumes.create(use.name)
             c.volumes[use.destination] = v.name
@@ -499,7 +500,7 @@ class ContainerService:
         c.state.pid = 0
         c.state.conmon_pid = 0
         c.state.error = msg
-        c.state.exit_code = _exit_code_for(msg)
+        c.state.exit_code = exit_code_for(msg)
         if c.state.status not in ("exited", "created"):
             c.state.status = "exited" if c.has_been_started else "created"
         self._save(c)
@@ -511,7 +512,7 @@ class ContainerService:
         if c.host_config.get("AutoRemove"):
             # `docker run --rm` waits for the removal even when start failed
             self._spawn(self._remove_quietly(c.id))
-        if isinstance(exc, DockyardError) and "OCI runtime" in msg:
+        if is_users_fault(exc):
             # the user's command is at fault: Docker answers 400 for it
             raise InvalidParameter(msg) from exc
 
@@ -726,21 +727,29 @@ class ContainerService:
         """Undo what start did: runc state, network, rootfs mount, bundle (once per start)."""
         if c.id in self._torn_down:
             return
-        try:
-            await self.runtime.delete(c.id, force=True)
-        except Exception as exc:
-            log.warning("runc delete %s: %s", c.short_id, exc)
+        if c.host_config.get("AutoRemove") and not c.state.running:
+            # Its id is never used again: runc's state and the cgroup can go after the reply
+            # (`run --rm` waits for "removed"); engine start sweeps them if it crashes first.
+            self._spawn(self._delete_runtime_state(c))
+        else:
+            await self._delete_runtime_state(c)
         if not c.network_mode.startswith("container:"):
             # disconnects every endpoint; veths are deleted in the background
             await _quiet(self.networks.release_sandbox(c.id))
         c.sandbox_path = None
-        if self.cgroups:
-            _safe(lambda: self.cgroups.remove(c.id), None)
         if not self._rootfs_users.get(c.id):  # `docker cp` or export still reading it
             await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
         await asyncio.to_thread(shutil.rmtree, self.bundle_dir(c.id), True)  # not on the event loop
         self.monitor.clear_exit(c.id)
         self._torn_down.add(c.id)
+
+    async def _delete_runtime_state(self, c: Container) -> None:
+        try:
+            await self.runtime.delete(c.id, force=True)
+        except Exception as exc:
+            log.warning("runc delete %s: %s", c.short_id, exc)
+        if self.cgroups:
+            _safe(lambda: self.cgroups.remove(c.id), None)
 
     async def _after_exit(self, c: Container) -> None:
         if c.id in self._manual_restart:
@@ -1193,15 +1202,6 @@ def _monitors_under(run_dir: Path) -> list[tuple[int, str]]:
             if a == b"-b" and argv[i + 1].startswith(marker):
                 out.append((int(d), argv[i + 1][len(marker):].decode().split("/")[0]))
     return out
-
-
-def _exit_code_for(msg: str) -> int:
-    low = msg.lower()
-    if "executable file not found" in low or "no such file or directory" in low:
-        return 127
-    if "permission denied" in low or "exec format error" in low:
-        return 126
-    return 128
 
 
 

@@ -46,7 +46,11 @@ def parse_address(address: str) -> Address:
     """As dockerd's parseAddress, with its messages."""
     if not address:
         return Address("", "/dev/log")
-    u = urlsplit(address)
+    try:
+        u = urlsplit(address)
+    except ValueError:  # a bad bracketed IPv6 host: Go's url.Parse refuses it too
+        why = "missing ']' in host" if "]" not in address else "invalid IPv6 host"
+        raise InvalidParameter(f"parse \"{address}\": {why}") from None
     if u.scheme in ("unix", "unixgram"):
         if not os.path.exists(u.path):
             raise InvalidParameter(f"stat {u.path}: no such file or directory")

@@ -290,3 +290,23 @@ def test_docker_push_and_pull_through_the_fleet_with_redirects(engine, private_e
     finally:
         engine.cli("rmi", ref)
         f.close()
+
+
+def test_read_only_mode_authenticates_before_refusing(registry_factory, tmp_path):
+    """Read-only is checked after authentication, as Distribution does: a client without
+    credentials is told to log in, a logged-in one that the registry is read-only."""
+    pw = tmp_path / "htpasswd"
+    pw.write_text(subprocess.run(["htpasswd", "-Bbn", "alice", "wonderland"], capture_output=True, text=True,
+                                 check=True).stdout)
+    srv = registry_factory({"storage": {"maintenance": {"readonly": {"enabled": True}}},
+                            "auth": {"htpasswd": {"path": str(pw), "realm": "ro"}}}, "readonly")
+    anon = requests.post(f"{srv.url}/v2/ro/repo/blobs/uploads/")
+    assert anon.status_code == 401 and error_codes(anon) == ["UNAUTHORIZED"]
+    auth = ("alice", "wonderland")
+    for method, path in (("POST", "/v2/ro/repo/blobs/uploads/"), ("PUT", "/v2/ro/repo/manifests/t"),
+                         ("DELETE", "/v2/ro/repo/manifests/t"), ("PATCH", f"/v2/ro/repo/blobs/uploads/{'a' * 32}")):
+        r = requests.request(method, srv.url + path, auth=auth)
+        assert r.status_code == 405, (method, r.text)
+        assert r.json() == {"errors": [{"code": "UNSUPPORTED", "message": "The operation is unsupported."}]}
+    assert requests.get(f"{srv.url}/v2/_catalog", auth=auth).status_code == 200
+    assert requests.get(f"{srv.url}/v2/ro/repo/tags/list", auth=auth).status_code == 404
