@@ -207,6 +207,7 @@ class EngineProcess:
                 pass
         for mp in sorted(self.all_mounts(), key=len, reverse=True):
             subprocess.run(["umount", "-l", mp], capture_output=True)
+        _remove_cgroups(self.exec_root)
         keep = os.environ.get("DYK_KEEP_LOGS")  # a directory to keep engine logs in, for debugging
         if keep and self.log_path.exists():
             Path(keep).mkdir(parents=True, exist_ok=True)
@@ -239,6 +240,19 @@ class EngineProcess:
 def uniq(prefix: str) -> str:
     """A name no other test (or test session) uses."""
     return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def _remove_cgroups(exec_root: Path) -> None:
+    """The engine's own cgroup parent and what a killed engine left in it (empty by now)."""
+    from dockyard.runtime import cgroups
+
+    try:
+        driver = cgroups.detect(cgroups.engine_parent(exec_root))
+        for cid in driver.leftovers(set()):
+            driver.remove(cid)
+        driver.remove_parent()
+    except OSError:
+        pass
 
 
 def _remove_iptables_rules(bridge: str) -> None:

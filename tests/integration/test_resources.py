@@ -322,6 +322,13 @@ def test_init_runs_tini_as_pid1(engine):
 def test_init_forwards_signals_and_exit_code(client):
     c = client.containers.run("busybox", ["sh", "-c", "sleep 300"], detach=True, init=True)
     assert client.api.inspect_container(c.id)["HostConfig"]["Init"] is True
+    # A SIGTERM that reaches tini (the namespace's PID 1) before it blocked signals is dropped
+    # by the kernel (no handler yet), and the stop ends in SIGKILL: dockerd has the same race.
+    # tini blocks them before it spawns its child, so wait for the child.
+    deadline = time.monotonic() + 60
+    while not any("sleep 300" in " ".join(p) for p in c.top()["Processes"]):
+        assert time.monotonic() < deadline, c.top()
+        time.sleep(0.05)
     c.stop(timeout=10)
     st = client.api.inspect_container(c.id)["State"]
     # tini passes SIGTERM to sh, which dies of it: 143, not a SIGKILL after the timeout
