@@ -241,6 +241,14 @@ def test_container_wide_multicast_mac_is_400(raw):
     assert_docker_error(raw("POST", "/containers/create", body, version="1.43"), 400, "not a unicast address")
 
 
+@pytest.mark.parametrize("keys", ["ctrl-", "ctrl-@@", ",", "ctrl-1", "ctrl-\u00e9"])
+def test_exec_create_checks_detach_keys(raw, objects, keys):
+    """dockerd refuses bad DetachKeys at exec create; they were kept and refused only at an
+    attached start (a detached one ignored them)."""
+    resp = raw("POST", f"/containers/{objects['running']}/exec", {"Cmd": ["true"], "DetachKeys": keys})
+    assert_docker_error(resp, 400, f"Invalid escape keys ({keys}) provided")
+
+
 def test_volumes_from_itself_is_404(raw):
     """A container named in its own VolumesFrom was created (a no-op self-reference); dockerd
     registers the container after resolving VolumesFrom, so it answers 404 and keeps nothing."""
