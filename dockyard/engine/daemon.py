@@ -205,10 +205,6 @@ def _tls_context(config: EngineConfig) -> ssl.SSLContext | None:
 
 
 def run_daemon(loaded: "Loaded") -> int:
-    from .memory import fix_mmap_threshold
-
-    fix_mmap_threshold()
-
     async def main() -> None:
         stop = asyncio.Event()
         reloads: asyncio.Queue = asyncio.Queue()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 from ..errors import DockyardError, SystemError_
 from ..store.layers import Layer, LayerStore
 from ..store.pipe import ChunkPipe, PipeClosed
+from .memory import release_freed
 
 if TYPE_CHECKING:
     from ..distribution.client import RegistryClient
@@ -69,6 +70,9 @@ class FedImport:
         except asyncio.CancelledError:
             await self.abort(Cancelled("cancelled"))
             raise
+        finally:
+            self.pipe.drop()
+            await asyncio.to_thread(release_freed)  # the transfer's buffers, back to the kernel (RSS)
 
     async def abort(self, exc: BaseException) -> None:
         """Stop the importer (it removes what it made) and wait for its thread."""

@@ -136,6 +136,15 @@ class ChunkPipe(io.RawIOBase):
         self._reader_gone.set()
         super().close()
 
+    def drop(self) -> None:
+        """Free the chunks still queued (the transfer is over, whatever its outcome)."""
+        self._buf = memoryview(b"")
+        while True:
+            try:
+                self._q.get_nowait()
+            except queue.Empty:
+                return
+
 
 class HashSink:
     """A sink that only hashes and counts (the DiffID of a tar kept compressed)."""
