@@ -156,9 +156,7 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self.head[:n]
             self.head = self.head[n:]
             return n
-        data = self.f.read(len(b))
-        b[:len(data)] = data
-        return len(data)
+        return self.f.readinto(b)
 
 
 def _read_head(f: BinaryIO, n: int = 6) -> bytes:

@@ -50,7 +50,7 @@ from . import compression
 from .compressed import CompressedBlobs
 from .content import CHUNK, BlobWriter, ContentStore
 from .metadata import Database
-from .pipe import BackgroundWriter, HashSink, IterReader, PipeClosed, TeeReader
+from .pipe import BackgroundWriter, ForwardReader, HashSink, IterReader, PipeClosed, TeeReader
 from . import tarsplit
 from .tarsplit import SkeletonWriter
 
@@ -188,9 +188,8 @@ def unpack_tar(tar: Path | BinaryIO, dest: Path, split: SkeletonWriter | None = 
     try:
         if isinstance(tar, Path):
             tf = tarfile.open(tar, "r:", errorlevel=2)
-        else:  # stream mode: members in order, no seeking back
-            # bufsize: the default 10 KiB record made tarfile loop ~40 000 times per 420 MB
-            tf = tarfile.open(fileobj=tar, mode="r|", errorlevel=2, bufsize=CHUNK)
+        else:  # read once, members in order: tarfile parses headers, we copy the contents
+            tf = tarfile.open(fileobj=ForwardReader(tar, CHUNK), mode="r:", errorlevel=2)  # type: ignore[arg-type]
     except tarfile.ReadError as exc:
         raise InvalidParameter(f"invalid tar archive: {exc}") from None
     with tf:
@@ -252,11 +251,11 @@ def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times
         _remove(path)
         if spliced:  # after the removal: a file of the same name earlier in the tar is not this one
             split.file(m.offset_data, m.size, path, rel)  # type: ignore[union-attr]
-        src = tf.extractfile(m)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            if src is not None:
-                shutil.copyfileobj(src, out, CHUNK)
+        try:
+            _copy_contents(tf, m, fd)
+        finally:
+            os.close(fd)
         size = m.size
     elif m.issym():
         _remove(path)
@@ -291,6 +290,21 @@ def _unpack_member(tf: tarfile.TarFile, m: tarfile.TarInfo, root: str, dir_times
     return size
 
 
+
+
+def _copy_contents(tf: tarfile.TarFile, m: tarfile.TarInfo, fd: int) -> None:
+    """A regular member's contents into `fd`."""
+    src = tf.fileobj
+    if isinstance(src, ForwardReader) and not m.issparse():
+        # One buffer, one write per MiB (extractfile + copyfileobj copied each byte ~3 times more).
+        src.seek(m.offset_data)
+        if src.copy_to(fd, m.size) != m.size:
+            raise tarfile.ReadError("unexpected end of data")
+        return
+    f = tf.extractfile(m)
+    if f is not None:
+        with os.fdopen(os.dup(fd), "wb") as out:
+            shutil.copyfileobj(f, out, CHUNK)
 
 
 class _Both:
@@ -474,7 +488,7 @@ class LayerStore:
                     tar = TeeReader(plain, _Both(hash_bg, split) if kind not in KEPT_COMPRESSED else hash_bg)
                     (work / "diff").mkdir()
                     os.chmod(work / "diff", 0o755)
-                    size = unpack_tar(io.BufferedReader(tar, CHUNK), work / "diff",  # type: ignore[arg-type]
+                    size = unpack_tar(tar, work / "diff",  # type: ignore[arg-type]
                                       split if kind not in KEPT_COMPRESSED else None)
                     tar.drain()
                 tee.drain()
