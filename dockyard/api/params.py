@@ -75,14 +75,17 @@ SPOOL_FLUSH = 1 << 20
 
 async def body_chunks(request: web.Request, size: int = 4 * SPOOL_FLUSH) -> AsyncIterator[bytes]:
     """The request body in chunks of about `size` bytes (few thread hand-offs per MiB)."""
-    buf = bytearray()
+    parts: list[bytes] = []
+    have = 0
     async for chunk in request.content.iter_any():  # whatever arrived: fewer, bigger pieces
-        buf += chunk
-        if len(buf) >= size:
-            yield bytes(buf)
-            buf.clear()
-    if buf:
-        yield bytes(buf)
+        parts.append(chunk)
+        have += len(chunk)
+        if have >= size:
+            yield b"".join(parts)  # one copy (a bytearray grown and then frozen made two)
+            parts.clear()
+            have = 0
+    if parts:
+        yield b"".join(parts)
 
 
 async def spool_body(request: web.Request, path: Path) -> Path:

@@ -44,6 +44,27 @@ USER_AGENT = "docker/28.2.2 dockyard"
 Progress = Callable[[int], Awaitable[None] | None]  # bytes transferred so far
 
 
+class _Gather:
+    """Received pieces, handed on as one bytes object (one copy; a bytearray grown
+    and then frozen with bytes() made two)."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._n = 0
+
+    def add(self, b: bytes) -> None:
+        self._parts.append(b)
+        self._n += len(b)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def take(self) -> bytes:
+        out = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+        self._parts, self._n = [], 0
+        return out
+
+
 @dataclass
 class Manifest:
     body: bytes
@@ -368,32 +389,30 @@ class RegistryClient:
             if r.status not in (200, 206) or (n and r.status == 206 and not _range_starts_at(r, n)):
                 await self._fail(r, f"blob {digest} of {self.host}/{repo}")
             skip = n if r.status == 200 else 0
-            buf = bytearray()
+            buf = _Gather()
             try:
-                async for chunk in r.content.iter_chunked(IO_CHUNK):
+                async for chunk in r.content.iter_any():  # whatever arrived: no re-chunking copies
                     if skip:
                         cut = min(skip, len(chunk))
                         chunk, skip = chunk[cut:], skip - cut
                         if not chunk:
                             continue
-                    buf += chunk
+                    buf.add(chunk)
                     if len(buf) >= 4 * IO_CHUNK:
                         n += len(buf)
-                        await consume(bytes(buf))
-                        buf.clear()
+                        await consume(buf.take())
                         if progress:
                             await _call(progress, n)
                 if buf:
                     n += len(buf)
-                    await consume(bytes(buf))
-                    buf.clear()
+                    await consume(buf.take())
                 if size is not None and n < size:
                     raise aiohttp.ClientPayloadError(f"blob ended after {n} of {size} bytes")
                 break
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 if buf:  # whole bytes received before the break are kept
                     n += len(buf)
-                    await consume(bytes(buf))
+                    await consume(buf.take())
                 attempt += 1
                 if attempt > retries:
                     raise Unavailable(f"error downloading blob {digest}: {_net_error(exc)}") from None
