@@ -205,6 +205,10 @@ def _tls_context(config: EngineConfig) -> ssl.SSLContext | None:
 
 
 def run_daemon(loaded: "Loaded") -> int:
+    from .memory import one_arena
+
+    one_arena()
+
     async def main() -> None:
         stop = asyncio.Event()
         reloads: asyncio.Queue = asyncio.Queue()

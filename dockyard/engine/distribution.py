@@ -43,6 +43,7 @@ from ..store import compression
 from ..store.compressed import CompressedBlob
 from ..store.pipe import HashSink, TeeReader
 from .images import Image, ImageService
+from .memory import release_freed
 from .layer_pipeline import gather_in_order, pull_layer
 from .streams import run_streamed
 
@@ -372,6 +373,7 @@ class DistributionService:
                 await self._push_one(plan, ref, img, emit)
         finally:
             await plan.client.close()
+            await asyncio.to_thread(release_freed)  # compression and upload buffers (engine RSS)
 
     async def _push_one(self, plan: PushPlan, ref: oref.Reference, img: Image, emit: Emit) -> None:
         order = list(reversed(range(len(img.diff_ids))))  # dockerd lists the top layer first
