@@ -44,6 +44,18 @@ USER_AGENT = "docker/28.2.2 dockyard"
 Progress = Callable[[int], Awaitable[None] | None]  # bytes transferred so far
 
 
+async def _read_upto(r: aiohttp.ClientResponse, n: int) -> bytes:
+    """The body, or its first `n` bytes.  StreamReader.read(n) returns what has arrived
+    so far: a manifest sent in several TCP segments came back cut ("not JSON") under load."""
+    got = bytearray()
+    while len(got) < n:
+        piece = await r.content.read(n - len(got))
+        if not piece:
+            break
+        got += piece
+    return bytes(got)
+
+
 class _Gather:
     """Received pieces, handed on as one bytes object (one copy; a bytearray grown
     and then frozen with bytes() made two)."""
@@ -316,7 +328,7 @@ class RegistryClient:
         try:
             if (r.content_length or 0) > MAX_MANIFEST:
                 raise SystemError_(f"manifest {reference} is too big ({r.content_length} bytes)")
-            body = await r.content.read(MAX_MANIFEST + 1)
+            body = await _read_upto(r, MAX_MANIFEST + 1)
         finally:
             r.release()
         if len(body) > MAX_MANIFEST:
@@ -457,7 +469,7 @@ class RegistryClient:
         if r.status != 200:
             await self._fail(r, f"blob {digest} of {self.host}/{repo}")
         try:
-            body = await r.content.read(limit + 1)
+            body = await _read_upto(r, limit + 1)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable(f"error downloading blob {digest}: {_net_error(exc)}") from None
         finally:
