@@ -391,3 +391,51 @@ def test_write_diff_tar_turns_overlay_whiteouts_back_into_tar_whiteouts(tmp_path
         assert tf.extractfile("etc/new.conf").read() == b"x"
         links = [m for m in tf.getmembers() if m.islnk()]
         assert len(links) == 1  # the second name of one inode is a hard link entry
+
+
+def _gnu_and_pax_tar() -> tuple[bytes, dict[str, bytes]]:
+    """Long names (GNU and PAX records), sizes around the 512-byte block and the 1 MiB buffer."""
+    files = {
+        "d/" + "n" * 150: os.urandom(513),
+        "e/" + "p" * 120 + "/f": os.urandom((1 << 20) + 7),
+        "empty": b"",
+        "block": os.urandom(512),
+        "odd": os.urandom(511),
+        "big": os.urandom(3 * (1 << 20) + 1),
+    }
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for i, (name, data) in enumerate(files.items()):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            if i % 2:
+                ti.pax_headers = {"comment": "x" * 700}  # a PAX record spanning blocks
+            tf.format = tarfile.PAX_FORMAT if i % 2 else tarfile.GNU_FORMAT
+            tf.addfile(ti, io.BytesIO(data))
+    return out.getvalue(), files
+
+
+def test_stream_import_in_odd_pieces_round_trips(store):
+    """A plain tar read once from a non-seekable stream in pieces that split headers and
+    contents anywhere: files unpacked whole, the tar rebuilt byte for byte."""
+    from dockyard.store.pipe import IterReader
+
+    raw, files = _gnu_and_pax_tar()
+    pieces = [raw[i:i + 7777] for i in range(0, len(raw), 7777)]
+    with store.pinning() as pinned:
+        layer = store.import_stream(IterReader(pieces), None, pinned)  # type: ignore[arg-type]
+    assert layer.diff_id == dg.sha256_bytes(raw)
+    for name, data in files.items():
+        assert (store.diff_dir(layer.chain_id) / name).read_bytes() == data
+    assert store.tar_path(layer.diff_id).read_bytes() == raw
+
+
+def test_stream_cut_inside_file_contents_is_refused(store):
+    from dockyard.store.pipe import IterReader
+
+    raw, _ = _gnu_and_pax_tar()
+    cut = raw[:len(raw) - (2 << 20)]  # inside "big"
+    with store.pinning() as pinned, pytest.raises(InvalidParameter):
+        store.import_stream(IterReader([cut]), None, pinned)  # type: ignore[arg-type]
+    assert store.all() == []
+    assert list(store.tmp_dir.iterdir()) == []
