@@ -23,7 +23,7 @@ from ..errors import Conflict, InvalidParameter, NotFound
 from ..oci import users
 from ..oci.capabilities import engine_capabilities
 from ..runtime.conmon import Monitor
-from .containers.attach import AttachStream
+from .containers.attach import AttachStream, parse_detach_keys
 from .containers.createspec import merge_env
 from .containers.fieldtypes import HOST_CONFIG, check_struct, go_keys, B, L, S, SL
 from .containers.starterrors import exit_code_for, is_users_fault
@@ -99,6 +99,11 @@ class ExecService:
             cmd = [cmd]
         if not cmd:
             raise InvalidParameter("No exec command specified")
+        if body.get("DetachKeys"):  # checked here as dockerd does, not first at an attached start
+            try:
+                parse_detach_keys(body["DetachKeys"])
+            except InvalidParameter:
+                raise InvalidParameter(f"Invalid escape keys ({body['DetachKeys']}) provided") from None
         sid = secrets.token_hex(32)
         cfg = {k: body.get(k) for k in EXEC_FIELDS}
         cfg["Cmd"] = cmd

@@ -249,6 +249,15 @@ def check_endpoint(cfg: dict[str, Any], pools: list[Pool] | None, user_defined: 
             elif not any(addr in p.subnet for p in static):
                 errs.append(f"no configured subnet or ip-range contain the IP address {value}")
     mac = cfg.get("MacAddress") or ""
-    if mac and not MAC_RE.match(mac):
-        raise InvalidParameter(f"invalid MAC address {mac}")
+    if mac:
+        check_mac(mac)
     _join("invalid endpoint settings:", errs)
+
+
+def check_mac(mac: str) -> None:
+    """dockerd's net.ParseMAC check, and a unicast address: the kernel refuses a multicast or
+    all-zero one for an interface (EADDRNOTAVAIL at start), so it is a 400 at create."""
+    if not MAC_RE.match(mac):
+        raise InvalidParameter(f"invalid MAC address {mac}")
+    if int(mac[:2], 16) & 1 or not int(re.sub("[:-]", "", mac), 16):
+        raise InvalidParameter(f"invalid MAC address {mac}: not a unicast address")

@@ -208,6 +208,47 @@ def test_exec_start_field_types_are_checked(raw, objects, body, contains):
     assert raw.json(f"/exec/{eid}/json")["Pid"] == 0  # never started
 
 
+@pytest.mark.parametrize("ep, contains", [
+    # iterated as a list: TypeError, a 500
+    ({"IPAMConfig": {"LinkLocalIPs": 5}}, "EndpointSettings.IPAMConfig.LinkLocalIPs of type []string"),
+    ({"IPAMConfig": {"LinkLocalIPs": True}}, "cannot unmarshal bool"),
+    # stored as is on a "none" network: OverflowError in SQLite at start, a 500
+    ({"IPAMConfig": {"IPv4Address": 1 << 70}}, "EndpointSettings.IPAMConfig.IPv4Address of type string"),
+    ({"IPAMConfig": {"IPv6Address": 5}}, "cannot unmarshal number"),
+    ({"Aliases": [5]}, "EndpointSettings.Aliases of type []string"),
+    # the kernel refuses a multicast or all-zero MAC (EADDRNOTAVAIL at start, a 500)
+    ({"MacAddress": "ff:ff:ff:ff:ff:ff"}, "invalid MAC address ff:ff:ff:ff:ff:ff: not a unicast address"),
+    ({"MacAddress": "01:00:5e:00:00:01"}, "not a unicast address"),
+    ({"MacAddress": "00:00:00:00:00:00"}, "not a unicast address"),
+])
+def test_odd_endpoint_settings_are_400(raw, objects, ep, contains):
+    network = "rb-net"
+    body = {"Image": BUSYBOX, "Cmd": ["true"], "HostConfig": {"NetworkMode": network},
+            "NetworkingConfig": {"EndpointsConfig": {network: ep}}}
+    assert_docker_error(raw("POST", "/containers/create?name=rb-odd-ep", body), 400, contains)
+    assert raw("GET", "/containers/rb-odd-ep/json")[0] == 404
+    connect = {"Container": objects["created"], "EndpointConfig": ep}
+    assert_docker_error(raw("POST", f"/networks/{network}/connect", connect), 400, contains)
+    none = {"Image": BUSYBOX, "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"},
+            "NetworkingConfig": {"EndpointsConfig": {"none": ep}}}
+    if "MacAddress" not in ep:  # the type checks hold on every network, "none" included
+        assert_docker_error(raw("POST", "/containers/create", none), 400, contains)
+
+
+def test_container_wide_multicast_mac_is_400(raw):
+    """Config.MacAddress (API < 1.44) reached the kernel at start: EADDRNOTAVAIL, a 500."""
+    body = {"Image": BUSYBOX, "Cmd": ["true"], "MacAddress": "ff:ff:ff:ff:ff:ff"}
+    assert_docker_error(raw("POST", "/containers/create", body, version="1.43"), 400, "not a unicast address")
+
+
+@pytest.mark.parametrize("keys", ["ctrl-", "ctrl-@@", ",", "ctrl-1", "ctrl-\u00e9"])
+def test_exec_create_checks_detach_keys(raw, objects, keys):
+    """dockerd refuses bad DetachKeys at exec create; they were kept and refused only at an
+    attached start (a detached one ignored them)."""
+    resp = raw("POST", f"/containers/{objects['running']}/exec", {"Cmd": ["true"], "DetachKeys": keys})
+    assert_docker_error(resp, 400, f"Invalid escape keys ({keys}) provided")
+
+
 def test_volumes_from_itself_is_404(raw):
     """A container named in its own VolumesFrom was created (a no-op self-reference); dockerd
     registers the container after resolving VolumesFrom, so it answers 404 and keeps nothing."""

@@ -142,8 +142,21 @@ def check_create(body: dict[str, Any]) -> None:
     nc = body.get("NetworkingConfig")
     check_struct("NetworkingConfig", nc, {"EndpointsConfig": O})
     for name, ep in ((nc or {}).get("EndpointsConfig") or {}).items():
-        check_struct("EndpointSettings", ep, {"IPAMConfig": O, "Links": L, "Aliases": L,
-                                              "MacAddress": S, "DriverOpts": M})
+        check_endpoint_settings(ep)
+
+
+ENDPOINT_SETTINGS: dict[str, Check] = {"IPAMConfig": O, "Links": L, "Aliases": L, "MacAddress": S, "DriverOpts": M,
+                                       "NetworkID": S, "EndpointID": S, "Gateway": S, "IPAddress": S,
+                                       "IPPrefixLen": I, "IPv6Gateway": S, "GlobalIPv6Address": S,
+                                       "GlobalIPv6PrefixLen": I, "GwPriority": I, "DNSNames": L}
+ENDPOINT_IPAM: dict[str, Check] = {"IPv4Address": S, "IPv6Address": S, "LinkLocalIPs": L}
+
+
+def check_endpoint_settings(ep: Any) -> None:
+    """An EndpointSettings (create's EndpointsConfig values, connect's EndpointConfig)."""
+    check_struct("EndpointSettings", ep, ENDPOINT_SETTINGS)
+    if isinstance(ep, dict):
+        check_struct("EndpointSettings.IPAMConfig", ep.get("IPAMConfig"), ENDPOINT_IPAM)
 
 
 def check_update(body: dict[str, Any]) -> None:

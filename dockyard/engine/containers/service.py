@@ -33,6 +33,7 @@ from ...errors import Conflict, DockyardError, InvalidParameter, NotFound, NotMo
 from ...runtime.conmon import Monitor
 from ...runtime.runc import OCIRuntime
 from ...network import ports
+from ...network.ipamconfig import check_mac
 from ...store import mounts
 from ...store.usage import dir_size
 from ...store.metadata import Database
@@ -43,7 +44,7 @@ from . import daemondefaults, links, listing, mountpoints, names, restartpolicy,
 from .starterrors import exit_code_for, is_users_fault
 from .bundle import BundleWriter
 from .attach import AttachStream
-from .fieldtypes import check_create, check_update
+from .fieldtypes import check_create, check_endpoint_settings, check_update
 from .initlayer import container_lowers
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
 from .netplan import is_planned, network_refs, planned_networks
@@ -310,6 +311,8 @@ class ContainerService:
         for key, ep_cfg in ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).items():
             if isinstance(ep_cfg, dict):  # addresses outside the subnets, bad MACs: 400 now, not at start
                 self.networks.check_endpoint(key, ep_cfg)
+        if config.get("MacAddress"):  # the container-wide (pre-1.44) MAC goes to the same interface
+            check_mac(config["MacAddress"])
         if mode == "host" and config.get("Hostname"):
             pass  # Docker allows it and keeps the host's UTS namespace
         user_defined = mode not in ("bridge", "host", "none") and not mode.startswith("container:")
@@ -559,14 +562,9 @@ class ContainerService:
         c = self.get(ref)
         if not isinstance(endpoint_config, dict):
             raise InvalidParameter("invalid EndpointConfig: expected an object")
+        check_endpoint_settings(endpoint_config)  # Go's decoder: a wrong JSON type is a 400
         aliases = endpoint_config.get("Aliases") or []
         ipam = endpoint_config.get("IPAMConfig") or {}
-        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases) \
-                or not isinstance(ipam, dict) \
-                or not isinstance(ipam.get("IPv4Address") or "", str) \
-                or not isinstance(endpoint_config.get("MacAddress") or "", str):
-            raise InvalidParameter("invalid EndpointConfig: Aliases must be strings, IPAMConfig an object,"
-                                   " IPv4Address and MacAddress strings")
         net = self.networks.resolve(network)
         if net.driver == "host" or c.network_mode == "host":
             raise InvalidParameter("container cannot be disconnected from host network or connected to host network")
