@@ -169,3 +169,39 @@ def test_link_delete_odd_aliases(raw, engine, target, alias, query):
     finally:
         api.remove_container("fzt-linker", force=True)
         api.close()
+
+
+endpoint_settings = st.one_of(json_values, st.fixed_dictionaries({}, optional={
+    "IPAMConfig": st.one_of(json_values, st.fixed_dictionaries({}, optional={
+        "IPv4Address": addressish, "IPv6Address": addressish,
+        "LinkLocalIPs": st.one_of(json_values, st.lists(addressish, max_size=2))})),
+    "Aliases": st.one_of(json_values, st.lists(st.text(max_size=10), max_size=2)),
+    "MacAddress": st.one_of(json_values, st.sampled_from(["02:42:ac:11:00:99", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00",
+                                                          "01:00:5e:00:00:01", "02-42-ac-11-00-98", "x"])),
+    "DriverOpts": json_values, "Links": json_values, "GwPriority": json_values, "DNSNames": json_values}))
+
+
+@pytest.fixture(scope="module")
+def epnet(raw):
+    status, body, _ = raw("POST", "/networks/create", {"Name": "fzt-epnet", "IPAM": {"Config": [{"Subnet": SUBNETS[0]}]}})
+    assert status == 201, body
+    yield "fzt-epnet"
+    raw("DELETE", "/networks/fzt-epnet")
+
+
+@SETTINGS
+@given(ep=endpoint_settings, network=st.sampled_from(["bridge", "none", "host", "fzt-epnet"]))
+def test_endpoint_settings_garbage(raw, target, epnet, ep, network):
+    """create (and start) with NetworkingConfig, connect a running container: never a 5xx."""
+    body = {"Image": BUSYBOX, "Cmd": ["true"], "HostConfig": {"NetworkMode": network},
+            "NetworkingConfig": {"EndpointsConfig": {network: ep}}}
+    resp = raw("POST", "/containers/create?name=fzt-ep", body)
+    _ok(resp, body)
+    if resp[0] == 201:
+        _ok(raw("POST", "/containers/fzt-ep/start"), ("start", body))
+        assert raw("DELETE", "/containers/fzt-ep?force=1")[0] == 204
+    connect = {"Container": target, "EndpointConfig": ep}
+    resp = raw("POST", f"/networks/{epnet}/connect", connect)
+    _ok(resp, connect)
+    if resp[0] == 200:
+        _ok(raw("POST", f"/networks/{epnet}/disconnect", {"Container": target, "Force": True}), "disconnect")
