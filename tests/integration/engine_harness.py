@@ -137,8 +137,8 @@ class EngineProcess:
         except Exception:
             pass
 
-    def monitor_pids(self) -> list[int]:
-        """conmon processes serving this engine (their command lines name our exec root)."""
+    def _pids(self, is_ours) -> list[int]:
+        """Processes whose argv `is_ours(argv, exec_root)` claims for this engine."""
         out = []
         marker = str(self.exec_root).encode()
         for d in os.listdir("/proc"):
@@ -149,25 +149,17 @@ class EngineProcess:
                     argv = f.read().split(b"\0")
             except OSError:
                 continue
-            if argv and argv[0].endswith(b"conmon") and any(marker in a for a in argv):
+            if argv and is_ours(argv, marker):
                 out.append(int(d))
         return out
 
+    def monitor_pids(self) -> list[int]:
+        """conmon processes serving this engine (their command lines name our exec root)."""
+        return self._pids(lambda argv, root: argv[0].endswith(b"conmon") and any(root in a for a in argv))
+
     def logd_pids(self) -> list[int]:
         """The engine's log daemon (it outlives a crashed engine, as conmon does)."""
-        out = []
-        marker = str(self.exec_root).encode()
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if b"logd" in argv and marker in argv:
-                out.append(int(d))
-        return out
+        return self._pids(lambda argv, root: b"logd" in argv and root in argv)
 
     def mounts(self) -> list[str]:
         """Mounts under our root, but the engine's own private netns directory mount."""

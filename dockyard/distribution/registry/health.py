@@ -63,11 +63,7 @@ class HealthChecks:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
     def status(self) -> dict[str, str]:

@@ -169,11 +169,7 @@ class Notifier:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self._session is not None:
             await self._session.close()
