@@ -20,6 +20,8 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from ... import goduration
+
 log = logging.getLogger("dockyard.registry.config")
 
 
@@ -59,8 +61,6 @@ class Notices:
     lines: list[str] = field(default_factory=list)
 
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.I)
 
 
@@ -73,18 +73,10 @@ def parse_duration(value: Any, where: str) -> float:
         if value == 0:
             return 0.0
         raise ConfigError(f"{where}: {value!r} has no unit; write a duration such as {value}s or {value}h")
-    s = value.strip()
-    if s == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT_S[m.group(2)]
-        pos = m.end()
-    if not s or pos != len(s):
+    ns = goduration.parse_ns(value)
+    if ns is None:
         raise ConfigError(f"{where}: invalid duration {value!r} (examples: 500ms, 10s, 24h)")
-    return total
+    return ns / 1e9
 
 
 def parse_size(value: Any, where: str) -> int:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
+from ... import goduration
 from ...errors import InvalidParameter
 
 
@@ -14,25 +14,12 @@ def go_list(items: list[str]) -> str:
     return "[" + " ".join(json.dumps(i) for i in items) + "]"
 
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-            "m": 60_000_000_000, "h": 3_600_000_000_000}
-
-
 def parse_duration(text: str, flag: str) -> int:
     """Go's time.ParseDuration -> nanoseconds."""
-    s = text.strip()
-    if s == "0":
-        return 0
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT_NS[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or not s:
+    ns = goduration.parse_ns(text)
+    if ns is None:
         raise InvalidParameter(f"invalid value {text!r} for --{flag}: time: invalid duration \"{text}\"")
-    return int(total)
+    return ns
 
 
 def exposed_ports(specs: list[str]) -> list[str]:
