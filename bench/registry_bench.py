@@ -229,6 +229,19 @@ def run_one(name: str, port: int, blob: Path, digest: str, size: int, args: argp
     return res
 
 
+def make_big_blob(path: Path, size_mib: int) -> tuple[str, int]:
+    """A blob of size_mib (a multiple of 16) random bytes: (digest, size)."""
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        chunk = os.urandom(16 * MIB)
+        for i in range(size_mib // 16):
+            # Vary each 16 MiB so nothing is trivially compressible or repeated.
+            c = hashlib.sha256(str(i).encode()).digest() * 2 + chunk[64:]
+            f.write(c)
+            h.update(c)
+    return "sha256:" + h.hexdigest(), path.stat().st_size
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mib", type=int, default=512)
@@ -240,16 +253,7 @@ def main() -> int:
     procs: list[subprocess.Popen] = []
     try:
         blob = tmp / "big.bin"
-        h = hashlib.sha256()
-        with open(blob, "wb") as f:
-            chunk = os.urandom(16 * MIB)
-            for i in range(args.size_mib // 16):
-                # Vary each 16 MiB so nothing is trivially compressible or repeated.
-                c = hashlib.sha256(str(i).encode()).digest() * 2 + chunk[64:]
-                f.write(c)
-                h.update(c)
-        digest = "sha256:" + h.hexdigest()
-        size = blob.stat().st_size
+        digest, size = make_big_blob(blob, args.size_mib)
         results = {}
         for name, starter in (("distribution", start_distribution), ("dockyard", start_dockyard)):
             proc, port = starter(tmp)

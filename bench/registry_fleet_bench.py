@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import shutil
@@ -39,7 +38,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "integration" / "registry"))
 
 from fleet import free_port, make_fleet, stop, wait_http  # noqa: E402
-from registry_bench import MIB, get_big, manifest_gets, push_small, put_big  # noqa: E402
+from registry_bench import MIB, get_big, make_big_blob, manifest_gets, push_small, put_big  # noqa: E402
 
 
 def start_moto(tmp: Path) -> tuple[subprocess.Popen, str]:
@@ -162,15 +161,7 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     try:
         blob = tmp / "big.bin"
-        h = hashlib.sha256()
-        with open(blob, "wb") as f:
-            chunk = os.urandom(16 * MIB)
-            for i in range(args.size_mib // 16):
-                c = hashlib.sha256(str(i).encode()).digest() * 2 + chunk[64:]
-                f.write(c)
-                h.update(c)
-        digest = "sha256:" + h.hexdigest()
-        size = blob.stat().st_size
+        digest, size = make_big_blob(blob, args.size_mib)
         for name in args.only.split(","):
             print(f"running {name}...", file=sys.stderr, flush=True)
             if name == "distribution":

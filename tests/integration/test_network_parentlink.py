@@ -13,6 +13,7 @@ import docker
 import pytest
 
 from engine_harness import uniq  # noqa: E402
+from test_network_drivers import kernel_can  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 
@@ -42,19 +43,9 @@ def lan():
         sh("ip", "netns", "del", ns, check=False)
 
 
-def kernel_has(kind: str) -> bool:
-    probe = "dyk" + secrets.token_hex(3)
-    sh("ip", "link", "add", probe, "type", "veth", "peer", "name", probe + "p")
-    try:
-        return sh("ip", "link", "add", "link", probe, probe + "x", "type", kind, check=False).returncode == 0
-    finally:
-        sh("ip", "link", "del", probe + "x", check=False)
-        sh("ip", "link", "del", probe, check=False)
-
-
 @pytest.mark.parametrize("kind, mode", [("macvlan", "bridge"), ("macvlan", "private"), ("ipvlan", "l2")])
 def test_containers_on_the_parents_segment(engine, lan, kind, mode):
-    if not kernel_has(kind):
+    if not kernel_can(kind):
         pytest.skip(f"this kernel cannot create {kind} links (module missing)")
     parent, ns, prefix = lan
     name = uniq(kind)
@@ -92,7 +83,7 @@ def test_bad_parent_and_mode(engine):
 def test_ipvlan_where_the_module_is_missing(engine, lan):
     """This machine's kernel has no ipvlan module: the network is created (options are
     valid) but a container cannot join it, with a clear 4xx and nothing half-made."""
-    if kernel_has("ipvlan"):
+    if kernel_can("ipvlan"):
         pytest.skip("the ipvlan module loads here: test_containers_on_the_parents_segment covers ipvlan")
     parent, _, prefix = lan
     name = uniq("ipv")
@@ -109,7 +100,7 @@ def test_ipvlan_where_the_module_is_missing(engine, lan):
 
 def test_macvlan_with_several_subnets(engine, lan):
     """macvlan (unlike bridge) takes several IPv4 subnets; --ip picks one, dynamic addresses the first."""
-    if not kernel_has("macvlan"):
+    if not kernel_can("macvlan"):
         pytest.skip("this kernel cannot create macvlan links (module missing)")
     parent, _, prefix = lan
     second = f"10.{secrets.randbelow(150) + 100}.{secrets.randbelow(256)}."
