@@ -78,6 +78,18 @@ def _inside(work: Path, rel: str) -> Path:
     return p
 
 
+def _read_json(path: Path) -> Any:
+    """A JSON file of the archive, with dockerd's errors for a missing or broken one."""
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise _missing(path) from None
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _json_error(exc) from None
+
+
 def _diff_id(layer_tar: Path) -> str:
     h = hashlib.sha256()
     with open(layer_tar, "rb") as f, decompressed(f) as (plain, _kind):
@@ -109,15 +121,7 @@ def legacy_entries(work: Path) -> list[LegacyEntry]:
             return loaded[old_id]
         if depth > 500:
             raise InvalidParameter("invalid archive: parent chain too long or cyclic")
-        cfg_path = _inside(work, os.path.join(old_id, "json"))
-        try:
-            raw = cfg_path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
-            raise _missing(cfg_path) from None
-        try:
-            v1 = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _json_error(exc) from None
+        v1 = _read_json(_inside(work, os.path.join(old_id, "json")))
         if not isinstance(v1, dict):
             raise InvalidParameter("json: cannot unmarshal into Go value of type struct { OS string; Parent string }")
         if v1.get("os") == "windows":
@@ -147,15 +151,7 @@ def legacy_entries(work: Path) -> list[LegacyEntry]:
     for d in sorted(work.iterdir()):
         if d.is_dir() and not d.is_symlink():
             load(d.name)
-    repos_path = work / "repositories"
-    try:
-        raw = repos_path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        raise _missing(repos_path) from None
-    try:
-        repositories = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _json_error(exc) from None
+    repositories = _read_json(work / "repositories")
     if not isinstance(repositories, dict) or not all(isinstance(t, dict) for t in repositories.values()):
         raise InvalidParameter("json: cannot unmarshal into Go value of type map[string]map[string]string")
     for name, tag_map in repositories.items():
