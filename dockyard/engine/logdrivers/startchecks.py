@@ -1,0 +1,39 @@
+"""What dockerd finds wrong in log options only when it starts the logger, checked at create.
+
+dockerd compiles `labels-regex`/`env-regex` (json-file, in ExtraAttributes) and
+parses and runs the `tag` template (json-file when given, syslog always; named
+"log-tag", with its template functions, on a *logger.Info) when a container
+starts, and fails the start with Go's message.  dockyard checks the other
+option values at create already (validate_log_config), so these too: the same
+texts, as a 400 before anything is made.
+"""
+
+from __future__ import annotations
+
+from ... import goregexp, gotemplate
+from ...gotemplate import ANY, STRING, STRING_MAP, GoType
+
+# daemon/logger/templates: the functions a tag template may call besides Go's own
+TAG_FUNCS = {"json", "split", "join", "title", "lower", "upper", "pad", "truncate"}
+STRINGS = GoType("[]string")
+# daemon/logger.Info: its fields and the methods a tag may call
+LOGGER_INFO = GoType(
+    "*logger.Info",
+    fields={"Config": STRING_MAP, "ContainerID": STRING, "ContainerName": STRING,
+            "ContainerEntrypoint": STRING, "ContainerArgs": STRINGS, "ContainerImageID": STRING,
+            "ContainerImageName": STRING, "ContainerCreated": ANY, "ContainerEnv": STRINGS,
+            "ContainerLabels": STRING_MAP, "LogPath": STRING, "DaemonName": STRING},
+    methods={"ID": (0, STRING), "FullID": (0, STRING), "Name": (0, STRING), "ImageID": (0, STRING),
+             "ImageFullID": (0, STRING), "ImageName": (0, STRING), "Command": (0, STRING),
+             "Hostname": (0, STRING), "ExtraAttributes": (1, STRING_MAP)},
+)
+
+
+def check_start_options(driver: str, opts: dict[str, str]) -> None:
+    """Raise InvalidParameter as the driver's start would, in dockerd's order."""
+    if driver == "json-file":
+        for key in ("labels-regex", "env-regex"):
+            if opts.get(key):
+                goregexp.check(opts[key])
+    if driver in ("json-file", "syslog") and opts.get("tag"):
+        gotemplate.check("log-tag", opts["tag"], TAG_FUNCS, LOGGER_INFO)

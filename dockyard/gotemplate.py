@@ -1,0 +1,543 @@
+"""A checker for Go text/template sources, with Go's error texts.
+
+dockerd parses a log driver's `tag` option with text/template (named
+"log-tag", plus its json/split/join/title/lower/upper/pad/truncate functions)
+and runs it on a *logger.Info; a bad template fails the container's start with
+Go's message.  Python has no text/template, so this follows Go's lexer and
+parser far enough to give the same first error for what users get wrong:
+unclosed actions, comments and parentheses, bad characters and strings,
+unknown functions and variables, stray or missing {{end}}/{{else}}, empty
+pipelines, and — as execution would — a field the data does not have
+(`can't evaluate field X in type T`), for actions outside control structures.
+Valid templates are not rendered here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .errors import InvalidParameter
+
+GO_BUILTINS = {"and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
+               "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne"}
+KEYWORDS = {"block", "break", "continue", "define", "else", "end", "if", "range", "template", "with"}
+
+
+@dataclass(frozen=True)
+class GoType:
+    """Just enough of a Go type to say whether `.Name` can be evaluated on it."""
+    name: str  # as Go prints it: "*logger.Info", "string", "map[string]string"
+    fields: dict[str, "GoType"] = field(default_factory=dict)
+    methods: dict[str, tuple[int, "GoType"]] = field(default_factory=dict)  # name -> (arity, result)
+    lookup: bool = False  # a map: any key evaluates (to its element type)
+    elem: "GoType | None" = None
+    opaque: bool = False  # not modelled: anything goes
+
+
+STRING = GoType("string")
+ANY = GoType("?", opaque=True)
+# a missing key gives Go's "no value", on which any further field evaluates: the keys are not known here
+STRING_MAP = GoType("map[string]string", lookup=True, elem=ANY)
+
+
+class TemplateError(InvalidParameter):
+    pass
+
+
+class _LexError(Exception):
+    def __init__(self, pos: int, msg: str) -> None:
+        super().__init__(msg)
+        self.pos, self.msg = pos, msg
+
+
+@dataclass
+class _Item:
+    kind: str  # text, left, right, space, field, ident, var, string, number, char, dot, pipe,
+    #            assign, declare, lparen, rparen, bool, nil, keyword, eof
+    val: str
+    pos: int
+
+
+class _Lexer:
+    def __init__(self, name: str, src: str) -> None:
+        self.name, self.src = name, src
+        self.items: list[_Item] = []
+
+    def fail(self, pos: int, msg: str) -> None:
+        raise _LexError(pos, msg)
+
+    def run(self) -> list[_Item]:
+        """The items; a lexing error ends them with an `error` item (Go's parser meets it
+        in turn, so an earlier parse error is the one reported)."""
+        s, i = self.src, 0
+        try:
+            while True:
+                j = s.find("{{", i)
+                if j < 0:
+                    self.items.append(_Item("eof", "", len(s)))
+                    return self.items
+                if j > i:
+                    self.items.append(_Item("text", s[i:j], i))
+                i = self._action(j)
+        except _LexError as exc:
+            self.items.append(_Item("error", exc.msg, exc.pos))
+            return self.items
+
+    def _action(self, start: int) -> int:
+        s = self.src
+        i = start + 2
+        if s.startswith("-", i) and i + 1 < len(s) and s[i + 1] in " \t\r\n":
+            i += 2  # a trim marker
+        k = i
+        while k < len(s) and s[k] in " \t\r\n":
+            k += 1
+        if s.startswith("/*", k):
+            end = s.find("*/", k + 2)
+            if end < 0:
+                self.fail(start, "unclosed comment")
+            e = end + 2
+            m = e
+            while m < len(s) and s[m] in " \t\r\n":
+                m += 1
+            if s.startswith("-}}", m) and m > e:
+                return m + 3
+            if not s.startswith("}}", e):
+                self.fail(start, "comment ends before closing delimiter")
+            return e + 2
+        self.items.append(_Item("left", "{{", start))
+        depth = 0
+        while True:
+            if i >= len(s):
+                self.fail(i, "unclosed action")
+            c = s[i]
+            if s.startswith("}}", i) or (c in " \t\r\n" and s.startswith("-}}", i + 1)):
+                if depth:
+                    self.fail(i, "unclosed left paren")
+                if c != "}":
+                    i += 1
+                    while s[i] != "-":
+                        i += 1
+                    i += 1
+                self.items.append(_Item("right", "}}", i))
+                return i + 2
+            if c in " \t\r\n":
+                k = i
+                while k < len(s) and s[k] in " \t\r\n":
+                    k += 1
+                if not (s.startswith("-}}", k) and k > i):
+                    self.items.append(_Item("space", s[i:k], i))
+                    i = k
+                else:
+                    i = k - 1
+                continue
+            if c == "=":
+                self.items.append(_Item("assign", "=", i))
+                i += 1
+            elif c == ":":
+                if not s.startswith(":=", i):
+                    self.fail(i, "expected :=")
+                self.items.append(_Item("declare", ":=", i))
+                i += 2
+            elif c == "|":
+                self.items.append(_Item("pipe", "|", i))
+                i += 1
+            elif c == '"':
+                i = self._quoted(i, '"', "unterminated quoted string", kind="string")
+            elif c == "`":
+                end = s.find("`", i + 1)
+                if end < 0:
+                    self.fail(i, "unterminated raw quoted string")
+                self.items.append(_Item("string", s[i:end + 1], i))
+                i = end + 1
+            elif c == "'":
+                i = self._quoted(i, "'", "unterminated character constant", kind="number")
+            elif c == "$":
+                k = self._terminated(self._word(i + 1))
+                self.items.append(_Item("var", s[i:k], i))
+                i = k
+            elif c == "." and not (i + 1 < len(s) and s[i + 1].isdigit()):
+                k = self._terminated(self._word(i + 1))
+                self.items.append(_Item("field" if k > i + 1 else "dot", s[i:k], i))
+                i = k
+            elif c in "+-." or c.isdigit():
+                i = self._number(i)
+            elif c.isalpha() or c == "_":
+                k = self._terminated(self._word(i))
+                w = s[i:k]
+                kind = ("keyword" if w in KEYWORDS else "bool" if w in ("true", "false")
+                        else "nil" if w == "nil" else "ident")
+                self.items.append(_Item(kind, w, i))
+                i = k
+            elif c == "(":
+                depth += 1
+                self.items.append(_Item("lparen", c, i))
+                i += 1
+            elif c == ")":
+                depth -= 1
+                self.items.append(_Item("rparen", c, i))  # the parser meets it before the error
+                if depth < 0:
+                    self.fail(i, f"unexpected right paren {_u(c)}")
+                i += 1
+            elif c.isascii() and c.isprintable():
+                self.items.append(_Item("char", c, i))
+                i += 1
+            else:
+                self.fail(i, f"unrecognized character in action: {_u(c)}")
+
+    def _word(self, i: int) -> int:
+        while i < len(self.src) and (self.src[i].isalnum() or self.src[i] == "_"):
+            i += 1
+        return i
+
+    def _terminated(self, k: int) -> int:
+        """Go wants a word followed by a space, `.`, `,`, `|`, `:`, a paren or the delimiter."""
+        s = self.src
+        if k >= len(s) or s[k] in " \t\r\n.,|:()" or s.startswith("}}", k):
+            return k
+        self.fail(k, f"bad character {_u(s[k])}")
+        return k
+
+    def _quoted(self, i: int, quote: str, msg: str, kind: str) -> int:
+        s = self.src
+        k = i + 1
+        while True:
+            if k >= len(s) or s[k] == "\n":
+                self.fail(i, msg)
+            if s[k] == "\\":
+                k += 2
+                continue
+            if s[k] == quote:
+                self.items.append(_Item(kind, s[i:k + 1], i))
+                return k + 1
+            k += 1
+
+    def _number(self, i: int) -> int:
+        """Go's scanNumber: sign, base prefix, digits, fraction, exponent, `i`; a letter or digit
+        right after is a bad number (the parser judges whether the rest is a number at all)."""
+        s = self.src
+
+        def run(k: int, chars: str) -> int:
+            while k < len(s) and s[k] in chars:
+                k += 1
+            return k
+
+        k = i + 1 if s[i] in "+-" else i
+        digits = "0123456789_"
+        if s.startswith("0", k) and k + 1 < len(s) and s[k + 1] in "xXoObB":
+            digits = {"x": "0123456789abcdefABCDEF_", "o": "01234567_", "b": "01_"}[s[k + 1].lower()]
+            k += 2
+        k = run(k, digits)
+        if k < len(s) and s[k] == ".":
+            k = run(k + 1, digits)
+        if k < len(s) and ((len(digits) == 11 and s[k] in "eE") or (len(digits) == 23 and s[k] in "pP")):
+            k += 1
+            if k < len(s) and s[k] in "+-":
+                k += 1
+            k = run(k, "0123456789_")
+        if k < len(s) and s[k] == "i":
+            k += 1
+        if k < len(s) and (s[k].isalnum() or s[k] == "_"):
+            self.fail(i, f"bad number syntax: {_quote(s[i:k + 1])}")
+        self.items.append(_Item("number", s[i:k], i))
+        return k
+
+
+def _quote(text: str) -> str:
+    """Go's %q, for the ASCII text of templates."""
+    return json.dumps(text)
+
+
+def _u(c: str) -> str:
+    """Go's %#U."""
+    return f"U+{ord(c):04X} '{c}'"
+
+
+class _Parser:
+    def __init__(self, name: str, src: str, items: list[_Item], funcs: set[str], dot: GoType) -> None:
+        self.name, self.src, self.items, self.funcs, self.dot = name, src, items, funcs, dot
+        self.i = 0
+        self.vars: list[str] = ["$"]
+        self.range_depth = 0
+        self.exec_error: str | None = None  # the first execution error, if parsing succeeds
+        self.defined: set[str] = set()
+        self.called: list[_Item] = []  # top-level {{template "name"}}s, checked once all is parsed
+
+    def line(self, it: _Item) -> int:
+        return 1 + self.src.count("\n", 0, it.pos)
+
+    def fail(self, it: _Item, msg: str) -> None:
+        """A parse error at `it`; the lexer's own error when `it` is where lexing failed."""
+        raise TemplateError(f"template: {self.name}:{self.line(it)}: {it.val if it.kind == 'error' else msg}")
+
+    def next(self) -> _Item:
+        it = self.items[self.i]
+        if it.kind != "error":  # the error item stays: every later read meets it again
+            self.i += 1
+        return it
+
+    def next_nonspace(self) -> _Item:
+        it = self.next()
+        while it.kind == "space":
+            it = self.next()
+        return it
+
+    def peek_nonspace(self) -> _Item:
+        j = self.i
+        while self.items[j].kind == "space":
+            j += 1
+        return self.items[j]
+
+    def parse(self) -> None:
+        while True:
+            stop = self.list_until(top=True, executed=True)
+            if stop is None:
+                return
+
+    def list_until(self, top: bool, executed: bool) -> str | None:
+        """Parse text and actions; return the keyword (end/else) that ended the list, None at EOF."""
+        while True:
+            it = self.next()
+            if it.kind in ("eof", "error"):
+                if it.kind == "error" or not top:
+                    self.fail(it, "unexpected EOF")
+                return None
+            if it.kind == "text":
+                continue
+            kw = self.peek_nonspace()
+            if kw.kind == "keyword":
+                self.next_nonspace()
+                if kw.val in ("end", "else"):
+                    if kw.val == "else":
+                        stop = self.else_clause()
+                    else:
+                        tok = self.next_nonspace()
+                        if tok.kind != "right":
+                            self.fail(tok, f"unexpected {_show(tok)} in end")
+                        stop = "end"
+                    if top:  # Go reads the whole {{end}}/{{else}} first
+                        self.fail(kw, f"unexpected {{{{{kw.val}}}}}")
+                    return stop
+                self.control(kw, executed)
+                continue
+            self.pipeline("command", executed)
+
+    def else_clause(self) -> str:
+        nxt = self.peek_nonspace()
+        if nxt.kind == "keyword" and nxt.val in ("if", "with"):
+            return "else-chain"
+        tok = self.next_nonspace()
+        if tok.kind != "right":
+            self.fail(tok, f"unexpected {_show(tok)} in else")
+        return "else"
+
+    def control(self, kw: _Item, executed: bool) -> None:
+        word = kw.val
+        if word in ("break", "continue"):
+            tok = self.next_nonspace()
+            if tok.kind != "right":
+                self.fail(tok, f"unexpected {_show(tok)} in {{{{{word}}}}}")
+            if not self.range_depth:
+                self.fail(kw, f"{{{{{word}}}}} outside {{{{range}}}}")
+            return
+        if word in ("template", "define", "block"):
+            tok = self.next_nonspace()
+            if tok.kind != "string":
+                ctx = "template clause" if word != "define" else "define clause"
+                self.fail(tok, f"unexpected {_show(tok)} in {ctx}")
+            if word == "template" and executed:
+                self.called.append(tok)
+            elif word != "template":
+                self.defined.add(tok.val[1:-1])
+            if word == "template" or word == "block":
+                if self.peek_nonspace().kind != "right":
+                    self.pipeline(word, False)
+                else:
+                    self.next_nonspace()
+            else:
+                tok = self.next_nonspace()
+                if tok.kind != "right":
+                    self.fail(tok, f"unexpected {_show(tok)} in define clause")
+            if word != "template":
+                self.body(word)
+            return
+        # if, range, with
+        saved = list(self.vars)
+        self.pipeline(word, executed, required=True)
+        if word == "range":
+            self.range_depth += 1
+        self.body(word)
+        if word == "range":
+            self.range_depth -= 1
+        self.vars = saved
+
+    def body(self, word: str) -> None:
+        while True:
+            stop = self.list_until(top=False, executed=False)
+            if stop == "end":
+                return
+            if stop == "else-chain":  # {{else if ...}}: the chained clause closes both
+                kw = self.next_nonspace()
+                self.pipeline(kw.val, False, required=True)
+                continue
+            # a plain {{else}}: its list ends with {{end}}
+            if self.list_until(top=False, executed=False) != "end":
+                self.fail(self.items[self.i - 1], "expected end; found {{else}}")
+            return
+
+    def pipeline(self, ctx: str, executed: bool, required: bool = False) -> None:
+        """Declarations, then commands joined by `|`, up to `}}` (or `)` inside parens)."""
+        j = self.i
+        tok = self.next_nonspace()
+        if tok.kind == "var":
+            after = self.next_nonspace()
+            if after.kind in ("declare", "assign"):
+                if after.kind == "declare":
+                    self.vars.append(tok.val)
+                elif tok.val not in self.vars:
+                    self.fail(tok, f"undefined variable \"{tok.val}\"")
+            else:
+                self.i = j
+        else:
+            self.i = j
+        end = "rparen" if ctx == "parenthesized pipeline" else "right"
+        ncmds = 0
+        while True:
+            tok = self.peek_nonspace()
+            if tok.kind == end:
+                if ncmds == 0:
+                    self.fail(tok, f"missing value for {ctx}")
+                self.next_nonspace()
+                return
+            if tok.kind not in _COMMAND_START:
+                self.fail(tok, f"unexpected {_show(tok)} in {ctx}")
+            self.command(executed, piped=ncmds > 0)
+            ncmds += 1
+            if self.peek_nonspace().kind == "pipe":
+                self.next_nonspace()
+
+    def command(self, executed: bool, piped: bool) -> None:
+        """Operands separated by spaces, up to `|`, `}}` or `)`."""
+        n = 0
+        head: tuple[_Item, str, int | None] | None = None
+        while True:
+            tok = self.peek_nonspace()
+            if tok.kind in _OPERAND_START:
+                kind, arity = self.operand(executed)
+                if n == 0:
+                    head = (tok, kind, arity)
+                n += 1
+            after = self.items[self.i]
+            if after.kind == "space":
+                self.i += 1
+                continue
+            if after.kind in ("right", "rparen", "pipe"):
+                break
+            self.fail(after, f"unexpected {_show(after)} in operand")
+        if head is None or not executed or self.exec_error is not None:
+            return
+        tok, kind, arity = head
+        if kind == "nil":
+            self.exec_error = self.at(tok, "nil", "nil is not a command")
+        elif arity is not None and arity != n - 1 + piped:
+            name = tok.val.rsplit(".", 1)[-1]
+            self.exec_error = self.at(tok, tok.val, f"wrong number of args for {name}: "
+                                                    f"want {arity} got {n - 1 + piped}")
+
+    def at(self, it: _Item, what: str, msg: str) -> str:
+        """An execution error, as Go's ErrorContext places it."""
+        line_start = self.src.rfind("\n", 0, it.pos) + 1
+        return (f"template: {self.name}:{self.line(it)}:{it.pos - line_start}: "
+                f'executing "{self.name}" at <{what}>: {msg}')
+
+    def operand(self, executed: bool) -> tuple[str, int | None]:
+        """Parse one operand: its kind, and the arity of the method it names (None: not one)."""
+        tok = self.next_nonspace()
+        kind = tok.kind
+        if kind == "ident":
+            if tok.val not in self.funcs:
+                self.fail(tok, f'function "{tok.val}" not defined')
+        elif kind == "var":
+            if tok.val not in self.vars:
+                self.fail(tok, f'undefined variable "{tok.val}"')
+        elif kind == "lparen":
+            self.pipeline("parenthesized pipeline", executed)
+        elif kind == "number" and not tok.val.startswith("'") and not _is_number(tok.val):
+            self.fail(tok, f"illegal number syntax: {_quote(tok.val)}")
+        elif kind not in ("field", "dot", "string", "number", "bool", "nil"):
+            self.fail(tok, f"unexpected {_show(tok)} in operand")
+        if kind in ("string", "number", "bool", "nil", "dot") and self.items[self.i].kind == "field":
+            self.fail(self.items[self.i], f"unexpected . after term {_quote(tok.val)}")
+        chain = [tok] if kind == "field" else []
+        while self.items[self.i].kind == "field":
+            chain.append(self.next())
+        arity = None
+        if kind == "field" and executed and self.exec_error is None:
+            arity = self.evaluate(chain)
+        if len(chain) > 1:  # the command's position is the chain's: its 2nd field
+            tok.pos, tok.val = chain[1].pos, "".join(c.val for c in chain)
+        return kind, arity
+
+    def evaluate(self, chain: list[_Item]) -> int | None:
+        """Go's execution of `.A.B…` on the data: the first field it cannot evaluate
+        (kept in exec_error), else the arity when the last one is a method."""
+        t = self.dot
+        arity = None
+        for it in chain:
+            if t.opaque:
+                return None
+            name = it.val[1:]
+            arity = None
+            if t.lookup:
+                t = t.elem or ANY
+            elif name in t.methods:
+                arity, t = t.methods[name]
+            elif name in t.fields:
+                t = t.fields[name]
+            else:
+                at = chain[1] if len(chain) > 1 else chain[0]  # Go places a chain at its 2nd field
+                self.exec_error = self.at(at, "".join(c.val for c in chain),
+                                          f"can't evaluate field {name} in type {t.name}")
+                return None
+        return arity
+
+
+def _is_number(text: str) -> bool:
+    t = text.replace("_", "").removesuffix("i")
+    try:
+        if t.lower().lstrip("+-").startswith(("0x", "0o", "0b")) and "." not in t and "p" not in t.lower():
+            int(t, 0)
+        else:
+            float(t) if not t.lower().lstrip("+-").startswith("0x") else float.fromhex(t)
+        return True
+    except ValueError:
+        return False
+
+
+_OPERAND_START = {"field", "dot", "ident", "var", "string", "number", "bool", "nil", "lparen"}
+_COMMAND_START = _OPERAND_START
+
+
+def _show(it: _Item) -> str:
+    """Go's item.String(), as its parse errors quote a token."""
+    if it.kind == "eof":
+        return "EOF"
+    if it.kind == "error":
+        return it.val
+    if it.kind in ("keyword", "dot", "nil"):
+        return f"<{it.val}>"
+    if len(it.val) > 10:
+        return _quote(it.val[:10]) + "..."
+    return _quote(it.val)
+
+
+def check(name: str, src: str, funcs: set[str], dot: GoType) -> None:
+    """Raise TemplateError with Go's message when parsing or running `src` on `dot` would fail."""
+    items = _Lexer(name, src).run()
+    p = _Parser(name, src, items, GO_BUILTINS | funcs, dot)
+    p.parse()
+    if p.exec_error:
+        raise TemplateError(p.exec_error)
+    for call in p.called:
+        if call.val[1:-1] not in p.defined:
+            raise TemplateError(p.at(call, f"{{{{template {call.val}}}}}", f"template {call.val} not defined"))
