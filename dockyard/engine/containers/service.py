@@ -40,7 +40,7 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import daemondefaults, links, listing, mountpoints, names, restartpolicy, volumeplan
+from . import daemondefaults, ipcshare, links, listing, mountpoints, names, restartpolicy, volumeplan
 from .starterrors import exit_code_for, is_users_fault
 from .bundle import BundleWriter
 from .attach import AttachStream
@@ -302,6 +302,7 @@ class ContainerService:
         config["Image"] = image_ref
         host_config = daemondefaults.at_create(normalize_host_config(body.get("HostConfig")), self.config)
         self.logging.merge(host_config)
+        ipcshare.resolve_at_create(host_config, self.get)
         mode = network_mode(host_config)
         if mode.startswith("container:"):
             target = self.get(mode.split(":", 1)[1])
@@ -737,6 +738,7 @@ class ContainerService:
         c.sandbox_path = None
         if not self._rootfs_users.get(c.id):  # `docker cp` or export still reading it
             await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
+        ipcshare.release(c, self.ctr_dir(c.id))
         await asyncio.to_thread(shutil.rmtree, self.bundle_dir(c.id), True)  # not on the event loop
         self.monitor.clear_exit(c.id)
         self._torn_down.add(c.id)
