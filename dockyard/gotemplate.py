@@ -341,23 +341,22 @@ class _Parser:
                 self.fail(kw, f"{{{{{word}}}}} outside {{{{range}}}}")
             return
         if word in ("template", "define", "block"):
+            ctx = f"{word} clause"
             tok = self.next_nonspace()
-            if tok.kind != "string":
-                ctx = "template clause" if word != "define" else "define clause"
+            if tok.kind != "string" or tok.val[0] == "'":
                 self.fail(tok, f"unexpected {_show(tok)} in {ctx}")
             if word == "template" and executed:
                 self.called.append(tok)
             elif word != "template":
                 self.defined.add(tok.val[1:-1])
-            if word == "template" or word == "block":
-                if self.peek_nonspace().kind != "right":
-                    self.pipeline(word, False)
-                else:
-                    self.next_nonspace()
+            if word == "block":  # {{block "name" pipeline}}: the pipeline is required
+                self.pipeline(ctx, False)
+            elif word == "template" and self.peek_nonspace().kind != "right":
+                self.pipeline(ctx, False)
             else:
                 tok = self.next_nonspace()
                 if tok.kind != "right":
-                    self.fail(tok, f"unexpected {_show(tok)} in define clause")
+                    self.fail(tok, f"unexpected {_show(tok)} in {ctx}")
             if word != "template":
                 self.body(word)
             return
