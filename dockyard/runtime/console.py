@@ -24,6 +24,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import select
 import time
 
 _SYS_PIDFD_GETFD = 438  # x86_64 and aarch64 (the unified syscall table)
@@ -63,7 +64,9 @@ def unblock_console(conmon_pid: int, wait: float = 2.0) -> bool:
             fds = _pty_master_fds(conmon_pid)
             if fds or time.monotonic() >= deadline:
                 break
-            time.sleep(0.01)
+            # a pidfd turns readable when conmon exits (a process that ended at once): stop then
+            if select.select([pidfd], [], [], 0.01)[0]:
+                return False
         done = False
         for target_fd in fds:
             fd = _libc.syscall(_SYS_PIDFD_GETFD, pidfd, target_fd, 0)
