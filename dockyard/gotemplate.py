@@ -8,7 +8,8 @@ parser far enough to give the same first error for what users get wrong:
 unclosed actions, comments and parentheses, bad characters and strings,
 unknown functions and variables, stray or missing {{end}}/{{else}}, empty
 pipelines, and — as execution would — a field the data does not have
-(`can't evaluate field X in type T`), for actions outside control structures.
+(`can't evaluate field X in type T`) or a method called with the wrong number of
+arguments, in what runs whatever the data (not inside the bodies of if/range/with).
 Valid templates are not rendered here.
 """
 
@@ -19,8 +20,12 @@ from dataclasses import dataclass, field
 
 from .errors import InvalidParameter
 
-GO_BUILTINS = {"and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
-               "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne"}
+# Go's builtin functions: name -> (arguments wanted, or at least that many if variadic)
+GO_BUILTINS = {"and": (1, True), "or": (1, True), "not": (1, False), "len": (1, False),
+               "index": (1, True), "slice": (1, True), "call": (1, True), "print": (0, True),
+               "println": (0, True), "printf": (1, True), "html": (0, True), "js": (0, True),
+               "urlquery": (0, True), "eq": (1, True), "ne": (2, False), "lt": (2, False),
+               "le": (2, False), "gt": (2, False), "ge": (2, False)}
 KEYWORDS = {"block", "break", "continue", "define", "else", "end", "if", "range", "template", "with"}
 
 
@@ -89,22 +94,16 @@ class _Lexer:
         i = start + 2
         if s.startswith("-", i) and i + 1 < len(s) and s[i + 1] in " \t\r\n":
             i += 2  # a trim marker
-        k = i
-        while k < len(s) and s[k] in " \t\r\n":
-            k += 1
-        if s.startswith("/*", k):
-            end = s.find("*/", k + 2)
+        if s.startswith("/*", i):  # a comment opens right after the delimiter (and trim marker)
+            end = s.find("*/", i + 2)
             if end < 0:
                 self.fail(start, "unclosed comment")
             e = end + 2
-            m = e
-            while m < len(s) and s[m] in " \t\r\n":
-                m += 1
-            if s.startswith("-}}", m) and m > e:
-                return m + 3
-            if not s.startswith("}}", e):
-                self.fail(start, "comment ends before closing delimiter")
-            return e + 2
+            if s.startswith("}}", e):
+                return e + 2
+            if e < len(s) and s[e] in " \t\r\n" and s.startswith("-}}", e + 1):
+                return e + 4
+            self.fail(start, "comment ends before closing delimiter")
         self.items.append(_Item("left", "{{", start))
         depth = 0
         while True:
@@ -115,10 +114,7 @@ class _Lexer:
                 if depth:
                     self.fail(i, "unclosed left paren")
                 if c != "}":
-                    i += 1
-                    while s[i] != "-":
-                        i += 1
-                    i += 1
+                    i += 2  # past the trim marker
                 self.items.append(_Item("right", "}}", i))
                 return i + 2
             if c in " \t\r\n":
@@ -156,7 +152,7 @@ class _Lexer:
                 k = self._terminated(self._word(i + 1))
                 self.items.append(_Item("var", s[i:k], i))
                 i = k
-            elif c == "." and not (i + 1 < len(s) and s[i + 1].isdigit()):
+            elif c == "." and i + 1 < len(s) and not s[i + 1].isdigit():  # else a number, as Go's
                 k = self._terminated(self._word(i + 1))
                 self.items.append(_Item("field" if k > i + 1 else "dot", s[i:k], i))
                 i = k
@@ -254,14 +250,17 @@ def _u(c: str) -> str:
 
 
 class _Parser:
-    def __init__(self, name: str, src: str, items: list[_Item], funcs: set[str], dot: GoType) -> None:
-        self.name, self.src, self.items, self.funcs, self.dot = name, src, items, funcs, dot
+    def __init__(self, name: str, src: str, items: list[_Item], arity: dict[str, tuple[int, bool]],
+                 dot: GoType) -> None:
+        self.name, self.src, self.items, self.dot = name, src, items, dot
+        self.arity = arity
+        self.funcs = set(arity)
         self.i = 0
         self.vars: list[str] = ["$"]
         self.range_depth = 0
         self.exec_error: str | None = None  # the first execution error, if parsing succeeds
         self.defined: set[str] = set()
-        self.called: list[_Item] = []  # top-level {{template "name"}}s, checked once all is parsed
+        self.called: list[tuple[_Item, str]] = []  # top-level {{template "name" pipe}}s: checked at the end
 
     def line(self, it: _Item) -> int:
         return 1 + self.src.count("\n", 0, it.pos)
@@ -345,18 +344,21 @@ class _Parser:
             tok = self.next_nonspace()
             if tok.kind != "string" or tok.val[0] == "'":
                 self.fail(tok, f"unexpected {_show(tok)} in {ctx}")
-            if word == "template" and executed:
-                self.called.append(tok)
-            elif word != "template":
+            if word != "template":
                 self.defined.add(tok.val[1:-1])
             if word == "block":  # {{block "name" pipeline}}: the pipeline is required
                 self.pipeline(ctx, False)
             elif word == "template" and self.peek_nonspace().kind != "right":
                 self.pipeline(ctx, False)
             else:
-                tok = self.next_nonspace()
-                if tok.kind != "right":
-                    self.fail(tok, f"unexpected {_show(tok)} in {ctx}")
+                end = self.next_nonspace()
+                if end.kind != "right":
+                    self.fail(end, f"unexpected {_show(end)} in {ctx}")
+            if word == "template" and executed:
+                pipe = self.src[tok.pos + len(tok.val):self.items[self.i - 1].pos].rstrip()
+                if pipe.endswith(" -"):  # a trim marker before the closing delimiter
+                    pipe = pipe[:-2]
+                self.called.append((tok, " ".join(pipe.split())))
             if word != "template":
                 self.body(word)
             return
@@ -386,19 +388,7 @@ class _Parser:
 
     def pipeline(self, ctx: str, executed: bool, required: bool = False) -> None:
         """Declarations, then commands joined by `|`, up to `}}` (or `)` inside parens)."""
-        j = self.i
-        tok = self.next_nonspace()
-        if tok.kind == "var":
-            after = self.next_nonspace()
-            if after.kind in ("declare", "assign"):
-                if after.kind == "declare":
-                    self.vars.append(tok.val)
-                elif tok.val not in self.vars:
-                    self.fail(tok, f"undefined variable \"{tok.val}\"")
-            else:
-                self.i = j
-        else:
-            self.i = j
+        self.declarations(ctx)
         end = "rparen" if ctx == "parenthesized pipeline" else "right"
         ncmds = 0
         while True:
@@ -415,17 +405,37 @@ class _Parser:
             if self.peek_nonspace().kind == "pipe":
                 self.next_nonspace()
 
+    def declarations(self, ctx: str) -> None:
+        """`$x :=`, `$x =`, and range's `$i, $v :=`; a variable that is not one is left alone."""
+        ndecl = 0
+        while self.peek_nonspace().kind == "var":
+            j = self.i
+            var = self.next_nonspace()
+            nxt = self.peek_nonspace()
+            if nxt.kind in ("declare", "assign"):
+                self.next_nonspace()
+                self.vars.append(var.val)
+                return
+            if nxt.kind == "char" and nxt.val == ",":
+                self.next_nonspace()
+                self.vars.append(var.val)
+                ndecl += 1
+                if ctx == "range" and ndecl < 2:
+                    if self.peek_nonspace().kind in ("var", "right", "rparen"):
+                        continue
+                    self.fail(self.peek_nonspace(), "range can only initialize variables")
+                self.fail(nxt, f"too many declarations in {ctx}")
+            self.i = j
+            return
+
     def command(self, executed: bool, piped: bool) -> None:
-        """Operands separated by spaces, up to `|`, `}}` or `)`."""
-        n = 0
-        head: tuple[_Item, str, int | None] | None = None
+        """Operands separated by spaces, up to `|`, `}}` or `)`; then, where it runs, Go's
+        execution checks in Go's order (the function's arity before its arguments)."""
+        ops: list[tuple[_Item, str, list[_Item]]] = []
         while True:
             tok = self.peek_nonspace()
             if tok.kind in _OPERAND_START:
-                kind, arity = self.operand(executed)
-                if n == 0:
-                    head = (tok, kind, arity)
-                n += 1
+                ops.append(self.operand(executed))
             after = self.items[self.i]
             if after.kind == "space":
                 self.i += 1
@@ -433,15 +443,31 @@ class _Parser:
             if after.kind in ("right", "rparen", "pipe"):
                 break
             self.fail(after, f"unexpected {_show(after)} in operand")
-        if head is None or not executed or self.exec_error is not None:
-            return
-        tok, kind, arity = head
+        if ops and executed and self.exec_error is None:
+            self.exec_error = self.run_command(ops, len(ops) - 1 + piped)
+
+    def run_command(self, ops: list[tuple[_Item, str, list[_Item]]], nargs: int) -> str | None:
+        head, kind, chain = ops[0]
         if kind == "nil":
-            self.exec_error = self.at(tok, "nil", "nil is not a command")
-        elif arity is not None and arity != n - 1 + piped:
-            name = tok.val.rsplit(".", 1)[-1]
-            self.exec_error = self.at(tok, tok.val, f"wrong number of args for {name}: "
-                                                    f"want {arity} got {n - 1 + piped}")
+            return self.at(head, "nil", "nil is not a command")
+        if kind == "ident" and head.val in self.arity:
+            want, variadic = self.arity[head.val]
+            if nargs < want or (nargs != want and not variadic):
+                return self.at(head, head.val, f"wrong number of args for {head.val}: "
+                                               f"want {'at least ' if variadic else ''}{want} got {nargs}")
+        if kind == "field":
+            err, arity = self.evaluate(chain)
+            if err:
+                return err
+            if arity is not None and arity != nargs:
+                name = chain[-1].val[1:]
+                return self.at(head, head.val, f"wrong number of args for {name}: want {arity} got {nargs}")
+        for _, k, ch in ops[1:]:
+            if k == "field":
+                err, _ = self.evaluate(ch)
+                if err:
+                    return err
+        return None
 
     def at(self, it: _Item, what: str, msg: str) -> str:
         """An execution error, as Go's ErrorContext places it."""
@@ -449,8 +475,8 @@ class _Parser:
         return (f"template: {self.name}:{self.line(it)}:{it.pos - line_start}: "
                 f'executing "{self.name}" at <{what}>: {msg}')
 
-    def operand(self, executed: bool) -> tuple[str, int | None]:
-        """Parse one operand: its kind, and the arity of the method it names (None: not one)."""
+    def operand(self, executed: bool) -> tuple[_Item, str, list[_Item]]:
+        """Parse one operand: its token, kind and field chain (`.A.B`, empty if none)."""
         tok = self.next_nonspace()
         kind = tok.kind
         if kind == "ident":
@@ -470,21 +496,18 @@ class _Parser:
         chain = [tok] if kind == "field" else []
         while self.items[self.i].kind == "field":
             chain.append(self.next())
-        arity = None
-        if kind == "field" and executed and self.exec_error is None:
-            arity = self.evaluate(chain)
-        if len(chain) > 1:  # the command's position is the chain's: its 2nd field
-            tok.pos, tok.val = chain[1].pos, "".join(c.val for c in chain)
-        return kind, arity
+        if len(chain) > 1:  # Go places a chain at its 2nd field
+            tok = _Item(tok.kind, "".join(c.val for c in chain), chain[1].pos)
+        return tok, kind, chain if kind == "field" else []
 
-    def evaluate(self, chain: list[_Item]) -> int | None:
-        """Go's execution of `.A.B…` on the data: the first field it cannot evaluate
-        (kept in exec_error), else the arity when the last one is a method."""
+    def evaluate(self, chain: list[_Item]) -> tuple[str | None, int | None]:
+        """Go's execution of `.A.B…` on the data: the error for the first field it cannot
+        evaluate, else (None, the arity when the last one is a method)."""
         t = self.dot
         arity = None
         for it in chain:
             if t.opaque:
-                return None
+                return None, None
             name = it.val[1:]
             arity = None
             if t.lookup:
@@ -494,11 +517,10 @@ class _Parser:
             elif name in t.fields:
                 t = t.fields[name]
             else:
-                at = chain[1] if len(chain) > 1 else chain[0]  # Go places a chain at its 2nd field
-                self.exec_error = self.at(at, "".join(c.val for c in chain),
-                                          f"can't evaluate field {name} in type {t.name}")
-                return None
-        return arity
+                at = chain[1] if len(chain) > 1 else chain[0]
+                return self.at(at, "".join(c.val for c in chain),
+                               f"can't evaluate field {name} in type {t.name}"), None
+        return None, arity
 
 
 def _is_number(text: str) -> bool:
@@ -530,13 +552,16 @@ def _show(it: _Item) -> str:
     return _quote(it.val)
 
 
-def check(name: str, src: str, funcs: set[str], dot: GoType) -> None:
-    """Raise TemplateError with Go's message when parsing or running `src` on `dot` would fail."""
+def check(name: str, src: str, funcs: dict[str, tuple[int, bool]], dot: GoType) -> None:
+    """Raise TemplateError with Go's message when parsing or running `src` on `dot` would fail.
+
+    `funcs`: the template's own functions, as name -> (arguments, variadic)."""
     items = _Lexer(name, src).run()
     p = _Parser(name, src, items, GO_BUILTINS | funcs, dot)
     p.parse()
     if p.exec_error:
         raise TemplateError(p.exec_error)
-    for call in p.called:
+    for call, pipe in p.called:
         if call.val[1:-1] not in p.defined:
-            raise TemplateError(p.at(call, f"{{{{template {call.val}}}}}", f"template {call.val} not defined"))
+            node = f"{{{{template {call.val}{' ' + pipe if pipe else ''}}}}}"
+            raise TemplateError(p.at(call, node, f"template {call.val} not defined"))

@@ -13,8 +13,9 @@ from __future__ import annotations
 from ... import goregexp, gotemplate
 from ...gotemplate import ANY, STRING, STRING_MAP, GoType
 
-# daemon/logger/templates: the functions a tag template may call besides Go's own
-TAG_FUNCS = {"json", "split", "join", "title", "lower", "upper", "pad", "truncate"}
+# daemon/logger/templates: the functions a tag template may call besides Go's own (and their arity)
+TAG_FUNCS = {"json": (1, False), "split": (2, False), "join": (2, False), "title": (1, False),
+             "lower": (1, False), "upper": (1, False), "pad": (3, False), "truncate": (2, False)}
 STRINGS = GoType("[]string")
 # daemon/logger.Info: its fields and the methods a tag may call
 LOGGER_INFO = GoType(
