@@ -38,10 +38,10 @@ from ..oci import digest as dg
 from ..oci import image as oimg
 from ..oci import reference as oref
 from ..store.content import ContentStore
-from .image_parents import delete_parents
 from ..store.layers import LayerStore, write_diff_tar
 from ..store.metadata import Database
 from . import image_archive
+from .image_parents import delete_parents
 from .events import EventBus
 from .filters import Filters
 from .layer_pipeline import import_chunks

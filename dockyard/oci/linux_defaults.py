@@ -25,8 +25,8 @@ def default_mounts(*, shm_size: int | None = None, privileged: bool = False,
     """Docker's default mount list.
 
     `shm=False` leaves /dev/shm out (IpcMode "none", or the user mounts one);
-    `host_ipc` binds the host's /dev/shm instead of a private tmpfs, `shm_source` another
-    container's (IpcMode container:<id>).
+    `host_ipc` binds the host's /dev/shm instead of a private tmpfs, `shm_source` a host
+    directory instead (a shareable container's tmpfs, or the one of the container it joins).
     A privileged container gets /sys and the cgroup tree read-write.
     """
     ro = "rw" if privileged else "ro"

@@ -309,7 +309,8 @@ def build_spec(config: dict, host_config: dict, *, rootfs: str, hostname: str,
     pid_mode = hc.get("PidMode") or ""
     uts_mode = hc.get("UTSMode") or ""
     cgroupns_mode = hc.get("CgroupnsMode") or ("private" if cgroup_version == 2 else "host")
-    if ipc_mode not in ("private", "shareable", "host", "none") and not (ipc_mode.startswith("container:") and ipc_ns_path):
+    joins_ipc = ipc_mode.startswith("container:") and ipc_ns_path
+    if ipc_mode not in ("private", "shareable", "host", "none") and not joins_ipc:
         raise InvalidParameter(f"invalid IPC mode: {ipc_mode}")
     if pid_mode not in ("", "host", "private") and not (pid_mode.startswith("container:") and pid_ns_path):
         raise InvalidParameter(f"invalid PID mode: {pid_mode}")
