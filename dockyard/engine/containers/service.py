@@ -40,7 +40,7 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import daemondefaults, ipcshare, links, listing, mountpoints, names, restartpolicy, volumeplan
+from . import daemondefaults, links, listing, mountpoints, names, restartpolicy, volumeplan
 from .starterrors import exit_code_for, is_users_fault
 from .bundle import BundleWriter
 from .attach import AttachStream
@@ -51,6 +51,7 @@ from .netplan import is_planned, network_refs, planned_networks
 from .logs import LogQuery, LogRecord
 from .logwiring import ContainerLogs
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
+from . import ipcshare
 
 log = logging.getLogger(__name__)
 
@@ -724,6 +725,7 @@ class ContainerService:
 
     async def _teardown_runtime(self, c: Container) -> None:
         """Undo what start did: runc state, network, rootfs mount, bundle (once per start)."""
+        ipcshare.release(c, self.ctr_dir(c.id))  # a shareable /dev/shm (idempotent)
         if c.id in self._torn_down:
             return
         if c.host_config.get("AutoRemove") and not c.state.running:
@@ -738,7 +740,6 @@ class ContainerService:
         c.sandbox_path = None
         if not self._rootfs_users.get(c.id):  # `docker cp` or export still reading it
             await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
-        ipcshare.release(c, self.ctr_dir(c.id))
         await asyncio.to_thread(shutil.rmtree, self.bundle_dir(c.id), True)  # not on the event loop
         self.monitor.clear_exit(c.id)
         self._torn_down.add(c.id)
