@@ -447,26 +447,36 @@ class _Parser:
             self.exec_error = self.run_command(ops, len(ops) - 1 + piped)
 
     def run_command(self, ops: list[tuple[_Item, str, list[_Item]]], nargs: int) -> str | None:
-        head, kind, chain = ops[0]
+        head, kind, fields = ops[0]
         if kind == "nil":
             return self.at(head, "nil", "nil is not a command")
-        if kind == "ident" and head.val in self.arity:
-            want, variadic = self.arity[head.val]
-            if nargs < want or (nargs != want and not variadic):
-                return self.at(head, head.val, f"wrong number of args for {head.val}: "
-                                               f"want {'at least ' if variadic else ''}{want} got {nargs}")
-        if kind == "field":
-            err, arity = self.evaluate(chain)
+        if kind == "ident":
+            err = self.call_arity(head, nargs)
             if err:
                 return err
-            if arity is not None and arity != nargs:
-                name = chain[-1].val[1:]
-                return self.at(head, head.val, f"wrong number of args for {name}: want {arity} got {nargs}")
-        for _, k, ch in ops[1:]:
-            if k == "field":
-                err, _ = self.evaluate(ch)
-                if err:
-                    return err
+        elif fields:
+            err, last = self.evaluate(head, fields)
+            if err:
+                return err
+            name = fields[-1].val[1:]
+            if last is not None and last[0] == "method" and last[1] != nargs:
+                return self.at(head, head.val, f"wrong number of args for {name}: want {last[1]} got {nargs}")
+            if last is not None and last[0] == "field" and nargs:
+                return self.at(head, head.val, f"{name} has arguments but cannot be invoked as function")
+            if last is not None and last[0] == "key" and nargs:
+                return self.at(head, head.val, f"{name} is not a method but has arguments")
+        for tok, k, flds in ops[1:]:
+            err = self.call_arity(tok, 0) if k == "ident" else self.evaluate(tok, flds)[0] if flds else None
+            if err:
+                return err
+        return None
+
+    def call_arity(self, tok: _Item, nargs: int) -> str | None:
+        """A function called with `nargs` arguments (an argument that names one calls it with none)."""
+        want, variadic = self.arity.get(tok.val, (0, True))
+        if nargs < want or (nargs != want and not variadic):
+            return self.at(tok, tok.val, f"wrong number of args for {tok.val}: "
+                                         f"want {'at least ' if variadic else ''}{want} got {nargs}")
         return None
 
     def at(self, it: _Item, what: str, msg: str) -> str:
@@ -476,7 +486,8 @@ class _Parser:
                 f'executing "{self.name}" at <{what}>: {msg}')
 
     def operand(self, executed: bool) -> tuple[_Item, str, list[_Item]]:
-        """Parse one operand: its token, kind and field chain (`.A.B`, empty if none)."""
+        """Parse one operand: the token that places and names it, its kind, and the fields
+        to evaluate on the data (`.A.B`, `$.A`; empty when the value is not the data's)."""
         tok = self.next_nonspace()
         kind = tok.kind
         if kind == "ident":
@@ -493,34 +504,38 @@ class _Parser:
             self.fail(tok, f"unexpected {_show(tok)} in operand")
         if kind in ("string", "number", "bool", "nil", "dot") and self.items[self.i].kind == "field":
             self.fail(self.items[self.i], f"unexpected . after term {_quote(tok.val)}")
-        chain = [tok] if kind == "field" else []
+        head = tok
+        after: list[_Item] = []
         while self.items[self.i].kind == "field":
-            chain.append(self.next())
-        if len(chain) > 1:  # Go places a chain at its 2nd field
-            tok = _Item(tok.kind, "".join(c.val for c in chain), chain[1].pos)
-        return tok, kind, chain if kind == "field" else []
+            after.append(self.next())
+        if after:  # Go places a chain at the first item after its term
+            tok = _Item(kind, head.val + "".join(c.val for c in after), after[0].pos)
+        if kind == "field":
+            return tok, kind, [head] + after
+        if kind == "var" and head.val == "$":
+            return tok, kind, after  # `$` is the data
+        return tok, kind, []
 
-    def evaluate(self, chain: list[_Item]) -> tuple[str | None, int | None]:
+    def evaluate(self, at: _Item, fields: list[_Item]) -> tuple[str | None, tuple[str, int] | None]:
         """Go's execution of `.A.B…` on the data: the error for the first field it cannot
-        evaluate, else (None, the arity when the last one is a method)."""
+        evaluate, else (None, what the last one is: ("method", arity), ("field", 0), ("key", 0);
+        None where the type is not modelled)."""
         t = self.dot
-        arity = None
-        for it in chain:
+        last: tuple[str, int] | None = None
+        for it in fields:
             if t.opaque:
                 return None, None
             name = it.val[1:]
-            arity = None
             if t.lookup:
-                t = t.elem or ANY
+                t, last = t.elem or ANY, ("key", 0)
             elif name in t.methods:
                 arity, t = t.methods[name]
+                last = ("method", arity)
             elif name in t.fields:
-                t = t.fields[name]
+                t, last = t.fields[name], ("field", 0)
             else:
-                at = chain[1] if len(chain) > 1 else chain[0]
-                return self.at(at, "".join(c.val for c in chain),
-                               f"can't evaluate field {name} in type {t.name}"), None
-        return None, arity
+                return self.at(at, at.val, f"can't evaluate field {name} in type {t.name}"), None
+        return None, last
 
 
 def _is_number(text: str) -> bool:

@@ -17,12 +17,20 @@ from ...gotemplate import ANY, STRING, STRING_MAP, GoType
 TAG_FUNCS = {"json": (1, False), "split": (2, False), "join": (2, False), "title": (1, False),
              "lower": (1, False), "upper": (1, False), "pad": (3, False), "truncate": (2, False)}
 STRINGS = GoType("[]string")
+# time.Time's methods (Go 1.19, dockerd 20.10's) by arity; their results are not modelled
+TIME = GoType("time.Time", methods={**{m: (0, ANY) for m in (
+    "Clock", "Date", "Day", "GoString", "GobEncode", "Hour", "ISOWeek", "IsDST", "IsZero", "Local",
+    "Location", "MarshalBinary", "MarshalJSON", "MarshalText", "Minute", "Month", "Nanosecond",
+    "Second", "String", "UTC", "Unix", "UnixMicro", "UnixMilli", "UnixNano", "Weekday", "Year",
+    "YearDay", "Zone", "ZoneBounds")}, **{m: (1, ANY) for m in (
+    "Add", "After", "Before", "Equal", "Format", "In", "Round", "Sub", "Truncate")},
+    "AppendFormat": (2, ANY), "AddDate": (3, ANY)})
 # daemon/logger.Info: its fields and the methods a tag may call
 LOGGER_INFO = GoType(
     "*logger.Info",
     fields={"Config": STRING_MAP, "ContainerID": STRING, "ContainerName": STRING,
             "ContainerEntrypoint": STRING, "ContainerArgs": STRINGS, "ContainerImageID": STRING,
-            "ContainerImageName": STRING, "ContainerCreated": ANY, "ContainerEnv": STRINGS,
+            "ContainerImageName": STRING, "ContainerCreated": TIME, "ContainerEnv": STRINGS,
             "ContainerLabels": STRING_MAP, "LogPath": STRING, "DaemonName": STRING},
     methods={"ID": (0, STRING), "FullID": (0, STRING), "Name": (0, STRING), "ImageID": (0, STRING),
              "ImageFullID": (0, STRING), "ImageName": (0, STRING), "Command": (0, STRING),
