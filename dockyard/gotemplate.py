@@ -288,10 +288,7 @@ class _Parser:
         return self.items[j]
 
     def parse(self) -> None:
-        while True:
-            stop = self.list_until(top=True, executed=True)
-            if stop is None:
-                return
+        self.list_until(top=True, executed=True)  # up to EOF, or a TemplateError
 
     def list_until(self, top: bool, executed: bool) -> str | None:
         """Parse text and actions; return the keyword (end/else) that ended the list, None at EOF."""
@@ -364,7 +361,7 @@ class _Parser:
             return
         # if, range, with
         saved = list(self.vars)
-        self.pipeline(word, executed, required=True)
+        self.pipeline(word, executed)
         if word == "range":
             self.range_depth += 1
         self.body(word)
@@ -379,14 +376,14 @@ class _Parser:
                 return
             if stop == "else-chain":  # {{else if ...}}: the chained clause closes both
                 kw = self.next_nonspace()
-                self.pipeline(kw.val, False, required=True)
+                self.pipeline(kw.val, False)
                 continue
             # a plain {{else}}: its list ends with {{end}}
             if self.list_until(top=False, executed=False) != "end":
                 self.fail(self.items[self.i - 1], "expected end; found {{else}}")
             return
 
-    def pipeline(self, ctx: str, executed: bool, required: bool = False) -> None:
+    def pipeline(self, ctx: str, executed: bool) -> None:
         """Declarations, then commands joined by `|`, up to `}}` (or `)` inside parens)."""
         self.declarations(ctx)
         end = "rparen" if ctx == "parenthesized pipeline" else "right"
