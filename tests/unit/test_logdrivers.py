@@ -341,6 +341,32 @@ def test_spool_reader_joins_partials_and_follows_conmons_replacement(tmp_path):
     r.close()
 
 
+def test_a_lagging_spool_reader_holds_two_files_at_most(tmp_path):
+    """Replaced spools stay on disk while open: a reader slower than conmon finishes the
+    file it is in and jumps to the newest, dropping those between (as conmon drops them)."""
+    p = tmp_path / SPOOL_NAME
+
+    def replace(*lines: bytes) -> None:  # conmon's --log-size-max: a fresh file renamed over the spool
+        tmp = tmp_path / (SPOOL_NAME + ".tmp")
+        tmp.write_bytes(b"".join(lines))
+        os.rename(tmp, p)
+
+    p.write_bytes(spool_line(1, "stdout", "F", "a1") + spool_line(2, "stdout", "F", "a2"))
+    r = SpoolReader(p)
+    r.open()
+    assert [x.data for x in r.read(limit=len(spool_line(1, "stdout", "F", "a1")))] == [b"a1\n"]
+    middle = [spool_line(3 + i, "stdout", "F", f"m{i}") for i in range(5)]
+    for i, line in enumerate(middle):  # each replacement seen, none read: the reader lags
+        replace(line)
+        r.notice_replacement()
+        assert len(r.files) <= 2
+    replace(spool_line(9, "stdout", "F", "newest"))
+    assert [x.data for x in r.read()] == [b"a2\n", b"newest\n"]
+    assert r.skipped == sum(map(len, middle))
+    assert len(r.files) == 1
+    r.close()
+
+
 def test_tap_resumes_from_its_saved_offset(tmp_path):
     write_config(tmp_path, "json-file", {}, INFO)
     spool = tmp_path / SPOOL_NAME

@@ -22,6 +22,11 @@ Protocol: JSON lines on `<exec-root>/logd.sock`, one request per connection:
 Answers: {"ok": true} or {"ok": false, "error": "..."}.
 Progress (spool inode and offset) is kept in `<ctr>/spool.offset`, so a
 restarted daemon resumes where the last one stopped, repeating at most a few records.
+
+`watch` is only the fast path: the engine sends it without waiting, after conmon
+started, so an engine SIGKILLed in between loses it.  The daemon therefore also
+looks for spools it does not follow every RESCAN seconds (and at start), so a
+container's output never waits for a message that will not come.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ log = logging.getLogger("dockyard.logd")
 CONFIG_NAME = "logconfig.json"
 TICK = 0.05
 PER_TICK = 4 << 20  # spool bytes per container per tick: one busy container cannot starve the others
+RESCAN = 1.0  # seconds between looks for spools no `watch` announced
 
 
 def write_config(ctr_dir: Path, driver: str, opts: dict[str, str], info: ContainerInfo) -> None:
@@ -74,9 +80,14 @@ class Tap:
         self.saved = (ino, off)
         self.errors = 0
         self._offset_fd = -1
+        self._skipped_told, self._next_tell = 0, 0.0
 
     def pump(self, limit: int = PER_TICK) -> int:
         recs = self.reader.read(limit)
+        if self.reader.skipped != self._skipped_told and time.monotonic() >= self._next_tell:
+            self._skipped_told, self._next_tell = self.reader.skipped, time.monotonic() + 10
+            log.warning("log of %s: %d spool bytes dropped unread so far (conmon wrote faster than the "
+                        "daemon converted)", self.dir.name[:12], self.reader.skipped)
         self._write(recs)
         self._save()
         if hasattr(self.driver, "flush"):
@@ -146,6 +157,8 @@ class LogDaemon:
         self.exec_root = exec_root
         self.taps: dict[str, Tap] = {}
         self.stopping = threading.Event()
+        # containers whose driver would not open, by their config's mtime: retried when it changes
+        self._broken: dict[str, int] = {}
 
     def _tap(self, cid: str) -> Tap | None:
         t = self.taps.get(cid)
@@ -156,19 +169,33 @@ class LogDaemon:
             t = self.taps[cid] = Tap(d)
         return t
 
-    def scan(self) -> None:
-        """At start: every container with a spool left (running, or stopped while we were away)."""
+    def scan(self, late: bool = False) -> None:
+        """Follow every spool not followed yet: at start (containers running, or stopped
+        while we were away), then every RESCAN seconds (`late`) for a `watch` that never came."""
         try:
             names = os.listdir(self.ctr_root)
         except FileNotFoundError:
             return
         for cid in names:
+            if cid in self.taps or cid.startswith("."):  # `.removed-<id>`: being deleted
+                continue
             d = self.ctr_root / cid
-            if (d / SPOOL_NAME).exists() and (d / CONFIG_NAME).exists():
-                try:
-                    self._tap(cid)
-                except Exception as exc:
-                    log.error("cannot follow the log of %s: %s", cid[:12], exc)
+            try:
+                if not (d / SPOOL_NAME).exists():
+                    continue
+                mtime = os.stat(d / CONFIG_NAME).st_mtime_ns
+            except OSError:
+                continue
+            if self._broken.get(cid) == mtime:
+                continue
+            try:
+                self._tap(cid)
+                self._broken.pop(cid, None)
+                if late:
+                    log.warning("following the log of %s, for which no watch came", cid[:12])
+            except Exception as exc:
+                self._broken[cid] = mtime
+                log.error("cannot follow the log of %s: %s", cid[:12], exc)
 
     def handle(self, req: dict) -> dict:
         op, cid = req.get("op"), str(req.get("id") or "")
@@ -262,10 +289,16 @@ class LogDaemon:
                     sel.unregister(key.fileobj)
                     key.fileobj.close()
 
+        next_scan = time.monotonic() + RESCAN
         try:
             while not self.stopping.is_set():
                 t0 = time.monotonic()
+                if t0 >= next_scan:
+                    self.scan(late=True)
+                    next_scan = t0 + RESCAN
                 for cid, tap in list(self.taps.items()):
+                    if self.taps.get(cid) is not tap:  # replaced or stopped by a request meanwhile
+                        continue
                     try:
                         tap.pump()
                     except Exception:

@@ -5,7 +5,8 @@ from the container (P: the line goes on in the next chunk).  The spool is only
 a hand-over between conmon and the log daemon; the files users see are the
 driver's.  conmon replaces the spool with a fresh file (rename over it) every
 `SPOOL_MAX` bytes, which bounds it while no daemon reads it; the daemon keeps
-the files it has open until it has read them whole.
+the files it has open until it has read them whole, but never more than the
+one it is finishing and the newest.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class SpoolReader:
     path: Path
     files: list[_Open] = field(default_factory=list)
     pending: dict[int, tuple[LogRecord, int]] = field(default_factory=dict)  # stream → (rec, start)
+    skipped: int = 0  # spool bytes dropped unread because the reader lagged more than a file behind
 
     def open(self, ino: int = 0, offset: int = 0) -> None:
         """Start at a remembered (inode, offset), or at 0 of the current file."""
@@ -74,6 +76,14 @@ class SpoolReader:
         if self.files and self.files[-1].ino == ino:
             f.close()
             return
+        # At most the file being finished and the newest are held: replaced files stay on
+        # disk while open, so a reader slower than conmon must not collect them (the
+        # spool's bound would no longer hold).  The ones between are dropped, as conmon
+        # drops those nobody opened.
+        while len(self.files) > 1:
+            gone = self.files.pop()
+            self.skipped += max(os.fstat(gone.f.fileno()).st_size - gone.offset, 0)
+            gone.f.close()
         self.files.append(_Open(f, ino))
 
     def read(self, limit: int = 8 * CHUNK) -> list[LogRecord]:
