@@ -174,6 +174,34 @@ def test_rotation_keeps_max_file_files_compressed(tmp_path, driver):
     assert [int(r.data.split()[1]) for r in since] == list(range(390, 400))
 
 
+def test_a_compression_cut_short_is_finished_by_the_next_daemon(tmp_path):
+    d = logdrivers.open_driver("json-file", tmp_path, INFO, {"max-size": "2k", "max-file": "3", "compress": "true"})
+    for i in range(100):
+        d.write(LogRecord(STDOUT, T0 + i, f"line {i:04d} ".encode() + b"x" * 40 + b"\n"))
+    d.close()
+    live = logdrivers.log_file("json-file", tmp_path, CID)
+    # the daemon was SIGKILLed between a rotation's rename and the end of its gzip
+    newest_rotated = gzip.decompress((tmp_path / f"{live.name}.1.gz").read_bytes())
+    (tmp_path / f"{live.name}.1.gz").unlink()
+    (tmp_path / f"{live.name}.1").write_bytes(newest_rotated)
+    (tmp_path / f"{live.name}.1.gz.tmp").write_bytes(b"\x1f\x8b half")
+    before = [r.data for r in read_all(live, jsonfile.JSONCodec)]
+    d = logdrivers.open_driver("json-file", tmp_path, INFO, {"max-size": "2k", "max-file": "3", "compress": "true"})
+    assert not (tmp_path / f"{live.name}.1").exists()  # finished when the daemon opened the driver
+    assert gzip.decompress((tmp_path / f"{live.name}.1.gz").read_bytes()) == newest_rotated
+    first = (tmp_path / f"{live.name}.1.gz").stat().st_ino
+    i = 100
+    while (tmp_path / f"{live.name}.1.gz").stat().st_ino == first:  # one more rotation: `.1.gz` → `.2.gz`
+        d.write(LogRecord(STDOUT, T0 + i, f"line {i:04d} ".encode() + b"x" * 40 + b"\n"))
+        i += 1
+    d.close()
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(live.name))
+    assert names == [live.name, live.name + ".1.gz", live.name + ".2.gz"]
+    assert gzip.decompress((tmp_path / f"{live.name}.2.gz").read_bytes()) == newest_rotated
+    nums = [int(r.data.split()[1]) for r in read_all(live, jsonfile.JSONCodec)]
+    assert nums == list(range(nums[0], i)) and nums[0] < int(before[0].split()[1]) + 20
+
+
 def test_json_file_without_compress_keeps_plain_numbered_files(tmp_path):
     d = logdrivers.open_driver("json-file", tmp_path, INFO, {"max-size": "1k", "max-file": "2"})
     for i in range(100):
