@@ -240,6 +240,8 @@ class LogDaemon:
             return False
         except OSError:
             return True
+        if not data and not buf:  # closed before asking: an engine killed between connect and send
+            return True
         buf += data
         if b"\n" not in buf and data:
             return len(buf) > 65536
