@@ -25,8 +25,9 @@ restarted daemon resumes where the last one stopped, repeating at most a few rec
 
 `watch` is only the fast path: the engine sends it without waiting, after conmon
 started, so an engine SIGKILLed in between loses it.  The daemon therefore also
-looks for spools it does not follow every RESCAN seconds (and at start), so a
-container's output never waits for a message that will not come.
+looks for spools it does not follow every RESCAN seconds (and at start), and
+follows one found unfollowed twice in a row, so a container's output never
+waits for a message that will not come.
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ class LogDaemon:
         self.stopping = threading.Event()
         # containers whose driver would not open, by their config's mtime: retried when it changes
         self._broken: dict[str, int] = {}
+        # spools found unfollowed by the last rescan: followed if the next finds them still so
+        # (a watch normally comes within moments of conmon creating the spool)
+        self._unannounced: set[str] = set()
 
     def _tap(self, cid: str) -> Tap | None:
         t = self.taps.get(cid)
@@ -176,6 +180,7 @@ class LogDaemon:
             names = os.listdir(self.ctr_root)
         except FileNotFoundError:
             return
+        seen, self._unannounced = self._unannounced, set()
         for cid in names:
             if cid in self.taps or cid.startswith("."):  # `.removed-<id>`: being deleted
                 continue
@@ -187,6 +192,9 @@ class LogDaemon:
             except OSError:
                 continue
             if self._broken.get(cid) == mtime:
+                continue
+            if late and cid not in seen:
+                self._unannounced.add(cid)
                 continue
             try:
                 self._tap(cid)
