@@ -411,6 +411,24 @@ def test_tap_resumes_from_its_saved_offset(tmp_path):
     assert not spool.exists()
 
 
+def test_a_new_spool_on_a_reused_inode_is_read_from_its_start(tmp_path):
+    write_config(tmp_path, "json-file", {}, INFO)
+    spool = tmp_path / SPOOL_NAME
+    spool.write_bytes(spool_line(1, "stdout", "F", "old one") + spool_line(2, "stdout", "F", "old two"))
+    t = Tap(tmp_path)
+    t.pump()
+    t.close()  # the daemon dies; conmon replaces the spool twice, and the newest gets the old inode
+    ino = spool.stat().st_ino
+    with open(spool, "r+b") as f:  # the same inode, another file's content
+        f.truncate(0)
+        f.write(b"".join(spool_line(10 + i, "stdout", "F", f"new {i}") for i in range(4)))
+    assert spool.stat().st_ino == ino
+    t = Tap(tmp_path)
+    t.stop()
+    recs = read_all(tmp_path / f"{CID}-json.log", jsonfile.JSONCodec)
+    assert [r.data for r in recs] == [b"old one\n", b"old two\n"] + [f"new {i}\n".encode() for i in range(4)]
+
+
 def test_the_clis_seconds_nanoseconds_are_exact():
     from dockyard.engine.timeutil import parse_timestamp_ns
 

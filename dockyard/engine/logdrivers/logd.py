@@ -20,7 +20,7 @@ Protocol: JSON lines on `<exec-root>/logd.sock`, one request per connection:
   {"op": "stop", "id": ID}    the container stopped: drain, close the driver, drop the spool
   {"op": "ping"} / {"op": "exit"}
 Answers: {"ok": true} or {"ok": false, "error": "..."}.
-Progress (spool inode and offset) is kept in `<ctr>/spool.offset`, so a
+Progress (spool inode, offset and first bytes) is kept in `<ctr>/spool.offset`, so a
 restarted daemon resumes where the last one stopped, repeating at most a few records.
 
 `watch` is only the fast path: the engine sends it without waiting, after conmon
@@ -76,9 +76,9 @@ class Tap:
         info = ContainerInfo.from_json(cfg["info"])
         self.driver: LogDriver = open_driver(cfg["driver"], ctr_dir, info, cfg.get("opts") or {})
         self.reader = SpoolReader(ctr_dir / SPOOL_NAME)
-        ino, off = _load_offset(ctr_dir / OFFSET_NAME)
-        self.reader.open(ino, off)
-        self.saved = (ino, off)
+        ino, off, head = _load_offset(ctr_dir / OFFSET_NAME)
+        self.reader.open(ino, off, head)
+        self.saved: tuple[int, int, bytes] = (ino, off, head or b"")
         self.errors = 0
         self._offset_fd = -1
         self._skipped_told, self._next_tell = 0, 0.0
@@ -110,14 +110,14 @@ class Tap:
 
     def _save(self) -> None:
         pos = self.reader.position()
-        if pos == self.saved or pos == (0, 0):
+        if pos == self.saved or pos[0] == 0:
             return
         self.saved = pos
-        data = f"{pos[0]} {pos[1]}\n".encode()
+        data = f"{pos[0]} {pos[1]} {pos[2].hex()}\n".encode()
         try:
             if self._offset_fd < 0:
                 self._offset_fd = os.open(self.dir / OFFSET_NAME, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            os.pwrite(self._offset_fd, data.ljust(48), 0)  # fixed width: never a torn, shorter number
+            os.pwrite(self._offset_fd, data.ljust(160), 0)  # fixed width: never a torn, shorter number
         except OSError:
             pass
 
@@ -144,12 +144,13 @@ class Tap:
             self._offset_fd = -1
 
 
-def _load_offset(p: Path) -> tuple[int, int]:
+def _load_offset(p: Path) -> tuple[int, int, bytes | None]:
+    """`inode offset head-hex` (head None: written by a daemon that kept no head)."""
     try:
-        ino, off = p.read_text().split()[:2]
-        return int(ino), int(off)
-    except (FileNotFoundError, ValueError):
-        return 0, 0
+        fields = p.read_text().split()
+        return int(fields[0]), int(fields[1]), bytes.fromhex(fields[2]) if len(fields) > 2 else None
+    except (FileNotFoundError, ValueError, IndexError):
+        return 0, 0, None
 
 
 class LogDaemon:

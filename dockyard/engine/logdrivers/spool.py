@@ -31,11 +31,21 @@ def spool_max(total_limit: int) -> int:
     return min(max(total_limit // 4, 1 << 20), 64 << 20)
 
 
+HEAD = 48  # a spool's first bytes (its first line's timestamp): with the inode, which file it is
+
+
 @dataclass
 class _Open:
     f: object
     ino: int
     offset: int = 0
+    head: bytes = b""
+
+    def ident(self) -> bytes:
+        # inode numbers are reused: the file's first bytes tell a new spool from the one saved
+        if len(self.head) < HEAD:
+            self.head = os.pread(self.f.fileno(), HEAD, 0)
+        return self.head
 
 
 @dataclass
@@ -51,14 +61,19 @@ class SpoolReader:
     pending: dict[int, tuple[LogRecord, int]] = field(default_factory=dict)  # stream → (rec, start)
     skipped: int = 0  # spool bytes dropped unread because the reader lagged more than a file behind
 
-    def open(self, ino: int = 0, offset: int = 0) -> None:
-        """Start at a remembered (inode, offset), or at 0 of the current file."""
+    def open(self, ino: int = 0, offset: int = 0, head: bytes | None = None) -> None:
+        """Start at a remembered (inode, offset, first bytes), or at 0 of the current file."""
         try:
             f = open(self.path, "rb")
         except FileNotFoundError:
             return
         st = os.fstat(f.fileno())
-        self.files.append(_Open(f, st.st_ino, offset if st.st_ino == ino and offset <= st.st_size else 0))
+        o = _Open(f, st.st_ino)
+        same = st.st_ino == ino and offset <= st.st_size
+        if same and head is not None:  # None: saved by a daemon that kept no head
+            same = o.ident()[:len(head)] == head
+        o.offset = offset if same else 0
+        self.files.append(o)
 
     def notice_replacement(self) -> None:
         """Open a file conmon renamed into place, so the one before can be finished first."""
@@ -143,13 +158,13 @@ class SpoolReader:
         self.pending.clear()
         return sorted(out, key=lambda r: r.time_ns)
 
-    def position(self) -> tuple[int, int]:
-        """(inode, offset) to resume from."""
+    def position(self) -> tuple[int, int, bytes]:
+        """(inode, offset, first bytes) to resume from."""
         if not self.files:
-            return 0, 0
+            return 0, 0, b""
         cur = self.files[0]
         starts = [first for _, first in self.pending.values()]
-        return cur.ino, min([cur.offset, *starts])
+        return cur.ino, min([cur.offset, *starts]), cur.ident()
 
     def close(self) -> None:
         for o in self.files:
