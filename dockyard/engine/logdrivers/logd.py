@@ -205,6 +205,8 @@ class LogDaemon:
             except Exception as exc:
                 self._broken[cid] = mtime
                 log.error("cannot follow the log of %s: %s", cid[:12], exc)
+        for cid in self._broken.keys() - set(names):  # removed containers
+            del self._broken[cid]
 
     def handle(self, req: dict) -> dict:
         op, cid = req.get("op"), str(req.get("id") or "")
