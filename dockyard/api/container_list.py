@@ -2,12 +2,13 @@
 
 Building a row means network lookups, the mount list, the quoted command line and JSON
 encoding: ~25 µs a row, 29 ms for a listing of 1000 containers, most of what `docker ps -a`
-waited for.  A row changes only when its container or the networks do, and each such change
-is published as an event (create, start, die, rename, update, connect, network create and
-destroy, ...), so the rows are dropped on events; a fingerprint of the fields a row shows
-(name, state, timestamps, networks joined) guards against a change seen before its event.
+waited for.  A row changes only when its container or the networks do.  A container's events
+(start, die, rename, update, destroy, ...) drop its row, any network event (create, destroy,
+connect, disconnect) drops them all; a fingerprint of what a row shows (name, state,
+timestamps, health, networks joined and configured) catches the changes that publish no event
+(connecting a created container) or publish it before the change is made.
 Only `Status` ("Up 5 minutes") moves with the clock: it is rendered per request between the
-cached head and tail of the row.
+kept head and tail of the row.
 """
 
 from __future__ import annotations
