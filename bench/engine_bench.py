@@ -740,17 +740,23 @@ DOCKERD_CHAINS = ("DOCKER", "DOCKER-USER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-I
 
 
 def _remove_dockerd_rules() -> None:
-    """Delete the iptables rules and chains dockerd made: jumps to DOCKER*, rules naming our bridge."""
+    """Delete the iptables rules and chains dockerd made: jumps to DOCKER*, rules naming our bridge.
+
+    Another dockerd on this host (a second bench with its own root and bridge) shares the DOCKER*
+    chains: then only the rules naming our bridge or subnet go."""
     net = REF_BIP.rsplit(".", 1)[0]
+    shared = any(os.path.basename((cmdline(p) or [""])[0]) == "dockerd" for p in all_pids())
     for table in ("filter", "nat"):
         rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout.splitlines()
         for line in rules:
             if not line.startswith("-A "):
                 continue
             words = line.split()
-            if (words[1] in DOCKERD_CHAINS or any(w in DOCKERD_CHAINS for w in words[2:])
-                    or REF_BRIDGE in words or any(w.startswith(net + ".") for w in words)):
+            ours = REF_BRIDGE in words or any(w.startswith(net + ".") for w in words)
+            if ours or (not shared and (words[1] in DOCKERD_CHAINS or any(w in DOCKERD_CHAINS for w in words[2:]))):
                 subprocess.run(["iptables", "-t", table, "-D", *words[1:]], capture_output=True)
+        if shared:
+            continue
         for ch in DOCKERD_CHAINS:
             subprocess.run(["iptables", "-t", table, "-F", ch], capture_output=True)
             subprocess.run(["iptables", "-t", table, "-X", ch], capture_output=True)
