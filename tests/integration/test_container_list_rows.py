@@ -68,6 +68,8 @@ def test_rows_follow_every_change(client):
         api.remove_container(cid)
         assert rows(api, cid) == []
     finally:
+        for c in api.containers(all=True, filters={"name": "rows_"}):
+            api.remove_container(c["Id"], force=True)
         net.remove()
 
 
@@ -76,14 +78,15 @@ def test_rows_follow_network_removal(client):
     api = client.api
     net = client.networks.create("rows_gone")
     cid = api.create_container("busybox", "true", host_config=api.create_host_config(network_mode="rows_gone"))["Id"]
-    first = listed(api, cid)["NetworkSettings"]["Networks"]
-    assert first["rows_gone"]["NetworkID"] == net.id
-    api.disconnect_container_from_network(cid, net.id)
-    net.remove()
-    again = client.networks.create("rows_gone")  # the same name, another network
     try:
-        api.connect_container_to_network(cid, again.id)
-        assert listed(api, cid)["NetworkSettings"]["Networks"]["rows_gone"]["NetworkID"] == again.id
+        first = listed(api, cid)["NetworkSettings"]["Networks"]
+        assert first["rows_gone"]["NetworkID"] == net.id
+        api.disconnect_container_from_network(cid, net.id)
+        net.remove()
+        net = client.networks.create("rows_gone")  # the same name, another network
+        assert net.id != first["rows_gone"]["NetworkID"]
+        api.connect_container_to_network(cid, net.id)
+        assert listed(api, cid)["NetworkSettings"]["Networks"]["rows_gone"]["NetworkID"] == net.id
     finally:
         api.remove_container(cid, force=True)
-        again.remove()
+        net.remove()
