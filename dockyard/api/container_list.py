@@ -55,7 +55,7 @@ class ListRows:
     def _observe(self, ev: Event) -> None:
         if ev.type == "container":
             self._rows.pop(ev.actor_id, None)
-        elif ev.type in ("network", "volume"):
+        elif ev.type == "network":
             # network create/destroy changes what a created container will join, connect and
             # disconnect change a container's networks: rare, so everything is rebuilt
             self._rows.clear()
@@ -82,4 +82,3 @@ class ListRows:
                     head=_compact(head).encode()[:-1] + b",",
                     tail=b"," + _compact(entry).encode()[1:],
                     status=_compact(status).encode() if fixed else None)
-

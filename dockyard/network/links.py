@@ -18,7 +18,6 @@ from pathlib import Path
 
 from .netlink import IPRoute, NetlinkError
 
-
 DEFAULT_MTU = 1500
 IFA_F_NODAD = 0x02
 
