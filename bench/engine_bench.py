@@ -489,6 +489,40 @@ def measure_ps(t: Target, n: int, runs: int) -> dict:
               file=sys.stderr)
 
 
+def measure_ps_pair(targets: list[Target], n: int, runs: int) -> dict:
+    """`ps -a` and the raw listing with n created containers on every target, the targets taking
+    turns run by run: on a shared machine the load moves within seconds, and both meet the same."""
+    ids = {t.name: asyncio.run(api_create_many(t.socket, n)) for t in targets}
+    try:
+        for t in targets:
+            t.timed_cli("ps", "-a")  # warm-up
+        cli: dict[str, list[float]] = {t.name: [] for t in targets}
+        raw: dict[str, list[float]] = {t.name: [] for t in targets}
+        floor: dict[str, list[float]] = {t.name: [] for t in targets}  # `docker version`: the CLI's own cost
+        for _ in range(runs):
+            for t in targets:
+                cli[t.name].append(t.timed_cli("ps", "-a"))
+                raw[t.name].append(asyncio.run(api_list_all(t.socket)))
+                floor[t.name].append(t.timed_cli("version"))
+        return {"containers": n, "loadavg": os.getloadavg(),
+                **{t.name: {"ps_a": summary(cli[t.name]), "raw_get_containers_json_all": summary(raw[t.name]),
+                            "cli_version": summary(floor[t.name])} for t in targets}}
+    finally:
+        for t in targets:
+            asyncio.run(api_remove(t.socket, ids[t.name]))
+
+
+def pair_table(pairs: list[dict], names: list[str]) -> str:
+    lines = ["| containers | measurement | " + " | ".join(names) + " | ratio |", "|---|---|" + "---|" * (len(names) + 1)]
+    for p in pairs:
+        for key, label in (("ps_a", "`docker ps -a`"), ("raw_get_containers_json_all", "GET /containers/json?all=1"),
+                           ("cli_version", "`docker version` (CLI floor)")):
+            vals = [p[n][key]["median"] for n in names]
+            ratio = f"{vals[0] / vals[1]:.2f}" if len(vals) == 2 and vals[1] else ""
+            lines.append(f"| {p['containers']} | {label} | " + " | ".join(secs(v) for v in vals) + f" | {ratio} |")
+    return "\n".join(lines)
+
+
 def measure_restart(t: Target, n: int) -> dict:
     # More than a /24 bridge holds (the bench engine's subnet): no network, for both daemons alike.
     start_s, ids = start_detached(t, n, 5, "bench-restart", network="none" if n > 200 else None)
@@ -834,6 +868,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ps-containers", type=int, default=200)
     ap.add_argument("--ps-runs", type=int, default=10)
     ap.add_argument("--ps-more", type=int, nargs="*", help="further container counts for `ps -a` (e.g. 1000)")
+    ap.add_argument("--ps-pair-only", action="store_true",
+                    help="only `ps -a` and the raw listing, the daemons taking turns run by run")
     ap.add_argument("--ping-seconds", type=float, default=3.0)
     ap.add_argument("--ping-concurrency", type=int, default=16)
     ap.add_argument("--rss-containers", type=int, default=10)
@@ -884,7 +920,11 @@ def main(argv: list[str] | None = None) -> int:
             targets.append(DockerdTarget(host, pidfile, cfg))
         for t in targets:
             results.setdefault("import_s", {})[t.name] = import_image(t, tar)
-            results["targets"][t.name] = bench_target(t, args)
+            if not args.ps_pair_only:
+                results["targets"][t.name] = bench_target(t, args)
+        if args.ps_pair_only:
+            results["ps_pair"] = [measure_ps_pair(targets, n, args.ps_runs)
+                                  for n in [args.ps_containers, *(args.ps_more or [])]]
     finally:
         for t in targets:
             try:
@@ -901,7 +941,10 @@ def main(argv: list[str] | None = None) -> int:
     m = results["machine"]
     print(f"\nEngine benchmark, {results['date']}, {m['cpu']} x{m['cores']}, {m['mem_gib']} GiB, "
           f"kernel {m['kernel']}, {m['docker_cli']}\n")
-    print(table(results))
+    if results.get("ps_pair"):
+        print(pair_table(results["ps_pair"], [t.name for t in targets]))
+    else:
+        print(table(results))
     print(f"\nJSON: {out}")
     return 0
 

@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 
+from .container_list import ListRows
 from .errors import error_middleware
 from .versions import version_middleware
 
@@ -31,6 +32,7 @@ def create_app(engine) -> web.Application:
         middlewares.insert(0, engine.metrics.middleware)
     app = web.Application(middlewares=middlewares, client_max_size=1024 ** 4)
     app["engine"] = engine
+    app["container_rows"] = ListRows(engine)
     for name in RESOURCE_MODULES:
         try:
             mod = importlib.import_module(f"{__package__}.{name}")

@@ -42,6 +42,8 @@ async def list_(request: web.Request) -> web.Response:
     ctrs = engine.containers.list(all=qbool(request, "all"), limit=qint(request, "limit", -1) or -1,
                                   filters=qfilters(request))
     size = qbool(request, "size")
+    if not size:  # rows kept as JSON between requests (container_list.py)
+        return web.Response(body=request.app["container_rows"].render(ctrs), content_type="application/json")
     out = []
     networks = views.ResolveCache(engine.networks)  # network lookups shared by the rows
     for c in ctrs:

@@ -64,7 +64,7 @@ class Engine:
         self.containers.health = HealthChecker(self.containers, self.execs)
         self.files = ContainerFiles(self.containers)
         self.distribution = DistributionService(self.images, config)
-        self.metrics = None  # set by serve() (engine/metrics.py)
+        self.metrics = None  # set by serve() with metrics-addr (engine/metrics.py)
 
     @functools.cached_property
     def builder(self):  # type: ignore[no-untyped-def]
@@ -130,12 +130,14 @@ async def serve(loaded: "Loaded", stop: asyncio.Event, reload_requests: asyncio.
 
 
 async def _serve(loaded, stop, reload_requests, planned, gid, ctx) -> None:
-    from .metrics import Metrics
     from .reload import Reloader
 
     config = loaded.config
     engine = Engine(config)
-    engine.metrics = Metrics(engine)
+    if config.metrics_addr:  # (not reloadable) prometheus_client stays out of other engines
+        from .metrics import Metrics
+
+        engine.metrics = Metrics(engine)
     await engine.start()
     app = build_app(engine)
     runner = web.AppRunner(app, handle_signals=False, access_log=None,

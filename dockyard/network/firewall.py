@@ -275,7 +275,8 @@ class Firewall:
         sending to the host port would follow the old entry to an address that
         no longer exists (or now belongs to another container) - Docker does the same.
         """
-        from pyroute2 import Conntrack
+        from . import netlink  # noqa: F401 - pyroute2's modules without its whole package
+        from pyroute2.conntrack import Conntrack
         from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
         n = 0

@@ -16,8 +16,7 @@ import secrets
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_interface
 from pathlib import Path
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from .netlink import IPRoute, NetlinkError
 
 DEFAULT_MTU = 1500
 IFA_F_NODAD = 0x02

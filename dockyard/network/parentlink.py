@@ -19,11 +19,9 @@ from ipaddress import ip_interface
 from pathlib import Path
 from typing import Callable
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from ..errors import Forbidden, InvalidParameter
 from . import links
+from .netlink import IPRoute, NetlinkError
 from .driveropts import ParentOptions, ipvlan_options, macvlan_options
 
 KINDS = ("macvlan", "ipvlan")

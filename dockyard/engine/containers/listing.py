@@ -13,6 +13,7 @@ FILTERS = {"id", "name", "label", "status", "exited", "ancestor", "before", "sin
            "health", "is-task", "volume", "publish", "expose"}
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 HEALTH = ("starting", "healthy", "unhealthy", "none")
+_UP = ("running", "paused", "restarting")  # listed without `all`
 
 
 def select(ctrs: Iterable[Container], f: Filters, *, all: bool, limit: int,
@@ -39,9 +40,13 @@ def select(ctrs: Iterable[Container], f: Filters, *, all: bool, limit: int,
     since = get(f.get("since")[0]).created if f.get("since") else None
     ancestors = {image_id(a) for a in f.get("ancestor")} - {None}
     task = f.bool_value("is-task")
+    ordered = sorted(ctrs, key=_created, reverse=True)
+    if not f.values:  # plain `docker ps [-a]`: nothing to test per container
+        out = [c for c in ordered if not only_running or c.state.status in _UP]
+        return out[:limit] if limit and limit > 0 else out
     out = []
-    for c in sorted(ctrs, key=lambda c: c.created, reverse=True):
-        if only_running and c.state.status not in ("running", "paused", "restarting"):
+    for c in ordered:
+        if only_running and c.state.status not in _UP:
             continue
         if f.get("id") and not any(c.id.startswith(v) for v in f.get("id")):
             continue
@@ -74,6 +79,10 @@ def select(ctrs: Iterable[Container], f: Filters, *, all: bool, limit: int,
             continue  # no swarm tasks here
         out.append(c)
     return out[:limit] if limit and limit > 0 else out
+
+
+def _created(c: Container) -> str:
+    return c.created
 
 
 def name_matches(pattern: str, name: str) -> bool:
