@@ -45,7 +45,7 @@ from .starterrors import exit_code_for, is_users_fault
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_endpoint_settings, check_update
-from .initlayer import container_lowers
+from .initlayer import container_lowers, sweep_templates
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
 from .netplan import is_planned, network_refs, planned_networks
 from .logs import LogQuery, LogRecord
@@ -79,6 +79,7 @@ class ContainerService:
         self.volumes = volumes
         self.data_dir = config.data_root / "containers"
         self.run_dir = config.exec_root / "containers"
+        self.init_templates = config.exec_root / "init-layers"  # see initlayer.ensure_init_layer
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         db.ensure_schema(SCHEMA)
@@ -228,6 +229,7 @@ class ContainerService:
         for d in list(self.run_dir.iterdir()):
             if d.name not in live:
                 shutil.rmtree(d, ignore_errors=True)
+        sweep_templates(self.init_templates)
         for mp in mounts.mounts_under(self.data_dir):
             cid = Path(mp).parent.name
             if cid not in live:
@@ -438,7 +440,8 @@ class ContainerService:
         try:
             bundle.mkdir(parents=True, exist_ok=True)
             if not mounts.is_mounted(rootfs):
-                lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id))
+                lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id),
+                                                 self.init_templates)
                 await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
             stage = "network"
             netns, ip, gateway = await self._setup_network(c)
@@ -464,7 +467,7 @@ class ContainerService:
                     self._live_attach.setdefault(cid, []).append(st)
                 except OSError:
                     st.end()
-            await self.runtime.start(cid)
+            await self.runtime.start(cid, handle.container_pid)
         except BaseException as exc:
             await self._rollback_start(c, exc, stage)
             raise
@@ -632,7 +635,8 @@ class ContainerService:
             try:
                 if not mounts.is_mounted(rootfs):
                     cdir = self.ctr_dir(c.id)
-                    lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id))
+                    lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id),
+                                                     self.init_templates)
                     await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
             except BaseException:
                 self._rootfs_users[c.id] -= 1
@@ -725,19 +729,18 @@ class ContainerService:
         """Undo what start did: runc state, network, rootfs mount, bundle (once per start)."""
         if c.id in self._torn_down:
             return
-        if c.host_config.get("AutoRemove") and not c.state.running:
-            # Its id is never used again: runc's state and the cgroup can go after the reply
-            # (`run --rm` waits for "removed"); engine start sweeps them if it crashes first.
-            self._spawn(self._delete_runtime_state(c))
-        else:
-            await self._delete_runtime_state(c)
+        # independent undos, side by side (each waits on the kernel, the disk or runc)
+        steps = [self._delete_runtime_state(c),
+                 asyncio.to_thread(shutil.rmtree, self.bundle_dir(c.id), True)]  # not on the event loop
         if not c.network_mode.startswith("container:"):
             # disconnects every endpoint; veths are deleted in the background
-            await _quiet(self.networks.release_sandbox(c.id))
-        c.sandbox_path = None
+            steps.append(_quiet(self.networks.release_sandbox(c.id)))
         if not self._rootfs_users.get(c.id):  # `docker cp` or export still reading it
-            await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
-        await asyncio.to_thread(shutil.rmtree, self.bundle_dir(c.id), True)  # not on the event loop
+            steps.append(asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs"))
+        failed = [r for r in await asyncio.gather(*steps, return_exceptions=True) if isinstance(r, BaseException)]
+        c.sandbox_path = None
+        if failed:
+            raise failed[0]
         self.monitor.clear_exit(c.id)
         self._torn_down.add(c.id)
 
