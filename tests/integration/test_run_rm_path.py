@@ -12,9 +12,12 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import pytest
+
+from engine_harness import uniq  # noqa: E402
 
 from dockyard.engine.containers.initlayer import ensure_init_layer
 from dockyard.runtime import cgroups
@@ -83,3 +86,41 @@ def test_run_rm_returns_with_nothing_left(engine, tmp_path, extra):
         assert out == "ran\n"
         cid = cidfile.read_text().strip()
         assert _leftovers(engine, cid) == []
+
+
+def test_interface_failing_beside_the_runtime_create_undoes_the_start(engine):
+    """The interface is plugged while conmon and runc create the container: when plugging
+    fails (the macvlan parent is gone), the start answers the driver's 400 and undoes the
+    created container (monitor, runc state, mounts), and a later start works."""
+    import subprocess
+
+    import docker
+
+    tag = secrets.token_hex(4)
+    parent, net = f"dyg{tag}", uniq("mvgone")
+
+    def add_parent() -> None:  # a veth end (this kernel may lack the dummy link type)
+        subprocess.run(["ip", "link", "add", parent, "type", "veth", "peer", "name", f"dyh{tag}"], check=True)
+
+    add_parent()
+    try:
+        engine.cli_ok("network", "create", "-d", "macvlan", "-o", f"parent={parent}",
+                      "--subnet", "10.251.77.0/24", net)
+        api = engine.api()
+        cid = api.create_container("busybox", "true", host_config=api.create_host_config(network_mode=net))["Id"]
+        subprocess.run(["ip", "link", "del", parent], check=True)
+        with pytest.raises(docker.errors.APIError) as e:
+            api.start(cid)
+        assert e.value.status_code == 400 and f"parent interface was not found on the host: {parent}" in \
+            e.value.explanation
+        assert api.inspect_container(cid)["State"]["Status"] == "created"
+        assert not any(cid.encode() in open(f"/proc/{p}/cmdline", "rb").read() for p in engine.monitor_pids())
+        assert not (engine.exec_root / "runc" / cid).exists()
+        assert [m for m in engine.all_mounts() if cid in m] == []
+        add_parent()
+        api.start(cid)
+        assert api.wait(cid, timeout=60)["StatusCode"] == 0
+        api.remove_container(cid)
+    finally:
+        engine.cli("network", "rm", net)
+        subprocess.run(["ip", "link", "del", parent], capture_output=True)

@@ -40,7 +40,7 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import daemondefaults, links, listing, mountpoints, names, restartpolicy, volumeplan
+from . import daemondefaults, links, listing, mountpoints, names, netsetup, restartpolicy, volumeplan
 from .starterrors import exit_code_for, is_users_fault
 from .bundle import BundleWriter
 from .attach import AttachStream
@@ -436,6 +436,7 @@ class ContainerService:
         cdir = self.ctr_dir(cid)
         rootfs = cdir / "rootfs"
         stage = "mount"
+        net = netsetup.StartNetwork()
         self._torn_down.discard(cid)
         try:
             bundle.mkdir(parents=True, exist_ok=True)
@@ -444,9 +445,9 @@ class ContainerService:
                                                  self.init_templates)
                 await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
             stage = "network"
-            netns, ip, gateway = await self._setup_network(c)
+            await netsetup.setup(self.networks, c, self.get, net)
             stage = "spec"
-            spec = await asyncio.to_thread(self.bundles.prepare, c, rootfs, netns, ip, gateway)
+            spec = await asyncio.to_thread(self.bundles.prepare, c, rootfs, net.netns, net.ip, net.gateway)
             (bundle / "config.json").write_text(json.dumps(spec))
             stage = "logging"
             spool, spool_max = await self.logging.prepare_start(c, c.image_ref)
@@ -467,8 +468,12 @@ class ContainerService:
                     self._live_attach.setdefault(cid, []).append(st)
                 except OSError:
                     st.end()
+            stage = "network"
+            await net.plugged()
+            stage = "runtime"
             await self.runtime.start(cid, handle.container_pid)
         except BaseException as exc:
+            await net.settle()  # an interface being plugged ends before anything is undone
             await self._rollback_start(c, exc, stage)
             raise
         self.logging.started(c)
@@ -521,42 +526,6 @@ class ContainerService:
         if is_users_fault(exc):
             # the user's command is at fault: Docker answers 400 for it
             raise InvalidParameter(msg) from exc
-
-    async def _setup_network(self, c: Container) -> tuple[str | None, str | None, str | None]:
-        mode = c.network_mode
-        if mode.startswith("container:"):
-            other = self.get(mode.split(":", 1)[1])
-            if not other.state.running or not other.state.pid:
-                raise Conflict(f"cannot join network of a non running container: {other.id}")
-            # dockerd: the container takes the other's hostname with its network namespace
-            c.config["Hostname"], c.config["Domainname"] = other.config["Hostname"], other.config.get("Domainname", "")
-            return f"/proc/{other.state.pid}/ns/net", None, None
-        netns = await self.networks.create_sandbox(c.id, mode)
-        c.sandbox_path = netns
-        plan = planned_networks(self.networks, c)
-        primary, ep_cfg = plan[0]
-        ipam = ep_cfg.get("IPAMConfig") or {}
-        ep = await self.networks.connect(
-            c.id, primary.name, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
-            ip=ipam.get("IPv4Address") or None, aliases=list(ep_cfg.get("Aliases") or []),
-            name=c.name, ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or (),
-            hostname=c.config.get("Hostname") or "")
-        c.networks = {primary.name: ep.to_docker(primary.name)}
-        hc = c.host_config
-        # published ports go to the primary network (host and none publish nothing)
-        await self.networks.publish(c.id, primary.name, hc.get("PortBindings"), c.config.get("ExposedPorts"),
-                                    bool(hc.get("PublishAllPorts")))
-        # more networks: several --network at create, or `docker network connect` while stopped
-        for net, extra in plan[1:]:
-            xe = await self.networks.connect(
-                c.id, net.name, netns, mac=extra.get("MacAddress") or None,
-                ip=(extra.get("IPAMConfig") or {}).get("IPv4Address") or None,
-                aliases=list(extra.get("Aliases") or []), name=c.name,
-                ip6=(extra.get("IPAMConfig") or {}).get("IPv6Address") or None,
-                link_local=(extra.get("IPAMConfig") or {}).get("LinkLocalIPs") or (),
-                hostname=c.config.get("Hostname") or "")
-            c.networks[net.name] = xe.to_docker(net.name)
-        return netns, ep.ip_address or None, ep.gateway or None
 
     async def connect_network(self, ref: str, network: str, endpoint_config: dict[str, Any]) -> None:
         """`docker network connect`: at once when running, at the next start otherwise."""
