@@ -124,3 +124,26 @@ def test_interface_failing_beside_the_runtime_create_undoes_the_start(engine):
     finally:
         engine.cli("network", "rm", net)
         subprocess.run(["ip", "link", "del", parent], capture_output=True)
+
+
+def _volatile_root(out: str) -> bool:
+    """Whether /proc/mounts (`out`) shows the root overlay volatile (newer kernels: fsync=volatile)."""
+    line = next(ln for ln in out.splitlines() if ln.split()[1] == "/")
+    return any(o in ("volatile", "fsync=volatile") for o in line.split()[3].split(","))
+
+
+def test_only_run_rm_layers_are_volatile(engine):
+    """A `run --rm` container's writable layer is never synced (it goes at exit, a crash
+    included): its unmount skips the sync of the whole upper filesystem. Any other keeps
+    its writes durable. A restarted --rm container mounts it again, its data kept."""
+    assert _volatile_root(engine.cli_ok("run", "--rm", "busybox", "cat", "/proc/mounts"))
+    name = uniq("kept")
+    assert not _volatile_root(engine.cli_ok("run", "--name", name, "busybox", "cat", "/proc/mounts"))
+    engine.cli_ok("rm", name)
+    name = uniq("rmrestart")
+    engine.cli_ok("run", "-d", "--rm", "--name", name, "busybox", "sh", "-c", "echo x >> /f; exec sleep 600")
+    try:
+        engine.cli_ok("restart", "-t", "0", name)
+        assert engine.cli_ok("exec", name, "cat", "/f") == "x\nx\n"
+    finally:
+        engine.cli("rm", "-f", name)

@@ -87,7 +87,9 @@ def _build(workdir: Path, dest: Path, lowers: list[Path]) -> None:
         (tmp / sub).mkdir(parents=True)
     try:
         # seen through the image (whiteouts and opaque dirs included), as dockerd sets it up
-        mounts.mount_overlay(lowers, tmp / "diff", tmp / "work", tmp / "merged")
+        # volatile: no sync of the upper filesystem at the unmount below; the layer is copied
+        # or renamed from the page cache, and a crash leaves only a half-made one, remade
+        mounts.mount_overlay(lowers, tmp / "diff", tmp / "work", tmp / "merged", volatile=True)
         try:
             _setup(tmp / "merged")
         finally:

@@ -443,7 +443,9 @@ class ContainerService:
             if not mounts.is_mounted(rootfs):
                 lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id),
                                                  self.init_templates)
-                await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
+                # `run --rm`: the layer is deleted at exit, a crash included: never synced (as Podman)
+                await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs,
+                                        bool(c.host_config.get("AutoRemove")))
             stage = "network"
             await netsetup.setup(self.networks, c, self.get, net)
             stage = "spec"
@@ -699,8 +701,7 @@ class ContainerService:
         if c.id in self._torn_down:
             return
         # independent undos, side by side (each waits on the kernel, the disk or runc)
-        steps = [self._delete_runtime_state(c),
-                 asyncio.to_thread(shutil.rmtree, self.bundle_dir(c.id), True)]  # not on the event loop
+        steps = [self._delete_runtime_state(c), self._discard(self.bundle_dir(c.id))]
         if not c.network_mode.startswith("container:"):
             # disconnects every endpoint; veths are deleted in the background
             steps.append(_quiet(self.networks.release_sandbox(c.id)))
@@ -712,6 +713,19 @@ class ContainerService:
             raise failed[0]
         self.monitor.clear_exit(c.id)
         self._torn_down.add(c.id)
+
+    async def _discard(self, d: Path) -> None:
+        """Remove a directory of ours: renamed now, deleted after the reply (`run --rm` waits for
+        "removed"). A crash leaves the renamed one, which engine start removes (it names no container)."""
+        trash = d.with_name(f".removed-{d.name}-{secrets.token_hex(4)}")
+        try:
+            await asyncio.to_thread(os.rename, d, trash)
+        except FileNotFoundError:
+            return
+        except OSError:
+            await asyncio.to_thread(shutil.rmtree, d, True)
+        else:
+            self._spawn(asyncio.to_thread(shutil.rmtree, trash, True))
 
     async def _delete_runtime_state(self, c: Container) -> None:
         try:
@@ -955,16 +969,7 @@ class ContainerService:
             st.end()  # attach clients waiting for a start that will never come
         await self._teardown_runtime(c)
         await self.logging.stopped(c.id)
-        # Renamed now, deleted after the reply (`run --rm` waits for "removed"); a crash
-        # leaves the renamed dir, which engine start removes as it names no container.
-        trash = self.data_dir / f".removed-{c.id}"
-        try:
-            await asyncio.to_thread(os.rename, self.ctr_dir(c.id), trash)
-        except OSError:
-            trash = self.ctr_dir(c.id)
-            await asyncio.to_thread(shutil.rmtree, trash, True)
-        else:
-            self._spawn(asyncio.to_thread(shutil.rmtree, trash, True))
+        await self._discard(self.ctr_dir(c.id))
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
         self._ctrs.pop(c.id, None)
         self._backoff.pop(c.id, None)
