@@ -42,6 +42,13 @@ def container_lowers(cdir: Path, image_lowers: list[Path], templates: Path | Non
     return [ensure_init_layer(cdir, lowers, templates), *lowers]
 
 
+def mount_rootfs(cdir: Path, image_lowers: list[Path], templates: Path | None, volatile: bool = False) -> None:
+    """Mount the container's rootfs (`<cdir>/rootfs`): its upper layer over the init layer
+    and the image's layers. Blocking, in one thread hop: run it with asyncio.to_thread."""
+    lowers = container_lowers(cdir, image_lowers, templates)
+    mounts.mount_overlay(lowers, cdir / "upper", cdir / "work", cdir / "rootfs", volatile)
+
+
 def ensure_init_layer(cdir: Path, lowers: list[Path], templates: Path | None = None) -> Path:
     """The container's init layer, made once.
 

@@ -45,7 +45,7 @@ from .starterrors import exit_code_for, is_users_fault
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_endpoint_settings, check_update
-from .initlayer import container_lowers, sweep_templates
+from .initlayer import mount_rootfs, sweep_templates
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
 from .netplan import is_planned, network_refs, planned_networks
 from .logs import LogQuery, LogRecord
@@ -441,11 +441,9 @@ class ContainerService:
         try:
             bundle.mkdir(parents=True, exist_ok=True)
             if not mounts.is_mounted(rootfs):
-                lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id),
-                                                 self.init_templates)
                 # `run --rm`: the layer is deleted at exit, a crash included: never synced (as Podman)
-                await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs,
-                                        bool(c.host_config.get("AutoRemove")))
+                await asyncio.to_thread(mount_rootfs, cdir, self.images.layer_dirs(c.image_id),
+                                        self.init_templates, bool(c.host_config.get("AutoRemove")))
             stage = "network"
             await netsetup.setup(self.networks, c, self.get, net)
             stage = "spec"
@@ -606,9 +604,8 @@ class ContainerService:
             try:
                 if not mounts.is_mounted(rootfs):
                     cdir = self.ctr_dir(c.id)
-                    lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id),
-                                                     self.init_templates)
-                    await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
+                    await asyncio.to_thread(mount_rootfs, cdir, self.images.layer_dirs(c.image_id),
+                                            self.init_templates)
             except BaseException:
                 self._rootfs_users[c.id] -= 1
                 raise
