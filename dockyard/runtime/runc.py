@@ -228,7 +228,7 @@ async def _release_init(fd: int, fifo: Path, pid: int) -> None:
             loop.remove_reader(pidfd)
             os.close(pidfd)
     if not data:
-        raise Conflict("container process is already dead")  # runc start's words
+        raise RuntimeError_("runc start: container process is already dead")  # as `runc start` fails
     try:
         os.unlink(fifo)
     except FileNotFoundError:
