@@ -705,18 +705,27 @@ def _remove_dockerd_debris() -> None:
 DOCKERD_CHAINS = ("DOCKER", "DOCKER-USER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2")
 
 
+def _other_dockerd_running() -> bool:
+    """Another dockerd (another reference, on its own root) shares the DOCKER* chains."""
+    return any(Path(argv[0]).name == "dockerd" for argv in map(cmdline, all_pids()) if argv)
+
+
 def _remove_dockerd_rules() -> None:
-    """Delete the iptables rules and chains dockerd made: jumps to DOCKER*, rules naming our bridge."""
+    """Delete the iptables rules dockerd made for our bridge; its DOCKER* chains and the jumps to
+    them too, unless another dockerd still runs (dockerd's chains are host-wide, shared)."""
     net = REF_BIP.rsplit(".", 1)[0]
+    shared = not _other_dockerd_running()
     for table in ("filter", "nat"):
         rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout.splitlines()
         for line in rules:
             if not line.startswith("-A "):
                 continue
             words = line.split()
-            if (words[1] in DOCKERD_CHAINS or any(w in DOCKERD_CHAINS for w in words[2:])
-                    or REF_BRIDGE in words or any(w.startswith(net + ".") for w in words)):
+            ours = REF_BRIDGE in words or any(w.startswith(net + ".") for w in words)
+            if ours or (shared and (words[1] in DOCKERD_CHAINS or any(w in DOCKERD_CHAINS for w in words[2:]))):
                 subprocess.run(["iptables", "-t", table, "-D", *words[1:]], capture_output=True)
+        if not shared:
+            continue
         for ch in DOCKERD_CHAINS:
             subprocess.run(["iptables", "-t", table, "-F", ch], capture_output=True)
             subprocess.run(["iptables", "-t", table, "-X", ch], capture_output=True)

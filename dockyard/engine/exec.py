@@ -159,10 +159,18 @@ class ExecService:
                 if console_size:
                     Monitor.resize(s.bundle, *console_size)
 
-            handle = await self.monitor.exec(
-                c.id, s.id, s.bundle, s.bundle / "process.json", s.bundle / "exec.log",
-                terminal=bool(s.config.get("Tty")), stdin=bool(s.config.get("AttachStdin")),
-                on_attach_ready=attach_now)
+            if stream is not None and s.config.get("Tty"):
+                # the monitor makes its pty non-blocking once the process runs: until then
+                # a client's burst of input could fill the pty and stall the monitor's output
+                stream.hold_input()
+            try:
+                handle = await self.monitor.exec(
+                    c.id, s.id, s.bundle, s.bundle / "process.json", s.bundle / "exec.log",
+                    terminal=bool(s.config.get("Tty")), stdin=bool(s.config.get("AttachStdin")),
+                    on_attach_ready=attach_now)
+            finally:
+                if stream is not None:
+                    stream.release_input()
         except BaseException as exc:
             s.exit_code = exit_code_for(exc.message) if is_users_fault(exc) else 126
             s.exited.set()

@@ -41,6 +41,7 @@ from ..store.content import ContentStore
 from ..store.layers import LayerStore, write_diff_tar
 from ..store.metadata import Database
 from . import image_archive
+from .image_parents import delete_parents
 from .events import EventBus
 from .filters import Filters
 from .layer_pipeline import import_chunks
@@ -750,7 +751,7 @@ class ImageService:
             self._check_conflicts(img, hard_only=force, active_refs=False)
             for r in refs:
                 self._untag(r, image_id, records)
-        await self._delete_helper(img, records, force, quiet)
+        await self._delete_helper(img, records, force, quiet, prune=not noprune)
         return records
 
     def _untag(self, ref: oref.Reference, image_id: str, records: list[dict[str, str]]) -> None:
@@ -778,7 +779,8 @@ class ImageService:
             raise Conflict(f"conflict: unable to delete {short} (must be forced) - "
                            f"image is being used by stopped container {dg.short_id(users[0][0])}")
 
-    async def _delete_helper(self, img: Image, records: list[dict[str, str]], force: bool, quiet: bool) -> None:
+    async def _delete_helper(self, img: Image, records: list[dict[str, str]], force: bool, quiet: bool,
+                             prune: bool = True) -> None:
         try:
             self._check_conflicts(img, hard_only=force)
         except Conflict:
@@ -792,6 +794,8 @@ class ImageService:
         removed = await self._delete_image(img.id)
         records.append({"Deleted": img.id})
         records.extend({"Deleted": c} for c in removed)
+        if prune:
+            await delete_parents(self, img.parent, records)
 
     def _is_dangling(self, image_id: str) -> bool:
         return not self.db.scalar("SELECT COUNT(*) FROM image_refs WHERE image_id=?", (image_id,))

@@ -21,11 +21,12 @@ READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysr
 
 
 def default_mounts(*, shm_size: int | None = None, privileged: bool = False,
-                   shm: bool = True, host_ipc: bool = False) -> list[dict]:
+                   shm: bool = True, host_ipc: bool = False, shm_source: str | None = None) -> list[dict]:
     """Docker's default mount list.
 
     `shm=False` leaves /dev/shm out (IpcMode "none", or the user mounts one);
-    `host_ipc` binds the host's /dev/shm instead of a private tmpfs.
+    `host_ipc` binds the host's /dev/shm instead of a private tmpfs, `shm_source` a host
+    directory instead (a shareable container's tmpfs, or the one of the container it joins).
     A privileged container gets /sys and the cgroup tree read-write.
     """
     ro = "rw" if privileged else "ro"
@@ -43,8 +44,8 @@ def default_mounts(*, shm_size: int | None = None, privileged: bool = False,
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
     ]
-    if shm and host_ipc:
-        mounts.append({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
+    if shm and (host_ipc or shm_source):
+        mounts.append({"destination": "/dev/shm", "type": "bind", "source": shm_source or "/dev/shm",
                        "options": ["rbind", "rprivate"]})
     elif shm:
         size = int(shm_size) if shm_size else DEFAULT_SHM_SIZE

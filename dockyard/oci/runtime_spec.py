@@ -282,12 +282,14 @@ def build_spec(config: dict, host_config: dict, *, rootfs: str, hostname: str,
                engine_caps: list[str] | None = None,
                volume_paths: dict[str, str] | None = None,
                cgroup_version: int | None = None,
-               pid_ns_path: str | None = None) -> dict:
+               pid_ns_path: str | None = None,
+               ipc_ns_path: str | None = None, shm_source: str | None = None) -> dict:
     """The config.json for one container.
 
     `volume_paths` maps named volumes used in Binds/Mounts to host paths;
     `cgroup_version` defaults to what this host runs (v2: private cgroup
-    namespace, v1: the host's, as dockerd does).
+    namespace, v1: the host's, as dockerd does).  `ipc_ns_path` is the IPC
+    namespace an IpcMode `container:<id>` joins, `shm_source` a host path bound at /dev/shm.
     """
     config = config or {}
     hc = host_config or {}
@@ -307,7 +309,8 @@ def build_spec(config: dict, host_config: dict, *, rootfs: str, hostname: str,
     pid_mode = hc.get("PidMode") or ""
     uts_mode = hc.get("UTSMode") or ""
     cgroupns_mode = hc.get("CgroupnsMode") or ("private" if cgroup_version == 2 else "host")
-    if ipc_mode not in ("private", "shareable", "host", "none"):
+    joins_ipc = ipc_mode.startswith("container:") and ipc_ns_path
+    if ipc_mode not in ("private", "shareable", "host", "none") and not joins_ipc:
         raise InvalidParameter(f"invalid IPC mode: {ipc_mode}")
     if pid_mode not in ("", "host", "private") and not (pid_mode.startswith("container:") and pid_ns_path):
         raise InvalidParameter(f"invalid PID mode: {pid_mode}")
@@ -324,7 +327,9 @@ def build_spec(config: dict, host_config: dict, *, rootfs: str, hostname: str,
         namespaces.append({"type": "pid", "path": pid_ns_path})
     elif pid_mode != "host":
         namespaces.append({"type": "pid"})
-    if ipc_mode != "host":
+    if ipc_ns_path:  # IpcMode container:<id>: that container's namespace
+        namespaces.append({"type": "ipc", "path": ipc_ns_path})
+    elif ipc_mode != "host":
         namespaces.append({"type": "ipc"})
     if cgroupns_mode == "private":
         namespaces.append({"type": "cgroup"})
@@ -337,7 +342,8 @@ def build_spec(config: dict, host_config: dict, *, rootfs: str, hostname: str,
         raise InvalidParameter("SHM size can not be less than 0")
     mounts = [m for m in linux_defaults.default_mounts(
         shm_size=int(shm_size) or None, privileged=privileged,
-        shm=ipc_mode != "none" and "/dev/shm" not in user_dests, host_ipc=ipc_mode == "host")
+        shm=ipc_mode != "none" and "/dev/shm" not in user_dests, host_ipc=ipc_mode == "host",
+        shm_source=shm_source)
         if m["destination"] not in user_dests]
     for dest, source in sorted(etc_files.items()):
         if dest in user_dests:

@@ -22,6 +22,8 @@ The protocol, learnt from libpod:
 - `--log-path k8s-file:PATH`: lines `<RFC3339Nano> <stdout|stderr> <F|P> <text>`, appended
   (O_APPEND); with `--log-size-max N` conmon renames a fresh file over PATH every N
   bytes.  `--log-path none` keeps no log (attach still works).
+- With a terminal, the pty master conmon gets from runc is made non-blocking
+  (console.py), or input the process does not read yet would stall its output.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import SystemError_, Unavailable
+from .console import unblock_console
 
 STREAM_STDOUT = 2
 STREAM_STDERR = 3
@@ -114,7 +117,10 @@ class Monitor:
         self.clear_exit(cid)
         args = self._args(cid, cid, name, bundle, log_path, self.exit_dir, terminal=terminal,
                           stdin=stdin, leave_stdin_open=leave_stdin_open, log_size_max=log_size_max)
-        return await self._launch(args, bundle, None)
+        handle = await self._launch(args, bundle, None)
+        if terminal:
+            await asyncio.to_thread(unblock_console, handle.conmon_pid)
+        return handle
 
     async def exec(self, cid: str, exec_id: str, bundle: Path, spec: Path, log_path: Path, *,
                    terminal: bool, stdin: bool, on_attach_ready: Callable[[], None]) -> MonitorHandle:
@@ -125,7 +131,10 @@ class Monitor:
         args = self._args(cid, exec_id, exec_id, bundle, log_path, bundle, terminal=terminal,
                           stdin=stdin, leave_stdin_open=False)
         args += ["--exec", "--exec-process-spec", str(spec), "--exec-attach"]
-        return await self._launch(args, bundle, on_attach_ready, action="exec")
+        handle = await self._launch(args, bundle, on_attach_ready, action="exec")
+        if terminal:  # the process runs already: callers hold client input back until this is done
+            await asyncio.to_thread(unblock_console, handle.conmon_pid)
+        return handle
 
     async def _launch(self, args: list[str], bundle: Path,
                       on_attach_ready: Callable[[], None] | None, action: str = "create") -> MonitorHandle:

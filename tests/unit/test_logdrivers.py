@@ -174,6 +174,34 @@ def test_rotation_keeps_max_file_files_compressed(tmp_path, driver):
     assert [int(r.data.split()[1]) for r in since] == list(range(390, 400))
 
 
+def test_a_compression_cut_short_is_finished_by_the_next_daemon(tmp_path):
+    d = logdrivers.open_driver("json-file", tmp_path, INFO, {"max-size": "2k", "max-file": "3", "compress": "true"})
+    for i in range(100):
+        d.write(LogRecord(STDOUT, T0 + i, f"line {i:04d} ".encode() + b"x" * 40 + b"\n"))
+    d.close()
+    live = logdrivers.log_file("json-file", tmp_path, CID)
+    # the daemon was SIGKILLed between a rotation's rename and the end of its gzip
+    newest_rotated = gzip.decompress((tmp_path / f"{live.name}.1.gz").read_bytes())
+    (tmp_path / f"{live.name}.1.gz").unlink()
+    (tmp_path / f"{live.name}.1").write_bytes(newest_rotated)
+    (tmp_path / f"{live.name}.1.gz.tmp").write_bytes(b"\x1f\x8b half")
+    before = [r.data for r in read_all(live, jsonfile.JSONCodec)]
+    d = logdrivers.open_driver("json-file", tmp_path, INFO, {"max-size": "2k", "max-file": "3", "compress": "true"})
+    assert not (tmp_path / f"{live.name}.1").exists()  # finished when the daemon opened the driver
+    assert gzip.decompress((tmp_path / f"{live.name}.1.gz").read_bytes()) == newest_rotated
+    first = (tmp_path / f"{live.name}.1.gz").stat().st_ino
+    i = 100
+    while (tmp_path / f"{live.name}.1.gz").stat().st_ino == first:  # one more rotation: `.1.gz` → `.2.gz`
+        d.write(LogRecord(STDOUT, T0 + i, f"line {i:04d} ".encode() + b"x" * 40 + b"\n"))
+        i += 1
+    d.close()
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(live.name))
+    assert names == [live.name, live.name + ".1.gz", live.name + ".2.gz"]
+    assert gzip.decompress((tmp_path / f"{live.name}.2.gz").read_bytes()) == newest_rotated
+    nums = [int(r.data.split()[1]) for r in read_all(live, jsonfile.JSONCodec)]
+    assert nums == list(range(nums[0], i)) and nums[0] < int(before[0].split()[1]) + 20
+
+
 def test_json_file_without_compress_keeps_plain_numbered_files(tmp_path):
     d = logdrivers.open_driver("json-file", tmp_path, INFO, {"max-size": "1k", "max-file": "2"})
     for i in range(100):
@@ -341,6 +369,32 @@ def test_spool_reader_joins_partials_and_follows_conmons_replacement(tmp_path):
     r.close()
 
 
+def test_a_lagging_spool_reader_holds_two_files_at_most(tmp_path):
+    """Replaced spools stay on disk while open: a reader slower than conmon finishes the
+    file it is in and jumps to the newest, dropping those between (as conmon drops them)."""
+    p = tmp_path / SPOOL_NAME
+
+    def replace(*lines: bytes) -> None:  # conmon's --log-size-max: a fresh file renamed over the spool
+        tmp = tmp_path / (SPOOL_NAME + ".tmp")
+        tmp.write_bytes(b"".join(lines))
+        os.rename(tmp, p)
+
+    p.write_bytes(spool_line(1, "stdout", "F", "a1") + spool_line(2, "stdout", "F", "a2"))
+    r = SpoolReader(p)
+    r.open()
+    assert [x.data for x in r.read(limit=len(spool_line(1, "stdout", "F", "a1")))] == [b"a1\n"]
+    middle = [spool_line(3 + i, "stdout", "F", f"m{i}") for i in range(5)]
+    for i, line in enumerate(middle):  # each replacement seen, none read: the reader lags
+        replace(line)
+        r.notice_replacement()
+        assert len(r.files) <= 2
+    replace(spool_line(9, "stdout", "F", "newest"))
+    assert [x.data for x in r.read()] == [b"a2\n", b"newest\n"]
+    assert r.skipped == sum(map(len, middle))
+    assert len(r.files) == 1
+    r.close()
+
+
 def test_tap_resumes_from_its_saved_offset(tmp_path):
     write_config(tmp_path, "json-file", {}, INFO)
     spool = tmp_path / SPOOL_NAME
@@ -355,6 +409,24 @@ def test_tap_resumes_from_its_saved_offset(tmp_path):
     recs = read_all(tmp_path / f"{CID}-json.log", jsonfile.JSONCodec)
     assert [r.data for r in recs] == [b"one\n", b"two\n", b"three\n"]
     assert not spool.exists()
+
+
+def test_a_new_spool_on_a_reused_inode_is_read_from_its_start(tmp_path):
+    write_config(tmp_path, "json-file", {}, INFO)
+    spool = tmp_path / SPOOL_NAME
+    spool.write_bytes(spool_line(1, "stdout", "F", "old one") + spool_line(2, "stdout", "F", "old two"))
+    t = Tap(tmp_path)
+    t.pump()
+    t.close()  # the daemon dies; conmon replaces the spool twice, and the newest gets the old inode
+    ino = spool.stat().st_ino
+    with open(spool, "r+b") as f:  # the same inode, another file's content
+        f.truncate(0)
+        f.write(b"".join(spool_line(10 + i, "stdout", "F", f"new {i}") for i in range(4)))
+    assert spool.stat().st_ino == ino
+    t = Tap(tmp_path)
+    t.stop()
+    recs = read_all(tmp_path / f"{CID}-json.log", jsonfile.JSONCodec)
+    assert [r.data for r in recs] == [b"old one\n", b"old two\n"] + [f"new {i}\n".encode() for i in range(4)]
 
 
 def test_the_clis_seconds_nanoseconds_are_exact():

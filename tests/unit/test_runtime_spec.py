@@ -66,6 +66,16 @@ def test_host_modes():
         spec(host_config={"IpcMode": "bogus"})
 
 
+def test_joined_ipc_namespace_and_shared_shm():
+    s = spec(host_config={"IpcMode": "container:abc"}, ipc_ns_path="/proc/42/ns/ipc",
+             shm_source="/data/containers/abc/shm")
+    assert {"type": "ipc", "path": "/proc/42/ns/ipc"} in s["linux"]["namespaces"]
+    shm = next(m for m in s["mounts"] if m["destination"] == "/dev/shm")
+    assert shm["type"] == "bind" and shm["source"] == "/data/containers/abc/shm"
+    with pytest.raises(InvalidParameter):  # a container mode without the namespace to join
+        spec(host_config={"IpcMode": "container:abc"})
+
+
 def test_shm_size_and_user_override():
     s = spec(host_config={"ShmSize": 1 << 20})
     assert "size=1048576" in next(m for m in s["mounts"] if m["destination"] == "/dev/shm")["options"]

@@ -76,6 +76,8 @@ class AttachStream:
         self.sock: socket.socket | None = None
         self.connected = asyncio.Event()
         self.ended = asyncio.Event()  # the container will produce no more output
+        self.input_open = asyncio.Event()  # cleared while the monitor is not ready for stdin
+        self.input_open.set()
         self.detached = False
 
     def connect(self, bundle: Path) -> None:
@@ -86,6 +88,14 @@ class AttachStream:
         """The container is gone before we could connect (or has exited)."""
         self.ended.set()
         self.connected.set()
+        self.input_open.set()
+
+    def hold_input(self) -> None:
+        """Keep client stdin here until release_input (output flows meanwhile)."""
+        self.input_open.clear()
+
+    def release_input(self) -> None:
+        self.input_open.set()
 
     async def recv(self) -> tuple[int, bytes] | None:
         """Next (stream, data) the client asked for; None when output is over."""
@@ -120,6 +130,7 @@ class AttachStream:
         """Forward client stdin; False once the detach keys were typed."""
         fwd, detached = self.scanner.feed(data)
         await self.connected.wait()
+        await self.input_open.wait()
         if fwd and self.sock is not None and self.want_stdin:
             loop = asyncio.get_running_loop()
             try:
@@ -149,3 +160,4 @@ class AttachStream:
             self.sock = None
         self.ended.set()
         self.connected.set()
+        self.input_open.set()

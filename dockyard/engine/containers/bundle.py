@@ -13,9 +13,10 @@ from typing import Any, Callable
 
 from ...errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ...oci import runtime_spec, users
+from ...oci.linux_defaults import DEFAULT_SHM_SIZE
 from ...runtime.cgroups import DEFAULT_PARENT as DEFAULT_CGROUP_PARENT
 from ...config import EngineConfig
-from . import daemondefaults, etcfiles, links, volumeplan
+from . import daemondefaults, etcfiles, ipcshare, links, volumeplan
 from .model import Container
 
 log = logging.getLogger(__name__)
@@ -115,9 +116,11 @@ class BundleWriter:
             volume_paths[name] = self.volumes.path_for_use(name)
             if dest not in nocopy:
                 self.volumes.copy_up(name, rootfs, dest)
+        ipc_ns, shm_source = ipcshare.plan(c, int(hc["ShmSize"] or DEFAULT_SHM_SIZE), self.get, self.ctr_dir)
         return runtime_spec.build_spec(
             cfg, volumeplan.spec_host_config(hc, c.volumes, c.anonymous_volumes, c.volumes_from),
             pid_ns_path=self._pid_namespace(hc.get("PidMode") or ""),
+            ipc_ns_path=ipc_ns, shm_source=shm_source,
             rootfs=str(rootfs), hostname=cfg["Hostname"], netns_path=netns,
             volume_paths=volume_paths, etc_files=etc, cgroups_path=cg_path,
             cgroup_resources=resources, user=resolved.as_tuple(),

@@ -51,6 +51,7 @@ from .netplan import is_planned, network_refs, planned_networks
 from .logs import LogQuery, LogRecord
 from .logwiring import ContainerLogs
 from .model import ZERO_TIME, Container, now_rfc3339, rfc3339_to_unix
+from . import ipcshare
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +305,7 @@ class ContainerService:
         config["Image"] = image_ref
         host_config = daemondefaults.at_create(normalize_host_config(body.get("HostConfig")), self.config)
         self.logging.merge(host_config)
+        ipcshare.resolve_at_create(host_config, self.get)
         mode = network_mode(host_config)
         if mode.startswith("container:"):
             target = self.get(mode.split(":", 1)[1])
@@ -695,6 +697,7 @@ class ContainerService:
 
     async def _teardown_runtime(self, c: Container) -> None:
         """Undo what start did: runc state, network, rootfs mount, bundle (once per start)."""
+        ipcshare.release(c, self.ctr_dir(c.id))  # a shareable /dev/shm (idempotent)
         if c.id in self._torn_down:
             return
         # independent undos, side by side (each waits on the kernel, the disk or runc)

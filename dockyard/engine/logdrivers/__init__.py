@@ -27,6 +27,7 @@ from typing import Any
 from ...errors import InvalidParameter, NotImplemented_
 from . import jsonfile, local, syslog
 from .base import ContainerInfo, LogDriver, LogQuery, LogRecord  # noqa: F401
+from .startchecks import check_start_options
 
 # every driver name dockerd registers on Linux that dockyard knows of
 DRIVERS = ("json-file", "local", "none", "syslog", "journald")
@@ -87,6 +88,7 @@ def merge_log_config(lc: dict[str, Any] | None, default_driver: str,
         for k, v in default_opts.items():
             opts.setdefault(k, v)
     validate_log_config(driver, opts)
+    check_start_options(driver, {k: v for k, v in opts.items() if k not in BUILTIN_OPTS})
     return {"Type": driver, "Config": opts}
 
 

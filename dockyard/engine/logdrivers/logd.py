@@ -20,8 +20,14 @@ Protocol: JSON lines on `<exec-root>/logd.sock`, one request per connection:
   {"op": "stop", "id": ID}    the container stopped: drain, close the driver, drop the spool
   {"op": "ping"} / {"op": "exit"}
 Answers: {"ok": true} or {"ok": false, "error": "..."}.
-Progress (spool inode and offset) is kept in `<ctr>/spool.offset`, so a
+Progress (spool inode, offset and first bytes) is kept in `<ctr>/spool.offset`, so a
 restarted daemon resumes where the last one stopped, repeating at most a few records.
+
+`watch` is only the fast path: the engine sends it without waiting, after conmon
+started, so an engine SIGKILLed in between loses it.  The daemon therefore also
+looks for spools it does not follow every RESCAN seconds (and at start), and
+follows one found unfollowed twice in a row, so a container's output never
+waits for a message that will not come.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ log = logging.getLogger("dockyard.logd")
 CONFIG_NAME = "logconfig.json"
 TICK = 0.05
 PER_TICK = 4 << 20  # spool bytes per container per tick: one busy container cannot starve the others
+RESCAN = 1.0  # seconds between looks for spools no `watch` announced
 
 
 def write_config(ctr_dir: Path, driver: str, opts: dict[str, str], info: ContainerInfo) -> None:
@@ -69,14 +76,19 @@ class Tap:
         info = ContainerInfo.from_json(cfg["info"])
         self.driver: LogDriver = open_driver(cfg["driver"], ctr_dir, info, cfg.get("opts") or {})
         self.reader = SpoolReader(ctr_dir / SPOOL_NAME)
-        ino, off = _load_offset(ctr_dir / OFFSET_NAME)
-        self.reader.open(ino, off)
-        self.saved = (ino, off)
+        ino, off, head = _load_offset(ctr_dir / OFFSET_NAME)
+        self.reader.open(ino, off, head)
+        self.saved: tuple[int, int, bytes] = (ino, off, head or b"")
         self.errors = 0
         self._offset_fd = -1
+        self._skipped_told, self._next_tell = 0, 0.0
 
     def pump(self, limit: int = PER_TICK) -> int:
         recs = self.reader.read(limit)
+        if self.reader.skipped != self._skipped_told and time.monotonic() >= self._next_tell:
+            self._skipped_told, self._next_tell = self.reader.skipped, time.monotonic() + 10
+            log.warning("log of %s: %d spool bytes dropped unread so far (conmon wrote faster than the "
+                        "daemon converted)", self.dir.name[:12], self.reader.skipped)
         self._write(recs)
         self._save()
         if hasattr(self.driver, "flush"):
@@ -98,14 +110,14 @@ class Tap:
 
     def _save(self) -> None:
         pos = self.reader.position()
-        if pos == self.saved or pos == (0, 0):
+        if pos == self.saved or pos[0] == 0:
             return
         self.saved = pos
-        data = f"{pos[0]} {pos[1]}\n".encode()
+        data = f"{pos[0]} {pos[1]} {pos[2].hex()}\n".encode()
         try:
             if self._offset_fd < 0:
                 self._offset_fd = os.open(self.dir / OFFSET_NAME, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            os.pwrite(self._offset_fd, data.ljust(48), 0)  # fixed width: never a torn, shorter number
+            os.pwrite(self._offset_fd, data.ljust(160), 0)  # fixed width: never a torn, shorter number
         except OSError:
             pass
 
@@ -132,12 +144,13 @@ class Tap:
             self._offset_fd = -1
 
 
-def _load_offset(p: Path) -> tuple[int, int]:
+def _load_offset(p: Path) -> tuple[int, int, bytes | None]:
+    """`inode offset head-hex` (head None: written by a daemon that kept no head)."""
     try:
-        ino, off = p.read_text().split()[:2]
-        return int(ino), int(off)
-    except (FileNotFoundError, ValueError):
-        return 0, 0
+        fields = p.read_text().split()
+        return int(fields[0]), int(fields[1]), bytes.fromhex(fields[2]) if len(fields) > 2 else None
+    except (FileNotFoundError, ValueError, IndexError):
+        return 0, 0, None
 
 
 class LogDaemon:
@@ -146,6 +159,11 @@ class LogDaemon:
         self.exec_root = exec_root
         self.taps: dict[str, Tap] = {}
         self.stopping = threading.Event()
+        # containers whose driver would not open, by their config's mtime: retried when it changes
+        self._broken: dict[str, int] = {}
+        # spools found unfollowed by the last rescan: followed if the next finds them still so
+        # (a watch normally comes within moments of conmon creating the spool)
+        self._unannounced: set[str] = set()
 
     def _tap(self, cid: str) -> Tap | None:
         t = self.taps.get(cid)
@@ -156,19 +174,39 @@ class LogDaemon:
             t = self.taps[cid] = Tap(d)
         return t
 
-    def scan(self) -> None:
-        """At start: every container with a spool left (running, or stopped while we were away)."""
+    def scan(self, late: bool = False) -> None:
+        """Follow every spool not followed yet: at start (containers running, or stopped
+        while we were away), then every RESCAN seconds (`late`) for a `watch` that never came."""
         try:
             names = os.listdir(self.ctr_root)
         except FileNotFoundError:
             return
+        seen, self._unannounced = self._unannounced, set()
         for cid in names:
+            if cid in self.taps or cid.startswith("."):  # `.removed-<id>`: being deleted
+                continue
             d = self.ctr_root / cid
-            if (d / SPOOL_NAME).exists() and (d / CONFIG_NAME).exists():
-                try:
-                    self._tap(cid)
-                except Exception as exc:
-                    log.error("cannot follow the log of %s: %s", cid[:12], exc)
+            try:
+                if not (d / SPOOL_NAME).exists():
+                    continue
+                mtime = os.stat(d / CONFIG_NAME).st_mtime_ns
+            except OSError:
+                continue
+            if self._broken.get(cid) == mtime:
+                continue
+            if late and cid not in seen:
+                self._unannounced.add(cid)
+                continue
+            try:
+                self._tap(cid)
+                self._broken.pop(cid, None)
+                if late:
+                    log.warning("following the log of %s, for which no watch came", cid[:12])
+            except Exception as exc:
+                self._broken[cid] = mtime
+                log.error("cannot follow the log of %s: %s", cid[:12], exc)
+        for cid in self._broken.keys() - set(names):  # removed containers
+            del self._broken[cid]
 
     def handle(self, req: dict) -> dict:
         op, cid = req.get("op"), str(req.get("id") or "")
@@ -212,6 +250,8 @@ class LogDaemon:
         except BlockingIOError:
             return False
         except OSError:
+            return True
+        if not data and not buf:  # closed before asking: an engine killed between connect and send
             return True
         buf += data
         if b"\n" not in buf and data:
@@ -262,10 +302,16 @@ class LogDaemon:
                     sel.unregister(key.fileobj)
                     key.fileobj.close()
 
+        next_scan = time.monotonic() + RESCAN
         try:
             while not self.stopping.is_set():
                 t0 = time.monotonic()
+                if t0 >= next_scan:
+                    self.scan(late=True)
+                    next_scan = t0 + RESCAN
                 for cid, tap in list(self.taps.items()):
+                    if self.taps.get(cid) is not tap:  # replaced or stopped by a request meanwhile
+                        continue
                     try:
                         tap.pump()
                     except Exception:

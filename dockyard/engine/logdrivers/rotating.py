@@ -23,6 +23,10 @@ class RotatingFile:
         self.max_file = max_file
         self.compress = compress and max_file > 1
         self.perms = perms
+        if self.compress and os.path.exists(f"{path}.1"):
+            # a daemon killed while compressing left the whole `.1` (and maybe a `.1.gz.tmp`):
+            # finish it, or the next rotation would overwrite it and the `.tmp` stay for good
+            _compress(f"{path}.1")
         self.f = self._open()
         self.size = os.fstat(self.f.fileno()).st_size
 

@@ -5,7 +5,8 @@ from the container (P: the line goes on in the next chunk).  The spool is only
 a hand-over between conmon and the log daemon; the files users see are the
 driver's.  conmon replaces the spool with a fresh file (rename over it) every
 `SPOOL_MAX` bytes, which bounds it while no daemon reads it; the daemon keeps
-the files it has open until it has read them whole.
+the files it has open until it has read them whole, but never more than the
+one it is finishing and the newest.
 """
 
 from __future__ import annotations
@@ -30,11 +31,21 @@ def spool_max(total_limit: int) -> int:
     return min(max(total_limit // 4, 1 << 20), 64 << 20)
 
 
+HEAD = 48  # a spool's first bytes (its first line's timestamp): with the inode, which file it is
+
+
 @dataclass
 class _Open:
     f: object
     ino: int
     offset: int = 0
+    head: bytes = b""
+
+    def ident(self) -> bytes:
+        # inode numbers are reused: the file's first bytes tell a new spool from the one saved
+        if len(self.head) < HEAD:
+            self.head = os.pread(self.f.fileno(), HEAD, 0)
+        return self.head
 
 
 @dataclass
@@ -48,15 +59,21 @@ class SpoolReader:
     path: Path
     files: list[_Open] = field(default_factory=list)
     pending: dict[int, tuple[LogRecord, int]] = field(default_factory=dict)  # stream → (rec, start)
+    skipped: int = 0  # spool bytes dropped unread because the reader lagged more than a file behind
 
-    def open(self, ino: int = 0, offset: int = 0) -> None:
-        """Start at a remembered (inode, offset), or at 0 of the current file."""
+    def open(self, ino: int = 0, offset: int = 0, head: bytes | None = None) -> None:
+        """Start at a remembered (inode, offset, first bytes), or at 0 of the current file."""
         try:
             f = open(self.path, "rb")
         except FileNotFoundError:
             return
         st = os.fstat(f.fileno())
-        self.files.append(_Open(f, st.st_ino, offset if st.st_ino == ino and offset <= st.st_size else 0))
+        o = _Open(f, st.st_ino)
+        same = st.st_ino == ino and offset <= st.st_size
+        if same and head is not None:  # None: saved by a daemon that kept no head
+            same = o.ident()[:len(head)] == head
+        o.offset = offset if same else 0
+        self.files.append(o)
 
     def notice_replacement(self) -> None:
         """Open a file conmon renamed into place, so the one before can be finished first."""
@@ -74,6 +91,14 @@ class SpoolReader:
         if self.files and self.files[-1].ino == ino:
             f.close()
             return
+        # At most the file being finished and the newest are held: replaced files stay on
+        # disk while open, so a reader slower than conmon must not collect them (the
+        # spool's bound would no longer hold).  The ones between are dropped, as conmon
+        # drops those nobody opened.
+        while len(self.files) > 1:
+            gone = self.files.pop()
+            self.skipped += max(os.fstat(gone.f.fileno()).st_size - gone.offset, 0)
+            gone.f.close()
         self.files.append(_Open(f, ino))
 
     def read(self, limit: int = 8 * CHUNK) -> list[LogRecord]:
@@ -133,13 +158,13 @@ class SpoolReader:
         self.pending.clear()
         return sorted(out, key=lambda r: r.time_ns)
 
-    def position(self) -> tuple[int, int]:
-        """(inode, offset) to resume from."""
+    def position(self) -> tuple[int, int, bytes]:
+        """(inode, offset, first bytes) to resume from."""
         if not self.files:
-            return 0, 0
+            return 0, 0, b""
         cur = self.files[0]
         starts = [first for _, first in self.pending.values()]
-        return cur.ino, min([cur.offset, *starts])
+        return cur.ino, min([cur.offset, *starts]), cur.ident()
 
     def close(self) -> None:
         for o in self.files:
