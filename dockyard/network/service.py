@@ -225,6 +225,29 @@ class NetworkService:
         link_local: list[str] | tuple[str, ...] = (),
         hostname: str = "",
     ) -> Endpoint:
+        ep, net = self.reserve(container_id, network, sandbox_path, mac=mac, ip=ip, aliases=aliases, name=name,
+                               ip6=ip6, link_local=link_local, hostname=hostname)
+        return await self.plug(ep, net)
+
+    def reserve(
+        self,
+        container_id: str,
+        network: str,
+        sandbox_path: str | None,
+        *,
+        mac: str | None = None,
+        ip: str | None = None,
+        aliases: list[str] = [],
+        name: str = "",
+        ip6: str | None = None,
+        link_local: list[str] | tuple[str, ...] = (),
+        hostname: str = "",
+    ) -> tuple[Endpoint, Network]:
+        """The first half of connect: the checks, the addresses and the endpoint's record.
+
+        What the container's files and spec need is known from here; `plug` (the interface)
+        may then run beside the runtime's create, as long as it ends before the process starts.
+        """
         net = self.resolve("bridge" if network == "default" else network)
         if self.db.query_one(
             "SELECT 1 FROM net_endpoints WHERE container_id=? AND network_id=?", (container_id, net.id)
@@ -241,8 +264,7 @@ class NetworkService:
         )
         if net.driver in ("host", "null"):
             self._insert_endpoint(ep)
-            self._publish("connect", net, container_id)
-            return self._decorate(ep, net)
+            return self._decorate(ep, net), net
 
         self.check_endpoint(net, {"IPAMConfig": {"IPv4Address": ip or "", "IPv6Address": ip6 or "",
                                                  "LinkLocalIPs": list(link_local)},
@@ -263,6 +285,15 @@ class NetworkService:
                     ep.gateway6 = str(pool6.gateway)
             ep.mac_address = (mac or mac_for(addr)).lower().replace("-", ":")
             self._insert_endpoint(ep)
+        return self._decorate(ep, net), net
+
+    async def plug(self, ep: Endpoint, net: Network) -> Endpoint:
+        """The second half of connect: the driver's interface, the embedded DNS server, the event.
+        On failure the endpoint is disconnected (its record and addresses released)."""
+        container_id, sandbox_path = ep.container_id, ep.sandbox
+        if net.driver in ("host", "null"):
+            self._publish("connect", net, container_id)
+            return ep
         try:
             await asyncio.to_thread(self.driver(net).join, ep, net)
         except Exception as exc:

@@ -138,7 +138,6 @@ class Monitor:
 
     async def _launch(self, args: list[str], bundle: Path,
                       on_attach_ready: Callable[[], None] | None, action: str = "create") -> MonitorHandle:
-        loop = asyncio.get_running_loop()
         sync_r, sync_w = os.pipe()
         start_r, start_w = os.pipe()
         child_fds = [sync_w, start_r]
@@ -167,7 +166,7 @@ class Monitor:
                 os.write(start_w, b"\0")
                 if attach_r is not None:
                     # exec: conmon says when its attach socket listens, then waits for a second byte
-                    ready = await loop.run_in_executor(None, _read_sync, attach_r)
+                    ready = await _read_sync(attach_r)
                     if int(ready.get("data", -1)) < 0:
                         raise SystemError_(_runtime_message(ready.get("message") or _tail(bundle / "conmon.log"), action))
                     on_attach_ready()
@@ -176,7 +175,7 @@ class Monitor:
                 os.close(start_w)  # on failure this also tells conmon to give up
                 if attach_r is not None:
                     os.close(attach_r)
-            msg = await loop.run_in_executor(None, _read_sync, sync_r)
+            msg = await _read_sync(sync_r)
         finally:
             os.close(sync_r)
             # The first conmon process exits right after its double fork.
@@ -249,16 +248,28 @@ class Monitor:
         return s
 
 
-def _read_sync(fd: int) -> dict:
-    buf = b""
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        buf += chunk
-        if b"\n" in buf:
-            break
-    line = buf.split(b"\n", 1)[0].strip()
+async def _read_sync(fd: int) -> dict:
+    """conmon's first line on a sync pipe, read as it comes on the event loop (no thread hop)."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    got = loop.create_future()
+    buf = bytearray()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        buf.extend(chunk)
+        if (not chunk or b"\n" in buf) and not got.done():
+            got.set_result(None)  # a line, or EOF: conmon gave up
+
+    loop.add_reader(fd, readable)
+    try:
+        await got
+    finally:
+        loop.remove_reader(fd)
+    line = bytes(buf).split(b"\n", 1)[0].strip()
     if not line:
         return {"data": -1}
     try:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -69,7 +71,23 @@ class OCIRuntime:
             raise RuntimeError_(f"{Path(self.binary).name} {args[0]}: {msg}")
         return proc.returncode or 0, out, err
 
-    async def start(self, cid: str) -> None:
+    async def start(self, cid: str, pid: int = 0) -> None:
+        """Let the created container's process run.
+
+        For runc (`pid`: its init's pid) this is done in-process, as `runc start` itself does
+        it: read the byte `runc init` writes into `<state>/exec.fifo`, then remove the fifo
+        (runc then reports the container "running").  That spares forking a Go binary on the
+        path of every start (5-7 ms here).  Other runtimes, or no fifo: their own `start`.
+        """
+        fifo = self.root / cid / EXEC_FIFO
+        if pid > 0 and Path(self.base_args(cid)[0]).name == "runc":
+            try:
+                fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except FileNotFoundError:
+                pass  # not created, or started already: runc's own error says which
+            else:
+                await _release_init(fd, fifo, pid)
+                return
         await self._run("start", cid, cid=cid)
 
     async def kill(self, cid: str, signal: int, all_processes: bool = False) -> None:
@@ -84,6 +102,8 @@ class OCIRuntime:
 
     async def delete(self, cid: str, force: bool = True) -> None:
         if not (self.root / cid).exists():  # runc has no state: spare the fork (teardown runs twice on --rm)
+            return
+        if Path(self.base_args(cid)[0]).name == "runc" and await asyncio.to_thread(_forget_stopped, self.root / cid):
             return
         rc, out, err = await self._run("delete", *(["--force"] if force else []), cid, check=False, cid=cid)
         if rc != 0 and b"does not exist" not in err and b"not exist" not in out:
@@ -109,6 +129,110 @@ class OCIRuntime:
         if not self.root.exists():
             return []
         return [p.name for p in self.root.iterdir() if (p / "state.json").exists()]
+
+
+EXEC_FIFO = "exec.fifo"
+
+
+def _forget_stopped(state_dir: Path) -> bool:
+    """`runc delete` of a stopped container, in-process (a Go binary's start spared on the path
+    of every removal); False, and runc does it, unless this is certainly all runc would do.
+
+    For a container whose init is gone, that had a PID namespace of its own (so nothing of
+    it can still run: the kernel killed the rest with its init), and no hooks, runc's
+    destroy removes the cgroup directories listed in its state, then its state directory.
+    """
+    try:
+        state = json.loads((state_dir / "state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    cfg = state.get("config") or {}
+    pid_ns = [ns for ns in cfg.get("namespaces") or [] if ns.get("type") == "NEWPID"]
+    if (not pid_ns or pid_ns[0].get("path") or any((cfg.get("Hooks") or {}).values())
+            or state.get("intel_rdt_path") or _init_alive(state)):
+        return False
+    for path in (state.get("cgroup_paths") or {}).values():
+        if not _remove_cgroup(Path(path)):
+            return False
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return not state_dir.exists()
+
+
+def _init_alive(state: dict) -> bool:
+    """runc's test: the init pid runs and started when the state says (not a reused pid)."""
+    try:
+        with open(f"/proc/{int(state.get('init_process_pid') or 0)}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return False
+    # after the command: fields[0] is the state, fields[19] the start time
+    return fields[0] not in ("Z", "X") and fields[19] == str(state.get("init_process_start"))
+
+
+def _remove_cgroup(top: Path) -> bool:
+    """rmdir a cgroup and its children, deepest first; a cgroup whose last task is still
+    exiting refuses briefly (EBUSY), so try again a few times as runc does."""
+    for attempt in range(4):
+        busy = False
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda t: -len(t[0])):
+            try:
+                os.rmdir(dirpath)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                busy = True
+        if not busy:
+            return True
+        time.sleep(0.005 * 2 ** attempt)
+    return False
+
+
+async def _release_init(fd: int, fifo: Path, pid: int) -> None:
+    """Read the exec fifo until `runc init` closes it (it execs the process), as `runc start`.
+
+    The reader was opened non-blocking: until a writer has come, epoll reports nothing, so
+    the wait ends on the writer's byte and close, or on the init process's death.
+    """
+    loop = asyncio.get_running_loop()
+    ended = loop.create_future()
+    data = bytearray()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        if chunk:
+            data.extend(chunk)
+        elif not ended.done():
+            ended.set_result(None)  # EOF: init closed the fifo as it exec'd
+
+    def died() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        pidfd = -1
+    try:
+        loop.add_reader(fd, readable)
+        if pidfd >= 0:
+            loop.add_reader(pidfd, died)
+            await ended
+        readable()  # what a dead init wrote before it died
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+        if pidfd >= 0:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+    if not data:
+        raise RuntimeError_("runc start: container process is already dead")  # as `runc start` fails
+    try:
+        os.unlink(fifo)
+    except FileNotFoundError:
+        pass
 
 
 def _clean_error(raw: bytes) -> str:

@@ -40,12 +40,12 @@ from ...store.metadata import Database
 from ..events import EventBus
 from ..filters import Filters
 from ..timeutil import parse_timestamp
-from . import daemondefaults, links, listing, mountpoints, names, restartpolicy, volumeplan
+from . import daemondefaults, links, listing, mountpoints, names, netsetup, restartpolicy, volumeplan
 from .starterrors import exit_code_for, is_users_fault
 from .bundle import BundleWriter
 from .attach import AttachStream
 from .fieldtypes import check_create, check_endpoint_settings, check_update
-from .initlayer import container_lowers
+from .initlayer import mount_rootfs, sweep_templates
 from .createspec import merge_config, network_mode, normalize_host_config, parse_signal
 from .netplan import is_planned, network_refs, planned_networks
 from .logs import LogQuery, LogRecord
@@ -80,6 +80,7 @@ class ContainerService:
         self.volumes = volumes
         self.data_dir = config.data_root / "containers"
         self.run_dir = config.exec_root / "containers"
+        self.init_templates = config.exec_root / "init-layers"  # see initlayer.ensure_init_layer
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         db.ensure_schema(SCHEMA)
@@ -229,6 +230,7 @@ class ContainerService:
         for d in list(self.run_dir.iterdir()):
             if d.name not in live:
                 shutil.rmtree(d, ignore_errors=True)
+        sweep_templates(self.init_templates)
         for mp in mounts.mounts_under(self.data_dir):
             cid = Path(mp).parent.name
             if cid not in live:
@@ -436,16 +438,18 @@ class ContainerService:
         cdir = self.ctr_dir(cid)
         rootfs = cdir / "rootfs"
         stage = "mount"
+        net = netsetup.StartNetwork()
         self._torn_down.discard(cid)
         try:
             bundle.mkdir(parents=True, exist_ok=True)
             if not mounts.is_mounted(rootfs):
-                lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id))
-                await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
+                # `run --rm`: the layer is deleted at exit, a crash included: never synced (as Podman)
+                await asyncio.to_thread(mount_rootfs, cdir, self.images.layer_dirs(c.image_id),
+                                        self.init_templates, bool(c.host_config.get("AutoRemove")))
             stage = "network"
-            netns, ip, gateway = await self._setup_network(c)
+            await netsetup.setup(self.networks, c, self.get, net)
             stage = "spec"
-            spec = await asyncio.to_thread(self.bundles.prepare, c, rootfs, netns, ip, gateway)
+            spec = await asyncio.to_thread(self.bundles.prepare, c, rootfs, net.netns, net.ip, net.gateway)
             (bundle / "config.json").write_text(json.dumps(spec))
             stage = "logging"
             spool, spool_max = await self.logging.prepare_start(c, c.image_ref)
@@ -466,8 +470,12 @@ class ContainerService:
                     self._live_attach.setdefault(cid, []).append(st)
                 except OSError:
                     st.end()
-            await self.runtime.start(cid)
+            stage = "network"
+            await net.plugged()
+            stage = "runtime"
+            await self.runtime.start(cid, handle.container_pid)
         except BaseException as exc:
+            await net.settle()  # an interface being plugged ends before anything is undone
             await self._rollback_start(c, exc, stage)
             raise
         self.logging.started(c)
@@ -520,42 +528,6 @@ class ContainerService:
         if is_users_fault(exc):
             # the user's command is at fault: Docker answers 400 for it
             raise InvalidParameter(msg) from exc
-
-    async def _setup_network(self, c: Container) -> tuple[str | None, str | None, str | None]:
-        mode = c.network_mode
-        if mode.startswith("container:"):
-            other = self.get(mode.split(":", 1)[1])
-            if not other.state.running or not other.state.pid:
-                raise Conflict(f"cannot join network of a non running container: {other.id}")
-            # dockerd: the container takes the other's hostname with its network namespace
-            c.config["Hostname"], c.config["Domainname"] = other.config["Hostname"], other.config.get("Domainname", "")
-            return f"/proc/{other.state.pid}/ns/net", None, None
-        netns = await self.networks.create_sandbox(c.id, mode)
-        c.sandbox_path = netns
-        plan = planned_networks(self.networks, c)
-        primary, ep_cfg = plan[0]
-        ipam = ep_cfg.get("IPAMConfig") or {}
-        ep = await self.networks.connect(
-            c.id, primary.name, netns, mac=c.config.get("MacAddress") or ep_cfg.get("MacAddress") or None,
-            ip=ipam.get("IPv4Address") or None, aliases=list(ep_cfg.get("Aliases") or []),
-            name=c.name, ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or (),
-            hostname=c.config.get("Hostname") or "")
-        c.networks = {primary.name: ep.to_docker(primary.name)}
-        hc = c.host_config
-        # published ports go to the primary network (host and none publish nothing)
-        await self.networks.publish(c.id, primary.name, hc.get("PortBindings"), c.config.get("ExposedPorts"),
-                                    bool(hc.get("PublishAllPorts")))
-        # more networks: several --network at create, or `docker network connect` while stopped
-        for net, extra in plan[1:]:
-            xe = await self.networks.connect(
-                c.id, net.name, netns, mac=extra.get("MacAddress") or None,
-                ip=(extra.get("IPAMConfig") or {}).get("IPv4Address") or None,
-                aliases=list(extra.get("Aliases") or []), name=c.name,
-                ip6=(extra.get("IPAMConfig") or {}).get("IPv6Address") or None,
-                link_local=(extra.get("IPAMConfig") or {}).get("LinkLocalIPs") or (),
-                hostname=c.config.get("Hostname") or "")
-            c.networks[net.name] = xe.to_docker(net.name)
-        return netns, ep.ip_address or None, ep.gateway or None
 
     async def connect_network(self, ref: str, network: str, endpoint_config: dict[str, Any]) -> None:
         """`docker network connect`: at once when running, at the next start otherwise."""
@@ -634,8 +606,8 @@ class ContainerService:
             try:
                 if not mounts.is_mounted(rootfs):
                     cdir = self.ctr_dir(c.id)
-                    lowers = await asyncio.to_thread(container_lowers, cdir, self.images.layer_dirs(c.image_id))
-                    await asyncio.to_thread(mounts.mount_overlay, lowers, cdir / "upper", cdir / "work", rootfs)
+                    await asyncio.to_thread(mount_rootfs, cdir, self.images.layer_dirs(c.image_id),
+                                            self.init_templates)
             except BaseException:
                 self._rootfs_users[c.id] -= 1
                 raise
@@ -728,21 +700,32 @@ class ContainerService:
         ipcshare.release(c, self.ctr_dir(c.id))  # a shareable /dev/shm (idempotent)
         if c.id in self._torn_down:
             return
-        if c.host_config.get("AutoRemove") and not c.state.running:
-            # Its id is never used again: runc's state and the cgroup can go after the reply
-            # (`run --rm` waits for "removed"); engine start sweeps them if it crashes first.
-            self._spawn(self._delete_runtime_state(c))
-        else:
-            await self._delete_runtime_state(c)
+        # independent undos, side by side (each waits on the kernel, the disk or runc)
+        steps = [self._delete_runtime_state(c), self._discard(self.bundle_dir(c.id))]
         if not c.network_mode.startswith("container:"):
             # disconnects every endpoint; veths are deleted in the background
-            await _quiet(self.networks.release_sandbox(c.id))
-        c.sandbox_path = None
+            steps.append(_quiet(self.networks.release_sandbox(c.id)))
         if not self._rootfs_users.get(c.id):  # `docker cp` or export still reading it
-            await asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs")
-        await asyncio.to_thread(shutil.rmtree, self.bundle_dir(c.id), True)  # not on the event loop
+            steps.append(asyncio.to_thread(mounts.unmount, self.ctr_dir(c.id) / "rootfs"))
+        failed = [r for r in await asyncio.gather(*steps, return_exceptions=True) if isinstance(r, BaseException)]
+        c.sandbox_path = None
+        if failed:
+            raise failed[0]
         self.monitor.clear_exit(c.id)
         self._torn_down.add(c.id)
+
+    async def _discard(self, d: Path) -> None:
+        """Remove a directory of ours: renamed now, deleted after the reply (`run --rm` waits for
+        "removed"). A crash leaves the renamed one, which engine start removes (it names no container)."""
+        trash = d.with_name(f".removed-{d.name}-{secrets.token_hex(4)}")
+        try:
+            await asyncio.to_thread(os.rename, d, trash)
+        except FileNotFoundError:
+            return
+        except OSError:
+            await asyncio.to_thread(shutil.rmtree, d, True)
+        else:
+            self._spawn(asyncio.to_thread(shutil.rmtree, trash, True))
 
     async def _delete_runtime_state(self, c: Container) -> None:
         try:
@@ -986,16 +969,7 @@ class ContainerService:
             st.end()  # attach clients waiting for a start that will never come
         await self._teardown_runtime(c)
         await self.logging.stopped(c.id)
-        # Renamed now, deleted after the reply (`run --rm` waits for "removed"); a crash
-        # leaves the renamed dir, which engine start removes as it names no container.
-        trash = self.data_dir / f".removed-{c.id}"
-        try:
-            await asyncio.to_thread(os.rename, self.ctr_dir(c.id), trash)
-        except OSError:
-            trash = self.ctr_dir(c.id)
-            await asyncio.to_thread(shutil.rmtree, trash, True)
-        else:
-            self._spawn(asyncio.to_thread(shutil.rmtree, trash, True))
+        await self._discard(self.ctr_dir(c.id))
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
         self._ctrs.pop(c.id, None)
         self._backoff.pop(c.id, None)
