@@ -9,6 +9,11 @@ however busy the machine is:
   the previous block's last 32 KiB as dictionary, so the output depends only
   on the input, the level and the block size, never on the number of threads
   or on which thread finishes first.  The header has mtime 0, no name, OS 255.
+  Nor does it depend on the x86 CPU's SIMD level: ISA-L's SSE4.2, AVX, AVX2
+  and AVX-512 paths give the same bytes (README, "Compress once").  An x86 CPU
+  without SSE4.2 (QEMU's default qemu64 model) gets ISA-L's C code, which
+  matches differently: other bytes, so that engine warns.  arm64 has its own
+  assembly, not compared yet: warned too.
   ISA-L runs ~10x faster than zlib level 6 on one core and releases the GIL
   (figures in the README's libraries table).
 * zstd: `zstandard` in multi-threaded streaming mode with a fixed level;
@@ -22,10 +27,13 @@ streams, so a layer can be unpacked while it is still downloading.
 from __future__ import annotations
 
 import bz2
+import functools
 import hashlib
 import io
+import logging
 import lzma
 import os
+import platform
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -38,6 +46,35 @@ ZSTD_LEVEL = 3  # zstd's default
 READ_CHUNK = 1 << 20
 
 Progress = Callable[[int], None]  # uncompressed bytes consumed so far
+
+log = logging.getLogger(__name__)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # pragma: no cover - not Linux
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return set(value.split())
+    return set()
+
+
+def gzip_digests_portable() -> bool:
+    """Whether ISA-L here takes the path every x86 CPU with SSE4.2 (2008 on) takes, so that
+    push digests match the rest of a fleet."""
+    return platform.machine().lower() in ("x86_64", "amd64") and "sse4_2" in _cpu_flags()
+
+
+@functools.cache  # once per engine
+def _warn_if_not_portable() -> None:
+    if not gzip_digests_portable():
+        log.warning("this CPU is not an x86 with SSE4.2: ISA-L compresses layers here with other "
+                    "code than on SSE4.2 machines (its C fallback, or arm64's assembly), so a "
+                    "layer pushed from here may get another digest than the same layer pushed "
+                    "from an SSE4.2 machine")
 
 
 def compressor_threads() -> int:
@@ -94,6 +131,7 @@ def compress_stream(src: BinaryIO, dst: BinaryIO, kind: str, progress: Progress 
     if kind == GZIP:
         from isal import igzip_threaded  # imported on first push: not needed by an idle engine
 
+        _warn_if_not_portable()
         # block_size is also the BufferedWriter's size, so each of our writes is one block.
         with igzip_threaded.open(sink, "wb", compresslevel=GZIP_LEVEL, threads=threads,
                                  block_size=GZIP_BLOCK) as gz:
