@@ -80,6 +80,8 @@ class _Lexer:
             while True:
                 j = s.find("{{", i)
                 if j < 0:
+                    if i < len(s):
+                        self.items.append(_Item("text", s[i:], i))
                     self.items.append(_Item("eof", "", len(s)))
                     return self.items
                 if j > i:

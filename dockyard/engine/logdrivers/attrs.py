@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 
 from ...errors import InvalidParameter
+from ...gotemplate_exec import NO_VALUE, GoFunc, GoStruct, render
 from .base import ContainerInfo
 
 DEFAULT_TAG = "{{.ID}}"
@@ -36,23 +39,56 @@ def _regex(expr: str) -> re.Pattern:
         raise InvalidParameter(f"error parsing regexp: {exc}") from None
 
 
-_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+def _title(s: str) -> str:
+    """strings.Title: each letter after a separator (not a letter, digit or `_`) upper-cased."""
+    out, prev_sep = [], True
+    for c in s:
+        out.append(c.upper() if prev_sep and c.isalpha() else c)
+        prev_sep = not (c.isalnum() or c == "_")
+    return "".join(out)
+
+
+def _json(v: object) -> str:
+    """json.Encoder with SetEscapeHTML(false), trailing newline trimmed."""
+    return json.dumps(None if v is NO_VALUE else v, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _truncate(s: str, n: int) -> str:
+    b = s.encode()
+    return s if len(b) < n else b[:n].decode(errors="replace")
+
+
+# daemon/logger/templates' functions
+TAG_FUNCS = {
+    "json": GoFunc(_json, ("any",)), "split": GoFunc(lambda s, sep: s.split(sep) if sep else list(s),
+                                                     ("string", "string")),
+    "join": GoFunc(lambda xs, sep: sep.join(xs), ("[]string", "string")),
+    "title": GoFunc(_title, ("string",)), "lower": GoFunc(str.lower, ("string",)),
+    "upper": GoFunc(str.upper, ("string",)),
+    "pad": GoFunc(lambda s, a, b: s and " " * a + s + " " * b, ("string", "int", "int")),
+    "truncate": GoFunc(_truncate, ("string", "int")),
+}
+
+
+def _short(image_id: str) -> str:
+    """stringid.TruncateID: past any `algo:`, 12 characters."""
+    return image_id.split(":", 1)[-1][:12]
+
+
+def logger_info(info: ContainerInfo, opts: dict[str, str]) -> GoStruct:
+    """A *logger.Info as templates see it: its fields and methods."""
+    fields = {"Config": dict(opts), "ContainerID": info.id, "ContainerName": "/" + info.name,
+              "ContainerEntrypoint": "", "ContainerArgs": [], "ContainerImageID": info.image_id,
+              "ContainerImageName": info.image_name, "ContainerEnv": list(info.env),
+              "ContainerLabels": dict(info.labels), "LogPath": "", "DaemonName": info.daemon_name}
+    methods = {"ID": lambda: info.id[:12], "FullID": lambda: info.id, "Name": lambda: info.name,
+               "ImageID": lambda: _short(info.image_id), "ImageFullID": lambda: info.image_id,
+               "ImageName": lambda: info.image_name, "Command": lambda: "",
+               "Hostname": socket.gethostname,
+               "ExtraAttributes": lambda _keymod=None: extra_attributes(info, opts)}
+    return GoStruct("*logger.Info", fields, methods)
 
 
 def parse_tag(info: ContainerInfo, opts: dict[str, str], default: str) -> str:
-    """Expand the `tag` template ({{.ID}}, {{.FullID}}, {{.Name}}, {{.ImageName}}…)."""
-    template = opts.get("tag") or default
-    values = {
-        "ID": info.id[:12], "FullID": info.id, "Name": info.name,
-        "ImageID": info.image_id.removeprefix("sha256:")[:12], "ImageFullID": info.image_id,
-        "ImageName": info.image_name, "DaemonName": info.daemon_name,
-    }
-
-    def sub(m: re.Match) -> str:
-        if m.group(1) not in values:
-            raise InvalidParameter(
-                f'template: log-tag:1:2: executing "log-tag" at <.{m.group(1)}>: '
-                f"can't evaluate field {m.group(1)} in type *logger.Info")
-        return values[m.group(1)]
-
-    return _FIELD.sub(sub, template)
+    """Expand the `tag` template as dockerd does: Go's text/template ("log-tag") on a *logger.Info."""
+    return render("log-tag", opts.get("tag") or default, TAG_FUNCS, logger_info(info, opts))
