@@ -306,6 +306,8 @@ def go_print(v: Any) -> str:
     if isinstance(v, float):
         return repr(v) if v != int(v) or abs(v) >= 1e21 else str(int(v))
     if isinstance(v, GoStruct):
+        if "String" in v.methods:  # a fmt.Stringer
+            return v.methods["String"]()
         return "{" + " ".join(go_print(x) for x in v.fields.values()) + "}"
     return str(v)
 

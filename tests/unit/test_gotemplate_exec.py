@@ -14,8 +14,9 @@ import subprocess
 
 import pytest
 
-from dockyard.engine.logdrivers.attrs import TAG_FUNCS, parse_tag
+from dockyard.engine.logdrivers.attrs import TAG_FUNCS, logger_info, parse_tag
 from dockyard.engine.logdrivers.base import ContainerInfo
+from dockyard.gotemplate import TemplateError
 from dockyard.gotemplate_exec import render
 
 LITERAL_TEMPLATES = [
@@ -69,7 +70,12 @@ def test_tag_fields_and_methods(template, expected):
 
 
 def test_a_function_given_the_wrong_type_fails_like_go():
-    with pytest.raises(Exception) as e:
-        parse_tag(INFO, {"tag": "{{upper .ContainerEnv}}"}, "")
+    with pytest.raises(TemplateError) as e:
+        render("log-tag", "{{upper .ContainerEnv}}", TAG_FUNCS, logger_info(INFO, {}))
     assert str(e.value) == ('template: log-tag:1:8: executing "log-tag" at <.ContainerEnv>: '
                             "wrong type for value; expected string; got []string")
+
+
+def test_a_tag_failing_at_log_time_keeps_its_plain_fields():
+    """Create checked the template; what still fails (unmodelled) must not stop the records."""
+    assert parse_tag(INFO, {"tag": "{{upper .ContainerEnv}}-{{.Name}}"}, "") == "{{upper .ContainerEnv}}-web-1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 
@@ -11,6 +12,8 @@ from ...gotemplate_exec import NO_VALUE, GoFunc, GoStruct, render
 from .base import ContainerInfo
 
 DEFAULT_TAG = "{{.ID}}"
+
+log = logging.getLogger(__name__)
 
 
 def extra_attributes(info: ContainerInfo, opts: dict[str, str]) -> dict[str, str]:
@@ -70,6 +73,12 @@ TAG_FUNCS = {
 }
 
 
+# ContainerCreated: the log daemon is not told the creation time; Go's zero time.Time stands in
+ZERO_TIME = GoStruct("time.Time", methods={"String": lambda: "0001-01-01 00:00:00 +0000 UTC",
+                                           "Unix": lambda: -62135596800, "Year": lambda: 1,
+                                           "IsZero": lambda: True})
+
+
 def _short(image_id: str) -> str:
     """stringid.TruncateID: past any `algo:`, 12 characters."""
     return image_id.split(":", 1)[-1][:12]
@@ -78,7 +87,8 @@ def _short(image_id: str) -> str:
 def logger_info(info: ContainerInfo, opts: dict[str, str]) -> GoStruct:
     """A *logger.Info as templates see it: its fields and methods."""
     fields = {"Config": dict(opts), "ContainerID": info.id, "ContainerName": "/" + info.name,
-              "ContainerEntrypoint": "", "ContainerArgs": [], "ContainerImageID": info.image_id,
+              "ContainerEntrypoint": "", "ContainerArgs": [], "ContainerCreated": ZERO_TIME,
+              "ContainerImageID": info.image_id,
               "ContainerImageName": info.image_name, "ContainerEnv": list(info.env),
               "ContainerLabels": dict(info.labels), "LogPath": "", "DaemonName": info.daemon_name}
     methods = {"ID": lambda: info.id[:12], "FullID": lambda: info.id, "Name": lambda: info.name,
@@ -90,5 +100,18 @@ def logger_info(info: ContainerInfo, opts: dict[str, str]) -> GoStruct:
 
 
 def parse_tag(info: ContainerInfo, opts: dict[str, str], default: str) -> str:
-    """Expand the `tag` template as dockerd does: Go's text/template ("log-tag") on a *logger.Info."""
-    return render("log-tag", opts.get("tag") or default, TAG_FUNCS, logger_info(info, opts))
+    """Expand the `tag` template as dockerd does: Go's text/template ("log-tag") on a *logger.Info.
+
+    The template passed gotemplate.check at create; should running it still fail here (what
+    dockyard does not model), the records keep flowing under the template's plain fields."""
+    template = opts.get("tag") or default
+    try:
+        return render("log-tag", template, TAG_FUNCS, logger_info(info, opts))
+    except InvalidParameter as exc:
+        log.warning("log tag %r: %s; using its plain fields only", template, exc)
+        fields = logger_info(info, opts)
+        return _FIELD.sub(lambda m: str(fields.methods[m.group(1)]()) if m.group(1) in fields.methods
+                          else m.group(0), template)
+
+
+_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
