@@ -83,10 +83,13 @@ class _Unsupported(Exception):
 class _Builder:
     """Items (already checked by gotemplate.check) to nodes."""
 
-    def __init__(self, src: str, items: list[_Item]) -> None:
+    def __init__(self, src: str, items: list[_Item], comments: list[tuple[int, int, bool, bool]]) -> None:
         self.src = src
         self.items = items
         self.i = 0
+        # text next to a comment's trim marker: `x {{- /* c */ -}} y` is "xy"
+        self.rstrip_at = {start for start, _, left, _ in comments if left}
+        self.lstrip_at = {end for _, end, _, right in comments if right}
 
     def peek(self, skip_space: bool = True) -> _Item:
         j = self.i
@@ -123,7 +126,12 @@ class _Builder:
             if it.kind == "eof":
                 return nodes, None
             if it.kind == "text":
-                nodes.append(_Node("text", it.val))
+                text = it.val
+                if it.pos in self.lstrip_at:
+                    text = text.lstrip(" \t\r\n")
+                if it.pos + len(it.val) in self.rstrip_at:
+                    text = text.rstrip(" \t\r\n")
+                nodes.append(_Node("text", text))
                 continue
             if it.kind != "left":  # pragma: no cover
                 raise _Unsupported(it.kind)
@@ -536,7 +544,7 @@ class _Exec:
             for a in args:
                 if truth(a) == (name == "or"):
                     return a
-            return args[-1]
+            return NO_VALUE if args[-1] is None else args[-1]  # a nil argument is Go's invalid value
         if name in self.funcs:
             f = self.funcs[name]
             if len(args) != len(f.params):
@@ -563,9 +571,10 @@ class _Exec:
 
 def render(name: str, src: str, funcs: dict[str, GoFunc], dot: Any) -> str:
     """Execute `src` (already accepted by gotemplate.check) on `dot`, as Go's text/template."""
-    items = _Lexer(name, src).run()
+    lexer = _Lexer(name, src)
+    items = lexer.run()
     try:
-        nodes = _Builder(src, items).build()
+        nodes = _Builder(src, items, lexer.comments).build()
         ex = _Exec(name, src, funcs, dot)
         ex.walk(nodes, dot)
     except _Unsupported as exc:

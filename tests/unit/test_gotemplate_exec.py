@@ -29,7 +29,11 @@ LITERAL_TEMPLATES = [
     '{{range $i, $e := split "x,y" ","}}{{$i}}={{$e}};{{end}}', '{{range split "" ","}}[{{.}}]{{end}}',
     '{{len "abc"}} {{index (split "a b" " ") 1}} {{slice "abcdef" 1 3}}', '{{print "a" 1 2 "b"}}',
     '{{and "" "x"}}|{{or "" "y"}}|{{not true}}', '{{"a\\tb\\u00e9" | printf "%q"}}', '{{html "<a>"}}',
-    '{{/* a comment */}}after', '{{(split "a.b" ".") | json}}',
+    '{{/* a comment */}}after', '{{(split "a.b" ".") | json}}', 'x {{- /* c */ -}} y',
+    '{{ "a" -}}\n\n  {{ "b" }}', '{{range $i, $e := split "a,b" ","}}{{if $i}},{{end}}{{$e | upper}}{{end}}',
+    '{{if false}}a{{else if false}}b{{else}}c{{end}}', '{{$a := 1}}{{range split "x y" " "}}{{$a = 2}}{{end}}{{$a}}',
+    '{{"x" | printf "%s-%s" "y"}}', "{{0x1F}} {{1_000}} {{'a'}} {{1e3}}", '{{json 1}} {{json true}} {{json nil}}',
+    '{{title "élan vital_x-y"}}', '{{and 1 0 2}} {{or 0 "" nil}}',
 ]
 
 
