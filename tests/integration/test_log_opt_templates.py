@@ -75,11 +75,11 @@ def test_tags_with_pipes_and_functions_come_out_as_dockerds(engine, api, tmp_pat
 
     name = uniq("tpl-fn")
     tag = ('{{.ImageName | upper}}/{{truncate .ID 5}}/{{join (split .Name "-") "_"}}'
-           '{{if .ContainerLabels.team}}/{{.ContainerLabels.team | title}}{{end}}')
+           '{{if .ContainerLabels.team}}/{{.ContainerLabels.team | title}}{{end}}/{{.Command}}')
     cid = engine.cli_ok("run", "-d", "--name", name, "--label", "team=blue sky", "--log-opt", f"tag={tag}",
                         "busybox", "echo", "hi").strip()
     assert api.wait(cid, timeout=60)["StatusCode"] == 0
-    want = f"BUSYBOX/{cid[:5]}/{name.replace('-', '_')}/Blue Sky"
+    want = f"BUSYBOX/{cid[:5]}/{name.replace('-', '_')}/Blue Sky/echo hi"
     with open(api.inspect_container(cid)["LogPath"]) as f:
         assert f'"attrs":{{"tag":"{want}"}}' in f.readline()
 

@@ -54,7 +54,8 @@ def test_renders_as_gos_text_template(template):
 
 INFO = ContainerInfo(id="0123456789abcdef" * 4, name="web-1", image_id="sha256:" + "f" * 64,
                      image_name="registry.local/app:1.0", labels={"com.example.team": "a", "x": "y"},
-                     env=["A=1", "B=2"])
+                     env=["A=1", "B=2"], entrypoint="/bin/sh", args=["-c", "echo hi"],
+                     created="2026-11-30T16:55:20.120000000Z", log_path="/var/x-json.log")
 
 
 @pytest.mark.parametrize("template,expected", [
@@ -68,6 +69,9 @@ INFO = ContainerInfo(id="0123456789abcdef" * 4, name="web-1", image_id="sha256:"
     ("{{json .ContainerLabels}} {{.ContainerEnv}}", '{"com.example.team":"a","x":"y"} [A=1 B=2]'),
     ("{{range .ContainerEnv}}{{if ne . \"A=1\"}}{{.}}{{end}}{{end}}", "B=2"),
     ("{{.DaemonName}}:{{.Config.mode | title}}", "docker:Blocking"),
+    ("{{.Command}}|{{.ContainerEntrypoint}}|{{json .ContainerArgs}}|{{.LogPath}}",
+     '/bin/sh -c echo hi|/bin/sh|["-c","echo hi"]|/var/x-json.log'),
+    ("{{.ContainerCreated}} {{.ContainerCreated.Unix}}", "2026-11-30 16:55:20.12 +0000 UTC 1796057720"),
 ])
 def test_tag_fields_and_methods(template, expected):
     assert parse_tag(INFO, {"tag": template, "mode": "blocking"}, "") == expected

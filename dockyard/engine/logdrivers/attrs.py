@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import socket
+from datetime import datetime, timezone
 
 from ...errors import InvalidParameter
 from ...gotemplate_exec import NO_VALUE, GoFunc, GoStruct, render
@@ -73,10 +74,20 @@ TAG_FUNCS = {
 }
 
 
-# ContainerCreated: the log daemon is not told the creation time; Go's zero time.Time stands in
-ZERO_TIME = GoStruct("time.Time", methods={"String": lambda: "0001-01-01 00:00:00 +0000 UTC",
-                                           "Unix": lambda: -62135596800, "Year": lambda: 1,
-                                           "IsZero": lambda: True})
+def go_time(rfc3339: str) -> GoStruct:
+    """A time.Time for templates, from inspect's `Created` (UTC, up to nanoseconds); Go's zero time
+    when there is none.  Prints as Go's Time.String; Unix, Year and IsZero as Go's."""
+    m = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z$", rfc3339)
+    if not m:
+        return GoStruct("time.Time", methods={"String": lambda: "0001-01-01 00:00:00 +0000 UTC",
+                                               "Unix": lambda: -62135596800, "Year": lambda: 1,
+                                               "IsZero": lambda: True})
+    year, mon, day, hh, mm, ss = (int(x) for x in m.groups()[:6])
+    frac = (m.group(7) or "").rstrip("0")
+    text = f"{year:04d}-{mon:02d}-{day:02d} {hh:02d}:{mm:02d}:{ss:02d}{'.' + frac if frac else ''} +0000 UTC"
+    unix = int(datetime(year, mon, day, hh, mm, ss, tzinfo=timezone.utc).timestamp())
+    return GoStruct("time.Time", methods={"String": lambda: text, "Unix": lambda: unix,
+                                           "Year": lambda: year, "IsZero": lambda: False})
 
 
 def _short(image_id: str) -> str:
@@ -87,13 +98,15 @@ def _short(image_id: str) -> str:
 def logger_info(info: ContainerInfo, opts: dict[str, str]) -> GoStruct:
     """A *logger.Info as templates see it: its fields and methods."""
     fields = {"Config": dict(opts), "ContainerID": info.id, "ContainerName": "/" + info.name,
-              "ContainerEntrypoint": "", "ContainerArgs": [], "ContainerCreated": ZERO_TIME,
+              "ContainerEntrypoint": info.entrypoint, "ContainerArgs": list(info.args),
+              "ContainerCreated": go_time(info.created),
               "ContainerImageID": info.image_id,
               "ContainerImageName": info.image_name, "ContainerEnv": list(info.env),
-              "ContainerLabels": dict(info.labels), "LogPath": "", "DaemonName": info.daemon_name}
+              "ContainerLabels": dict(info.labels), "LogPath": info.log_path, "DaemonName": info.daemon_name}
     methods = {"ID": lambda: info.id[:12], "FullID": lambda: info.id, "Name": lambda: info.name,
                "ImageID": lambda: _short(info.image_id), "ImageFullID": lambda: info.image_id,
-               "ImageName": lambda: info.image_name, "Command": lambda: "",
+               "ImageName": lambda: info.image_name,
+               "Command": lambda: " ".join([info.entrypoint, *info.args]),
                "Hostname": socket.gethostname,
                "ExtraAttributes": lambda _keymod=None: extra_attributes(info, opts)}
     return GoStruct("*logger.Info", fields, methods)
