@@ -18,7 +18,8 @@ however busy the machine is:
   ISA-L runs ~10x faster than zlib level 6 on one core and releases the GIL
   (figures in the README's libraries table).
 * zstd: `zstandard` in multi-threaded streaming mode with a fixed level;
-  zstd's multi-threaded output is the same for any number of workers >= 1.
+  zstd's multi-threaded output is the same for any number of workers >= 1,
+  and on any CPU (x86 with or without BMI2, arm64).
 
 Decompression (pull, import, load) sniffs the magic bytes: gzip (ISA-L,
 ~2.5x zlib), zstd, bzip2, xz, or a plain tar.  It works on non-seekable
@@ -82,7 +83,8 @@ def _warn_if_not_x86() -> None:
     if family != "x86":
         log.warning("gzip layers are compressed here by ISA-L's %s code, which gives other bytes "
                     "than on x86 CPUs with SSE4.2: a layer pushed from this engine gets another "
-                    "digest than the same layer pushed from such a machine", family)
+                    "digest than the same layer pushed from such a machine (zstd's bytes are the same "
+                    "everywhere: --push-compression zstd)", family)
 
 
 def compressor_threads() -> int:
