@@ -68,6 +68,8 @@ class _Lexer:
     def __init__(self, name: str, src: str) -> None:
         self.name, self.src = name, src
         self.items: list[_Item] = []
+        # comments make no items; their trim markers matter to rendering: (start, end, left, right)
+        self.comments: list[tuple[int, int, bool, bool]] = []
 
     def fail(self, pos: int, msg: str) -> None:
         raise _LexError(pos, msg)
@@ -80,6 +82,8 @@ class _Lexer:
             while True:
                 j = s.find("{{", i)
                 if j < 0:
+                    if i < len(s):
+                        self.items.append(_Item("text", s[i:], i))
                     self.items.append(_Item("eof", "", len(s)))
                     return self.items
                 if j > i:
@@ -92,7 +96,8 @@ class _Lexer:
     def _action(self, start: int) -> int:
         s = self.src
         i = start + 2
-        if s.startswith("-", i) and i + 1 < len(s) and s[i + 1] in " \t\r\n":
+        trim_left = s.startswith("-", i) and i + 1 < len(s) and s[i + 1] in " \t\r\n"
+        if trim_left:
             i += 2  # a trim marker
         if s.startswith("/*", i):  # a comment opens right after the delimiter (and trim marker)
             end = s.find("*/", i + 2)
@@ -100,8 +105,10 @@ class _Lexer:
                 self.fail(start, "unclosed comment")
             e = end + 2
             if s.startswith("}}", e):
+                self.comments.append((start, e + 2, trim_left, False))
                 return e + 2
             if e < len(s) and s[e] in " \t\r\n" and s.startswith("-}}", e + 1):
+                self.comments.append((start, e + 4, trim_left, True))
                 return e + 4
             self.fail(start, "comment ends before closing delimiter")
         self.items.append(_Item("left", "{{", start))

@@ -9,10 +9,17 @@ however busy the machine is:
   the previous block's last 32 KiB as dictionary, so the output depends only
   on the input, the level and the block size, never on the number of threads
   or on which thread finishes first.  The header has mtime 0, no name, OS 255.
+  Nor does it depend on the x86 CPU's SIMD level: ISA-L's SSE4.2, AVX, AVX2
+  and AVX-512 paths give the same bytes.  It does depend on the family of
+  ISA-L code that runs (gzip_output_family): arm64's assembly, and ISA-L's C
+  fallback (an x86 without SSE4.2, e.g. QEMU's qemu64 model; ppc64le, s390x),
+  each give other bytes, so a layer compressed there gets another digest than
+  on x86: such an engine warns at its first gzip push (README, "Compress once").
   ISA-L runs ~10x faster than zlib level 6 on one core and releases the GIL
   (figures in the README's libraries table).
 * zstd: `zstandard` in multi-threaded streaming mode with a fixed level;
-  zstd's multi-threaded output is the same for any number of workers >= 1.
+  zstd's multi-threaded output is the same for any number of workers >= 1,
+  and on any CPU (x86 with or without BMI2, arm64).
 
 Decompression (pull, import, load) sniffs the magic bytes: gzip (ISA-L,
 ~2.5x zlib), zstd, bzip2, xz, or a plain tar.  It works on non-seekable
@@ -22,10 +29,13 @@ streams, so a layer can be unpacked while it is still downloading.
 from __future__ import annotations
 
 import bz2
+import functools
 import hashlib
 import io
+import logging
 import lzma
 import os
+import platform
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -38,6 +48,43 @@ ZSTD_LEVEL = 3  # zstd's default
 READ_CHUNK = 1 << 20
 
 Progress = Callable[[int], None]  # uncompressed bytes consumed so far
+
+log = logging.getLogger(__name__)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # pragma: no cover - not Linux
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86 / arm64
+            return set(value.split())
+    return set()
+
+
+def gzip_output_family() -> str:
+    """Which ISA-L code compresses here, hence which bytes (and digests) push makes:
+    "x86" (SSE4.2 and up: every x86 server since 2008), "arm64" (its assembly, with the CRC32
+    instructions) or "c" (ISA-L's portable C, on anything else)."""
+    machine = platform.machine().lower()
+    flags = _cpu_flags()
+    if machine in ("x86_64", "amd64") and "sse4_2" in flags:
+        return "x86"
+    if machine in ("aarch64", "arm64") and "crc32" in flags:
+        return "arm64"
+    return "c"
+
+
+@functools.cache  # once per engine
+def _warn_if_not_x86() -> None:
+    family = gzip_output_family()
+    if family != "x86":
+        log.warning("gzip layers are compressed here by ISA-L's %s code, which gives other bytes "
+                    "than on x86 CPUs with SSE4.2: a layer pushed from this engine gets another "
+                    "digest than the same layer pushed from such a machine (zstd's bytes are the same "
+                    "everywhere: --push-compression zstd)", family)
 
 
 def compressor_threads() -> int:
@@ -94,6 +141,7 @@ def compress_stream(src: BinaryIO, dst: BinaryIO, kind: str, progress: Progress 
     if kind == GZIP:
         from isal import igzip_threaded  # imported on first push: not needed by an idle engine
 
+        _warn_if_not_x86()
         # block_size is also the BufferedWriter's size, so each of our writes is one block.
         with igzip_threaded.open(sink, "wb", compresslevel=GZIP_LEVEL, threads=threads,
                                  block_size=GZIP_BLOCK) as gz:

@@ -9,6 +9,8 @@ the texts below are the reference dockerd's, for the same options.
 
 from __future__ import annotations
 
+import os
+
 import docker.errors
 import pytest
 
@@ -64,3 +66,32 @@ def test_good_templates_and_regexes_still_log(engine, api):
         line = f.readline()
     assert f'"tag":"{name}/busybox|{cid[:12]}"' in line
     assert '"com.example.team":"a"' in line and '"A":"1"' in line
+
+
+def test_tags_with_pipes_and_functions_come_out_as_dockerds(engine, api, tmp_path):
+    """json-file's attrs.tag and syslog's tag: Go's text/template run on the container's
+    *logger.Info, with dockerd's tag functions (upper, truncate, split/join, title…)."""
+    from test_log_drivers import Listener, wait_for
+
+    name = uniq("tpl-fn")
+    tag = ('{{.ImageName | upper}}/{{truncate .ID 5}}/{{join (split .Name "-") "_"}}'
+           '{{if .ContainerLabels.team}}/{{.ContainerLabels.team | title}}{{end}}/{{.Command}}')
+    cid = engine.cli_ok("run", "-d", "--name", name, "--label", "team=blue sky", "--log-opt", f"tag={tag}",
+                        "busybox", "echo", "hi").strip()
+    assert api.wait(cid, timeout=60)["StatusCode"] == 0
+    want = f"BUSYBOX/{cid[:5]}/{name.replace('-', '_')}/Blue Sky/echo hi"
+    with open(api.inspect_container(cid)["LogPath"]) as f:
+        assert f'"attrs":{{"tag":"{want}"}}' in f.readline()
+
+    os.chmod(tmp_path, 0o755)
+    lst = Listener("unixgram", tmp_path)
+    try:
+        cid = engine.cli_ok("run", "-d", "--log-driver", "syslog", "--log-opt", f"syslog-address={lst.address}",
+                            "--log-opt", "syslog-format=rfc5424",
+                            "--log-opt", "tag={{.ImageName | lower | upper}}-{{truncate .ID 4}}",
+                            "busybox", "echo", "to-syslog").strip()
+        api.wait(cid, timeout=60)
+        [msg] = wait_for(lambda: [m for m in lst.messages if m.endswith("to-syslog")], 30)
+        assert msg.split(" ")[3] == f"BUSYBOX-{cid[:4]}"  # APP-NAME
+    finally:
+        lst.close()

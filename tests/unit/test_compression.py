@@ -66,6 +66,39 @@ def test_output_does_not_depend_on_threads_or_read_sizes(kind):
     assert back == data
 
 
+# The push gzip of _data(), by the family of ISA-L code that compresses (gzip_output_family).
+# x86: the same bytes with ISA-L's SSE4.2, AVX, AVX2 and AVX-512 functions (python-isal 1.9.1
+# rebuilt with each dispatch forced; the stock wheel under qemu-x86_64 -cpu Nehalem, SandyBridge,
+# Haswell).  arm64: ISA-L's aarch64 assembly (built with a cross compiler, run under qemu-aarch64,
+# fed the blocks python-isal feeds it).  c: ISA-L's C fallback (-cpu qemu64, or arch=noarch).
+# README, "Compress once".  A failure here, e.g. after an isal upgrade, means this ISA-L compresses
+# differently: engines would push one layer under two digests.
+GZIP_DIGESTS = {
+    "x86": ("sha256:16fa543411528ff1d31818f7284fcdf09194f19bd62b26969555dd17a6cc0b78", 1961596),
+    "arm64": ("sha256:f3a590a5be0daf9eedf6504fe328588763efa1840ba7501d018b1b9c4961d285", 1954773),
+    "c": ("sha256:a7e91258c32521b1dff799a84ada357af2ac149377b8bd12ac91a008414e67a0", 1956040),
+}
+
+
+def test_gzip_digest_is_the_one_of_this_cpus_family():
+    out = io.BytesIO()
+    got = compression.compress_stream(io.BytesIO(_data()), out, compression.GZIP, threads=2)  # type: ignore[arg-type]
+    family = compression.gzip_output_family()
+    assert got == GZIP_DIGESTS[family], f"ISA-L's {family} output changed: push digests would change"
+
+
+# zstd's bytes are the same on every CPU: the same from zstandard here, from libzstd 1.5.7 (the
+# version it bundles) built for x86 and run under qemu-x86_64 -cpu qemu64 (no BMI2) and Haswell,
+# and built for arm64 and run under qemu-aarch64 (README, "Compress once").
+ZSTD_DIGEST = "sha256:d9bf36de2066df879ae87b20497f4380a73e5fdb135ac4ef39cc058556901630"
+
+
+def test_zstd_digest_is_the_same_on_every_cpu():
+    out = io.BytesIO()
+    digest, _ = compression.compress_stream(io.BytesIO(_data()), out, compression.ZSTD, threads=2)  # type: ignore[arg-type]
+    assert digest == ZSTD_DIGEST, "zstd's output changed: push digests would change"
+
+
 def test_gzip_header_has_no_time_and_no_name():
     out = _compress(b"x" * 100, compression.GZIP, 2)
     assert out[:4] == b"\x1f\x8b\x08\x00"  # deflate, no FNAME/FEXTRA/FCOMMENT flags

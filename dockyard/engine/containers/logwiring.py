@@ -47,7 +47,9 @@ class ContainerLogs:
         if driver == "syslog":
             await asyncio.to_thread(logdrivers.check_reachable, driver, opts)
         info = ContainerInfo(id=c.id, name=c.name, image_id=c.image_id, image_name=image_name,
-                             labels=dict(c.config.get("Labels") or {}), env=list(c.config.get("Env") or []))
+                             labels=dict(c.config.get("Labels") or {}), env=list(c.config.get("Env") or []),
+                             entrypoint=c.path, args=list(c.args), created=c.created,
+                             log_path=self.inspect_path(c))
         d = self.ctr_dir(c.id)
         write_config(d, driver, opts, info)
         return d / SPOOL_NAME, spool_max(logdrivers.total_limit(driver, opts))

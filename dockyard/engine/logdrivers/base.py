@@ -58,6 +58,10 @@ class ContainerInfo:
     labels: dict[str, str] = field(default_factory=dict)
     env: list[str] = field(default_factory=list)
     daemon_name: str = "docker"
+    entrypoint: str = ""  # the container's Path
+    args: list[str] = field(default_factory=list)
+    created: str = ""  # RFC 3339, as inspect's Created
+    log_path: str = ""
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
