@@ -99,3 +99,25 @@ def _volatile_option(work: Path) -> str:
     except OSError:
         pass
     return ",volatile"
+
+
+MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+CLONE_NEWNS = 0x00020000
+_libc.unshare.argtypes = [ctypes.c_int]
+
+
+def private_mount_namespace() -> None:
+    """Give the calling (single-threaded, forked) process a mount namespace of its own, whose
+    mounts never propagate back to the host's."""
+    if _libc.unshare(CLONE_NEWNS) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"unshare(CLONE_NEWNS): {os.strerror(e)}")
+    if _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"make / private: {os.strerror(e)}")
+
+
+def bind(source: str, target: str, read_only: bool = False) -> None:
+    mount(source, target, "", MS_BIND | MS_REC)
+    if read_only:
+        mount(source, target, "", MS_BIND | MS_REMOUNT | MS_RDONLY)

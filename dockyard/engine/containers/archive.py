@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
-from ...errors import InvalidParameter, NotFound
+from ...errors import InvalidParameter, NotFound, SystemError_
 from ...store import mounts
 from .initlayer import INIT_DIR
 from .mountpoints import mount_points
@@ -169,7 +169,10 @@ def _describe(exc: BaseException) -> dict[str, Any]:
         return {"kind": "invalid", "message": str(exc)}
     if isinstance(exc, (NotADirectoryError, IsADirectoryError, tarfile.TarError, ValueError, PermissionError)):
         return {"kind": "invalid", "message": str(exc)}
-    return {"kind": "invalid", "message": f"{type(exc).__name__}: {exc}"}
+    if isinstance(exc, OSError):
+        return {"kind": "invalid", "message": f"{type(exc).__name__}: {exc}"}
+    # anything else is a bug of ours, not the client's: a 500, not a 400 that hides it
+    return {"kind": "internal", "message": f"{type(exc).__name__}: {exc}"}
 
 
 def _child_stat(path: str, out_fd: int, err_fd: int) -> None:
@@ -225,6 +228,8 @@ def _raise_from(msg: dict[str, Any] | None, path: str) -> None:
     err = (msg or {}).get("error") or {"kind": "invalid", "message": f"could not access {path}"}
     if err["kind"] == "notfound":
         raise NotFound(err["message"])
+    if err["kind"] == "internal":
+        raise SystemError_(err["message"])
     raise InvalidParameter(err["message"])
 
 
