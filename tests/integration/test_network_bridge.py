@@ -193,7 +193,8 @@ def rerun_in_own_netns(test_id: str) -> None:
         r = subprocess.run(
             ["nsenter", f"--net=/run/netns/{ns}", "--", sys.executable, "-m", "pytest", "-q", "-x",
              "-p", "no:cacheprovider", f"{__file__}::{test_id}"],
-            env={**os.environ, OWN_NETNS_ENV: ns}, capture_output=True, text=True, timeout=600)
+            env={**os.environ, OWN_NETNS_ENV: ns}, cwd=Path(__file__).resolve().parents[2],
+            capture_output=True, text=True, timeout=600)
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     assert r.returncode == 0, f"{test_id} in netns {ns}:\n{r.stdout[-6000:]}\n{r.stderr[-2000:]}"
