@@ -4,7 +4,8 @@ Runs as root.  Every test uses its own bridge (`dyt<hex>`) and a subnet from
 10.213.0.0/16 chosen per session, and a finalizer removes the bridge, its
 chains and the sandboxes even when the test fails.  Nothing else on the host
 is touched; snapshot comparisons ignore only what *other* dockyard engines
-(running concurrently) own.
+(running concurrently) own.  The lifecycle test, which also compares the forwarding
+switch (one per network namespace, flipped by any engine), runs in a namespace of its own.
 """
 
 from __future__ import annotations
