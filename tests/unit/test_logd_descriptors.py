@@ -1,6 +1,6 @@
 """The log daemon outlives running out of file descriptors (EMFILE at accept()).
 
-A real logd process is started, then its RLIMIT_NOFILE is lowered from outside (prlimit) to
+A real logd process is started, then its RLIMIT_NOFILE is lowered from outside (prlimit) below
 the descriptors it already holds: a client's connect still lands in the listen backlog, but
 accept() fails with EMFILE.  The daemon must keep running, and answer once the limit is raised.
 """
@@ -8,7 +8,6 @@ accept() fails with EMFILE.  The daemon must keep running, and answer once the l
 from __future__ import annotations
 
 import json
-import os
 import resource
 import socket
 import subprocess
@@ -61,15 +60,16 @@ def test_logd_survives_emfile_at_accept_and_serves_again(tmp_path):
 
         wait_for(answers, what="logd to answer")
         soft, hard = resource.prlimit(proc.pid, resource.RLIMIT_NOFILE)
-        # no room for one more descriptor (the fds of /proc/<pid>/fd are the daemon's own)
-        held = len(os.listdir(f"/proc/{proc.pid}/fd"))
-        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (held, hard))
+        # below the descriptors it holds (they stay open): no new one, whatever it holds right now
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (1, hard))
         try:
             waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             waiting.settimeout(60)
             waiting.connect(str(sock))  # queued in the backlog; accept() there fails with EMFILE
             waiting.sendall(b'{"op": "ping"}\n')
             wait_for(lambda: b"cannot accept a request" in log_path.read_bytes(), what="an EMFILE at accept")
+            # its look for unannounced spools (a directory listing) fails the same way, and is retried
+            wait_for(lambda: b"cannot look for unfollowed logs" in log_path.read_bytes(), what="an EMFILE at rescan")
             assert proc.poll() is None, log_path.read_text()
         finally:
             resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
@@ -79,6 +79,8 @@ def test_logd_survives_emfile_at_accept_and_serves_again(tmp_path):
         assert ans == {"ok": True, "pid": proc.pid}
         assert ask(sock, {"op": "ping"})["pid"] == proc.pid
         assert proc.poll() is None
+        text = log_path.read_text()
+        assert text.count("cannot accept a request") == 1 and "accepting requests again" in text, text
         assert ask(sock, {"op": "exit"}) == {"ok": True}
         assert proc.wait(timeout=60) == 0
     finally:

@@ -291,9 +291,10 @@ class LogDaemon:
         log.info("log daemon %d following %d containers", os.getpid(), len(self.taps))
 
         accept_paused_until = 0.0  # out of descriptors: the listening socket rests until then
+        accept_failing = False  # logged once per streak of failures, not every half second
 
         def serve(timeout: float) -> None:
-            nonlocal accept_paused_until
+            nonlocal accept_paused_until, accept_failing
             if accept_paused_until and time.monotonic() >= accept_paused_until:
                 accept_paused_until = 0.0
                 sel.register(srv, selectors.EVENT_READ, None)
@@ -307,10 +308,15 @@ class LogDaemon:
                         # EMFILE/ENFILE/ENOBUFS/ENOMEM: the client waits in the backlog; keep
                         # pumping the logs, and take it once descriptors are free again (the
                         # socket stays readable, so it leaves the selector meanwhile: no busy loop).
-                        log.warning("cannot accept a request (%s): retrying in %.1fs", exc, ACCEPT_BACKOFF)
+                        if not accept_failing:
+                            log.warning("cannot accept a request (%s): retrying every %.1fs", exc, ACCEPT_BACKOFF)
+                        accept_failing = True
                         sel.unregister(srv)
                         accept_paused_until = time.monotonic() + ACCEPT_BACKOFF
                         continue
+                    if accept_failing:
+                        log.warning("accepting requests again")
+                        accept_failing = False
                     conn.setblocking(False)
                     sel.register(conn, selectors.EVENT_READ, bytearray())
                 elif self._on_request(key.fileobj, key.data):
