@@ -798,7 +798,9 @@ class ImageService:
             await delete_parents(self, img.parent, records)
 
     def _is_dangling(self, image_id: str) -> bool:
-        return not self.db.scalar("SELECT COUNT(*) FROM image_refs WHERE image_id=?", (image_id,))
+        """No name and no child image (moby's imageIsDangling): a parent is never dangling."""
+        return not (self.db.scalar("SELECT COUNT(*) FROM image_refs WHERE image_id=?", (image_id,))
+                    or self.db.scalar("SELECT 1 FROM images WHERE parent=?", (image_id,)))
 
     async def _delete_image(self, image_id: str) -> list[str]:
         """Forget the image and collect the layers nobody uses any more.

@@ -205,3 +205,42 @@ def test_endpoint_settings_garbage(raw, target, epnet, ep, network):
     _ok(resp, connect)
     if resp[0] == 200:
         _ok(raw("POST", f"/networks/{epnet}/disconnect", {"Container": target, "Force": True}), "disconnect")
+
+
+ipc_modes = st.one_of(st.sampled_from(["", "none", "private", "shareable", "host", "container", "container:",
+                                       "container:fzt-target", "container:fzt-ipc", "container:nonexistent",
+                                       "container:fzt-target:x", "container:/fzt-target", "bogus", "CONTAINER:x"]),
+                      st.text(max_size=12).map(lambda s: "container:" + s), json_values)
+# Go templates and RE2 regexes that parse, nearly parse, or reach odd corners of either.
+go_templates = st.one_of(st.sampled_from([
+    "{{.ID}}", "{{.Name}}/{{.ImageName}}", "{{", "}}", "{{.Nope}}", "{{.ID", "{{json .}}", "{{index .ContainerEnv 9}}",
+    "{{printf \"%d\" .ID}}", "{{.Created.Unix}}", "{{range .}}{{end}}", "{{if}}{{end}}", "{{$x := 1}}{{$x}}",
+    "{{.DaemonName | len}}", "{{template \"x\"}}", "{{define \"x\"}}{{end}}", "{{/* c */}}", "{{.ID | printf}}",
+    "{{slice .ID 1 99}}", "{{call .ID}}", "{{.ExtraAttributes nil}}", "{{- .ID -}}", "{{\"\\x\"}}", "{{'a'}}",
+    "{{1e999}}", "{{0x}}", "{{.Created.Format \"2006\"}}", "{{with .ID}}{{.}}{{else}}x{{end}}"]),
+    st.text(alphabet="{}.$|() \"'\\-abcdIDNm0123456789", max_size=24))
+re2_patterns = st.one_of(st.sampled_from([
+    "", "a", "(", ")", "[", "a{2,1}", "a{1001}", "(?P<n>a)", "(?<n>a)", "(?i)a", "(?z)a", "\\p{Greek}", "\\p{Nope}",
+    "\\C", "\\8", "a**", "a++", "(?=a)", "(?!a)", "\\b", "[[:alpha:]]", "[[:nope:]]", "x{0,99999}", "\\Q.\\E", "\\z",
+    "\\Z", "[a-\\d]", "(?P=n)", "\\1", "\\x{110000}", "\\pN", "a|*"]),
+    st.text(alphabet="()[]{}?*+|\\^$.:<>=!,0123456789aPpQEzZdx-", max_size=16))
+
+
+@SETTINGS
+@given(ipc=ipc_modes, tag=st.one_of(st.none(), go_templates), regex_key=st.sampled_from(["labels-regex", "env-regex"]),
+       regex=st.one_of(st.none(), re2_patterns), driver=st.sampled_from(["json-file", "local", "syslog", "journald"]),
+       start=st.booleans())
+def test_container_create_ipc_and_log_templates(raw, target, ipc, tag, regex_key, regex, driver, start):
+    """IpcMode (container:<id>, shareable...) and the log driver's tag template and label/env regexes
+    are checked at create as dockerd does: a 4xx for a bad one, never a 5xx at create or start."""
+    config = {k: v for k, v in (("tag", tag), (regex_key, regex)) if v is not None}
+    if driver == "syslog":
+        config["syslog-address"] = "udp://127.0.0.1:9"
+    body = {"Image": BUSYBOX, "Cmd": ["true"], "Labels": {"a": "1"}, "Env": ["A=1"],
+            "HostConfig": {"IpcMode": ipc, "LogConfig": {"Type": driver, "Config": config}}}
+    resp = raw("POST", "/containers/create?name=fzt-ipc", body)
+    _ok(resp, body)
+    if resp[0] == 201:
+        if start:
+            _ok(raw("POST", "/containers/fzt-ipc/start"), ("start", body))
+        assert raw("DELETE", "/containers/fzt-ipc?force=1&v=1")[0] == 204

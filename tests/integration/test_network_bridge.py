@@ -4,7 +4,8 @@ Runs as root.  Every test uses its own bridge (`dyt<hex>`) and a subnet from
 10.213.0.0/16 chosen per session, and a finalizer removes the bridge, its
 chains and the sandboxes even when the test fails.  Nothing else on the host
 is touched; snapshot comparisons ignore only what *other* dockyard engines
-(running concurrently) own.
+(running concurrently) own.  The lifecycle test, which also compares the forwarding
+switch (one per network namespace, flipped by any engine), runs in a namespace of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -173,7 +175,44 @@ def cid() -> str:
 # ------------------------------------------------------------------ tests
 
 
-def test_bridge_lifecycle_restores_host(env):
+# Set in the child pytest that runs a test inside a network namespace of its own.
+OWN_NETNS_ENV = "DOCKYARD_TEST_OWN_NETNS"
+
+
+def rerun_in_own_netns(test_id: str) -> None:
+    """Run this file's `test_id` again in a child pytest inside a fresh network namespace.
+
+    ip_forward and the iptables tables are per network namespace but host-wide inside one:
+    other engines, tests and reference dockerds on the machine flip them at any moment, so a
+    before/after comparison of them on the host can fail for reasons that are not ours.  In a
+    namespace of its own everything the service touches is its own doing (the whole process
+    enters it, so the service's worker threads and the iptables it calls are in it too).
+    """
+    ns = f"dyt{secrets.token_hex(4)}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        r = subprocess.run(
+            ["nsenter", f"--net=/run/netns/{ns}", "--", sys.executable, "-m", "pytest", "-q", "-x",
+             "-p", "no:cacheprovider", f"{__file__}::{test_id}"],
+            env={**os.environ, OWN_NETNS_ENV: ns}, cwd=Path(__file__).resolve().parents[2],
+            capture_output=True, text=True, timeout=600)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    assert r.returncode == 0, f"{test_id} in netns {ns}:\n{r.stdout[-6000:]}\n{r.stderr[-2000:]}"
+
+
+def test_bridge_lifecycle_restores_host(request):
+    if not os.environ.get(OWN_NETNS_ENV):
+        rerun_in_own_netns(request.node.name)
+        return
+    lifecycle_restores_host(request.getfixturevalue("env"))
+
+
+def lifecycle_restores_host(env):
+    ns = os.environ[OWN_NETNS_ENV]
+    assert os.stat("/proc/self/ns/net").st_ino == os.stat(f"/run/netns/{ns}").st_ino, f"not in netns {ns}"
+    # Our own namespace: forwarding starts off here, so turning it on and back off is seen.
+    Firewall.set_ip_forward("0")
     before_ipt, before_links = iptables_snapshot(), links_snapshot()
     before_forward = Firewall.ip_forward()
     svc = env.svc
@@ -264,8 +303,7 @@ def test_bridge_lifecycle_restores_host(env):
     run(svc.shutdown(keep=False))
     assert not links.link_exists(env.bridge)
     assert_host_restored(before_ipt, before_links, env.bridge, env.created_links)
-    if not Firewall(True).other_dockyard_chains(env.bridge):  # no other engine running
-        assert Firewall.ip_forward() == before_forward
+    assert Firewall.ip_forward() == before_forward == "0"
 
 
 def test_connect_failure_rolls_back_and_crashed_sandbox_is_adopted(env):

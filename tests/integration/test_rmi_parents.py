@@ -118,3 +118,25 @@ def test_pruning_stops_at_a_parent_in_use_with_another_child_or_tagged(engine, c
     records = api.remove_image(f"{tag}-kept")
     assert records[0] == {"Untagged": f"{tag}-kept:latest"} and {"Deleted": images[3]} in records
     assert not exists(api, images[3])
+
+
+def test_rmi_of_the_last_tag_of_a_parent_only_untags_it(engine, client):
+    """dockerd answers 200 `Untagged` for the last tag of an image with a child, and keeps the image
+    (a parent is not dangling); it used to be a 409 "has dependent child images" after the tag was
+    already gone.  Deleting the child then prunes the now untagged parent."""
+    api = client.api
+    tag = f"rmiparents-{secrets.token_hex(3)}"
+    ctr = api.create_container("busybox", ["true"])["Id"]
+    parent = api.commit(ctr, repository=tag)["Id"]
+    api.remove_container(ctr)
+    ctr = api.create_container(f"{tag}:latest", ["true"])["Id"]
+    child = api.commit(ctr, repository=f"{tag}-child")["Id"]
+    api.remove_container(ctr)
+
+    assert api.remove_image(tag) == [{"Untagged": f"{tag}:latest"}]
+    assert exists(api, parent) and api.inspect_image(parent)["RepoTags"] == []
+    assert api.inspect_image(child)["Parent"] == parent
+
+    deleted = [r["Deleted"] for r in api.remove_image(f"{tag}-child") if "Deleted" in r]
+    assert deleted[0] == child and parent in deleted
+    assert not exists(api, parent)

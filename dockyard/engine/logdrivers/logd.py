@@ -53,6 +53,7 @@ CONFIG_NAME = "logconfig.json"
 TICK = 0.05
 PER_TICK = 4 << 20  # spool bytes per container per tick: one busy container cannot starve the others
 RESCAN = 1.0  # seconds between looks for spools no `watch` announced
+ACCEPT_BACKOFF = 0.5  # seconds the listening socket rests after accept() failed (out of descriptors)
 
 
 def write_config(ctr_dir: Path, driver: str, opts: dict[str, str], info: ContainerInfo) -> None:
@@ -289,13 +290,33 @@ class LogDaemon:
             signal.signal(sig, lambda *_: self.stopping.set())
         log.info("log daemon %d following %d containers", os.getpid(), len(self.taps))
 
+        accept_paused_until = 0.0  # out of descriptors: the listening socket rests until then
+        accept_failing = False  # logged once per streak of failures, not every half second
+
         def serve(timeout: float) -> None:
+            nonlocal accept_paused_until, accept_failing
+            if accept_paused_until and time.monotonic() >= accept_paused_until:
+                accept_paused_until = 0.0
+                sel.register(srv, selectors.EVENT_READ, None)
             for key, _ in sel.select(timeout):
                 if key.data is None:
                     try:
                         conn, _ = srv.accept()
-                    except BlockingIOError:
+                    except (BlockingIOError, ConnectionAbortedError):
                         continue
+                    except OSError as exc:
+                        # EMFILE/ENFILE/ENOBUFS/ENOMEM: the client waits in the backlog; keep
+                        # pumping the logs, and take it once descriptors are free again (the
+                        # socket stays readable, so it leaves the selector meanwhile: no busy loop).
+                        if not accept_failing:
+                            log.warning("cannot accept a request (%s): retrying every %.1fs", exc, ACCEPT_BACKOFF)
+                        accept_failing = True
+                        sel.unregister(srv)
+                        accept_paused_until = time.monotonic() + ACCEPT_BACKOFF
+                        continue
+                    if accept_failing:
+                        log.warning("accepting requests again")
+                        accept_failing = False
                     conn.setblocking(False)
                     sel.register(conn, selectors.EVENT_READ, bytearray())
                 elif self._on_request(key.fileobj, key.data):
@@ -307,7 +328,10 @@ class LogDaemon:
             while not self.stopping.is_set():
                 t0 = time.monotonic()
                 if t0 >= next_scan:
-                    self.scan(late=True)
+                    try:
+                        self.scan(late=True)
+                    except OSError as exc:  # e.g. EMFILE listing the containers: next time
+                        log.warning("cannot look for unfollowed logs: %s", exc)
                     next_scan = t0 + RESCAN
                 for cid, tap in list(self.taps.items()):
                     if self.taps.get(cid) is not tap:  # replaced or stopped by a request meanwhile
