@@ -229,19 +229,31 @@ class ImageService:
         return list(reversed(chain))
 
     def release_container(self, container_id: str) -> None:
-        """A container is gone: drop the layers it held of a deleted image (idempotent)."""
-        with self.db.transaction():
-            self.db.execute("DELETE FROM layer_refs WHERE owner LIKE ?", (f"container:{container_id}:%",))
-
-    def _sweep_holds(self) -> None:
-        """Drop holds of containers that no longer use the image (in case release_container was missed)."""
-        if self._usage is None:
+        """A container is gone: drop the layers it held of a deleted image (idempotent), and
+        delete those nothing else holds (in a worker thread: off the removal's path)."""
+        owner = f"container:{container_id}:%"
+        held = {r["chain_id"] for r in self.db.query("SELECT chain_id FROM layer_refs WHERE owner LIKE ?", (owner,))}
+        if not held:
             return
+        with self.db.transaction():
+            self.db.execute("DELETE FROM layer_refs WHERE owner LIKE ?", (owner,))
+        task = asyncio.get_running_loop().run_in_executor(None, self.layers.gc, held)
+        task.add_done_callback(_log_failure)
+
+    def _sweep_holds(self) -> set[str]:
+        """Drop holds of containers that no longer use the image (in case release_container was
+        missed); returns the chain IDs they held."""
+        released: set[str] = set()
+        if self._usage is None:
+            return released
         for r in self.db.query("SELECT DISTINCT owner FROM layer_refs WHERE owner LIKE 'container:%'"):
             _, cid, image_id = r["owner"].split(":", 2)
             if cid not in {u for u, _ in self._users(image_id)}:
+                released.update(x["chain_id"] for x in
+                                self.db.query("SELECT chain_id FROM layer_refs WHERE owner=?", (r["owner"],)))
                 with self.db.transaction():
                     self.layers.drop_refs(r["owner"])
+        return released
 
     def all_images(self) -> list[Image]:
         return [self._row_to_image(r) for r in self.db.query("SELECT * FROM images ORDER BY created DESC, id")]
@@ -810,7 +822,7 @@ class ImageService:
         """
         img = self._get(image_id)
         users = self._users(image_id)
-        self._sweep_holds()
+        freed = self._sweep_holds() | set(img.layer_chain_ids if img is not None else ())
         with self.db.transaction():
             if img is not None:
                 for cid, _ in users:
@@ -820,7 +832,7 @@ class ImageService:
             self.db.execute("DELETE FROM images WHERE id=?", (image_id,))
         self._config_cache.pop(image_id, None)
         self.events.publish("image", "delete", image_id, name=image_id)
-        return await asyncio.to_thread(self.layers.gc)
+        return await asyncio.to_thread(self.layers.gc, freed)
 
     async def prune(self, filters: Filters | None = None) -> dict[str, Any]:
         f = filters or Filters()
@@ -998,3 +1010,8 @@ def _oci_entries(work: Path) -> list[_Entry]:
             raise InvalidParameter("invalid index.json: bad descriptor")
         visit(desc, _oci_names(desc.get("annotations") or {}), 0)
     return [by_manifest[d] for d in order]
+
+
+def _log_failure(fut: "asyncio.Future[object]") -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("deleting released layers: %s", fut.exception())

@@ -42,7 +42,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Collection, Iterator
 
 from ..errors import InvalidParameter, NotFound
 from ..oci import digest as dg
@@ -574,13 +574,18 @@ class LayerStore:
 
     # -- garbage
 
-    def gc(self) -> list[str]:
-        """Remove layers nobody references or pins; returns their chain IDs."""
+    def gc(self, only: Collection[str] | None = None) -> list[str]:
+        """Remove layers nobody references or pins; returns their chain IDs.
+
+        `only`: look at these layers alone (an image's delete reports the layers that went
+        with it, not every orphan the store holds, such as a failed pull's, kept for reuse).
+        """
         with self._lock:
             rows = self.db.query(
                 "SELECT chain_id, diff_id FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM layer_refs)"
             )
-            victims = [(r["chain_id"], r["diff_id"]) for r in rows if r["chain_id"] not in self._pins]
+            victims = [(r["chain_id"], r["diff_id"]) for r in rows if r["chain_id"] not in self._pins
+                       and (only is None or r["chain_id"] in only)]
             with self.db.transaction():
                 for chain_id, _ in victims:
                     self.db.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
