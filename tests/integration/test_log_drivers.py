@@ -642,6 +642,11 @@ def test_syslog_tls_options_are_checked_at_create(engine, api, tmp_path):
     for args, message in cases:
         r = engine.cli("create", *tls, *args, "busybox", "true")
         assert r.returncode != 0 and f"Error response from daemon: {message}" in r.stderr.decode(), r.stderr
+    # through the API (docker-py): a 400 with the same text
+    with pytest.raises(docker.errors.APIError) as e:
+        api.create_container("busybox", ["true"], host_config={"LogConfig": {"Type": "syslog", "Config": {
+            "syslog-address": "tcp+tls://127.0.0.1:6514", "syslog-tls-ca-cert": "/nonexistent/ca.pem"}}})
+    assert e.value.response.status_code == 400 and "could not read CA certificate" in e.value.explanation
     # dockerd reads the TLS options only for a tcp+tls address: with another one they are accepted, unused
     cid = engine.cli_ok("create", "--log-driver", "syslog", "--log-opt", "syslog-address=udp://127.0.0.1:514",
                         "--log-opt", "syslog-tls-ca-cert=/nonexistent/ca.pem", "busybox", "true").strip()

@@ -510,3 +510,66 @@ def test_syslog_tls_host_check_words_as_go():
         with pytest.raises(InvalidParameter) as e:
             syslogtls.check_host(peer, host)
         assert e.value.message == f"tls: failed to verify certificate: x509: {why}"
+
+
+def test_syslog_tls_redials_once_the_receiver_closed(tmp_path):
+    """A receiver that closes its end is noticed (its close is read) and redialled; nothing queued is lost."""
+    import datetime
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "r")])
+    cert = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    got: list[bytes] = []  # per connection
+    closed = threading.Event()
+
+    def serve() -> None:
+        for _ in range(2):
+            c = ctx.wrap_socket(srv.accept()[0], server_side=True)
+            c.settimeout(30)
+            data = b""
+            while not data.endswith(b"\n"):
+                data += c.recv(4096)
+            got.append(data)
+            c.close()  # after the first message
+            closed.set()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    d = logdrivers.open_driver("syslog", tmp_path, INFO, {
+        "syslog-address": f"tcp+tls://127.0.0.1:{srv.getsockname()[1]}", "syslog-tls-skip-verify": "",
+        "cache-disabled": "true"})
+    d.write(LogRecord(STDOUT, T0, b"one\n"))
+    deadline = time.monotonic() + 30
+    while len(got) < 1 and time.monotonic() < deadline:
+        d.flush()
+        time.sleep(0.01)
+    first = d.sock
+    assert closed.wait(30)  # the receiver's close is on its way (loopback: arrived)
+    d.write(LogRecord(STDOUT, T0, b"two\n"))  # queued; the close read, the connection dropped
+    assert d.sock is None and d.pending
+    while len(got) < 2 and time.monotonic() < deadline:
+        d.flush()
+        time.sleep(0.01)
+    th.join(5)
+    d.close()
+    srv.close()
+    assert got[0].endswith(b": one\n") and first is not None
+    assert got[1].endswith(b": two\n")  # redialled (within the once-a-second limit), nothing lost
