@@ -142,7 +142,7 @@ def dial(a: Address, timeout: float = 5.0, tls: ssl.SSLContext | None = None) ->
 
 def _shake_hands(s: socket.socket, tls: ssl.SSLContext, host: str) -> ssl.SSLSocket:
     try:
-        t = tls.wrap_socket(s, server_hostname=host)  # handshakes within s's timeout
+        t = tls.wrap_socket(s, server_hostname=host or None)  # handshakes within s's timeout
         if tls.verify_mode != ssl.CERT_NONE:
             check_host(t, host)
     except (ssl.SSLError, ConnectionError) as exc:
@@ -218,7 +218,7 @@ class SyslogDriver:
             return False
         self.stream = self.sock.type == socket.SOCK_STREAM
         if self.tls is not None:
-            self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.address.addr[0],
+            self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.address.addr[0] or None,
                                              do_handshake_on_connect=False)
             self.handshaking, self.inflight = True, 0
         return True

@@ -123,6 +123,8 @@ def check_host(sock: ssl.SSLSocket, host: str) -> None:
     """After a verified handshake: Go's VerifyHostname (IP SANs for an address, DNS SANs else)."""
     from cryptography import x509
 
+    if not host:  # `tcp+tls://:6514`: crypto/tls has no name to verify against
+        raise InvalidParameter("tls: either ServerName or InsecureSkipVerify must be specified in the tls.Config")
     der = sock.getpeercert(binary_form=True)
     if der is None:
         return
