@@ -40,6 +40,8 @@ def _read(path: str) -> bytes:
         raise InvalidParameter(f"read {path}: is a directory") from None
     except OSError as exc:
         raise InvalidParameter(f"open {path}: {(exc.strerror or str(exc)).lower()}") from None
+    except ValueError:  # a NUL in the path: Go's open gets EINVAL
+        raise InvalidParameter(f"open {path}: invalid argument") from None
 
 
 def skip_verify(opts: dict[str, str]) -> bool:
@@ -95,6 +97,8 @@ def _load_pair(ctx: ssl.SSLContext, cert: str, key: str) -> None:
         if "KEY_VALUES_MISMATCH" in str(exc):
             raise bad("tls: private key does not match public key") from None
         raise bad(f"tls: {exc.reason or exc}".lower()) from None
+    except OSError as exc:  # replaced between the reads and the load
+        raise bad(f"open {cert}: {(exc.strerror or str(exc)).lower()}") from None
 
 
 def handshake_error(exc: BaseException) -> str:
