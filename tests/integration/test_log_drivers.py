@@ -1,7 +1,8 @@
 """Log drivers through the docker CLI and docker-py against a real engine.
 
 json-file read as a log shipper reads it, rotation (also while the engine is
-SIGKILLed), local, none, syslog to listeners started here, dockerd's errors.
+SIGKILLed), local, none, syslog to listeners started here (tcp+tls ones with a CA
+made here), dockerd's errors.
 """
 
 from __future__ import annotations
@@ -408,6 +409,249 @@ def test_slow_syslog_receiver_never_blocks_the_container(engine, api, tmp_path):
         assert api.wait(cid, timeout=300)["StatusCode"] == 0
     finally:
         srv.close()
+
+
+# ------------------------------------------------------------------ syslog over tcp+tls
+def make_pki(d: Path) -> dict[str, str]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate it signed, and an
+    unrelated self-signed server certificate; PEM files in `d`, by name."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def issue(cn: str, key, issuer_name, issuer_key, ca: bool, usage=None, ip: str | None = None):
+        b = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(issuer_name)
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if ip:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), False)
+        if usage:
+            b = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    def save(stem: str, cert, key) -> None:
+        (d / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (d / f"{stem}-key.pem").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = issue("syslog test CA", ca_key, name("syslog test CA"), ca_key, True)
+    save("ca", ca, ca_key)
+    for stem, usage, ip in (("server", ExtendedKeyUsageOID.SERVER_AUTH, "127.0.0.1"),
+                            ("client", ExtendedKeyUsageOID.CLIENT_AUTH, None)):
+        k = ec.generate_private_key(ec.SECP256R1())
+        save(stem, issue(f"syslog {stem}", k, ca.subject, ca_key, False, usage, ip), k)
+    k = ec.generate_private_key(ec.SECP256R1())
+    save("rogue", issue("rogue", k, name("rogue"), k, False, ExtendedKeyUsageOID.SERVER_AUTH, "127.0.0.1"), k)
+    os.chmod(d, 0o755)
+    return {p.stem: str(p) for p in d.glob("*.pem")}
+
+
+class TLSListener:
+    """A syslog receiver over TLS keeping each connection's raw bytes, so framing is checked."""
+
+    def __init__(self, pki: dict[str, str], server: str = "server", client_ca: bool = False) -> None:
+        import ssl
+
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(pki[server], pki[f"{server}-key"])
+        if client_ca:  # mutual TLS: no client certificate from the CA, no connection
+            self.ctx.verify_mode = ssl.CERT_REQUIRED
+            self.ctx.load_verify_locations(pki["ca"])
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.address = f"tcp+tls://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.raw: list[bytearray] = []  # per accepted TLS connection
+        self.peers: list[dict | None] = []  # the client certificate each presented
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import ssl
+
+        self.sock.settimeout(0.2)
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+                c.settimeout(10)
+                t = self.ctx.wrap_socket(c, server_side=True)
+            except (socket.timeout, ssl.SSLError, OSError):
+                continue
+            buf = bytearray()
+            self.raw.append(buf)
+            self.peers.append(t.getpeercert())
+            threading.Thread(target=self._read, args=(t, buf), daemon=True).start()
+
+    def _read(self, t, buf: bytearray) -> None:
+        t.settimeout(0.2)
+        with t:
+            while not self.stop:
+                try:
+                    data = t.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                buf += data
+
+    def frames(self, octet_counting: bool) -> list[str]:
+        """Every message received, split strictly by the expected framing (a bad frame raises)."""
+        out: list[str] = []
+        for raw in self.raw:
+            data = bytes(raw)
+            while data:
+                if octet_counting:  # RFC 5425: MSG-LEN SP SYSLOG-MSG
+                    n, _, rest = data.partition(b" ")
+                    assert n.isdigit(), data[:80]
+                    if len(rest) < int(n):
+                        break  # the rest is on its way
+                    msg, data = rest[:int(n)], rest[int(n):]
+                    assert msg.endswith(b"\n")  # srslog ends the message, and counts, a newline
+                else:
+                    msg, nl, data = data.partition(b"\n")
+                    if not nl:
+                        break
+                out.append(msg.decode().rstrip("\n"))
+        return out
+
+    def close(self) -> None:
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def run_tls(engine, lst_address: str, *opts: str, lines: int = 100) -> str:
+    args = ["run", "-d", "--log-driver", "syslog", "--log-opt", f"syslog-address={lst_address}"]
+    for o in opts:
+        args += ["--log-opt", o]
+    return engine.cli_ok(*args, "busybox", "sh", "-c",
+                         f"i=0; while [ $i -lt {lines} ]; do echo line-$i; i=$((i+1)); done; echo oops >&2").strip()
+
+
+@pytest.mark.parametrize("fmt,octet_counting", [("rfc5424", True), ("rfc5424micro", True), ("rfc3164", False)])
+def test_syslog_over_tls_delivers_in_order_framed_as_dockerd(engine, api, tmp_path, fmt, octet_counting):
+    """dockerd (parseLogFormat): RFC 5425 octet counting for rfc5424* over tcp+tls, a newline else."""
+    pki = make_pki(tmp_path)
+    lst = TLSListener(pki)
+    try:
+        cid = run_tls(engine, lst.address, f"syslog-format={fmt}", f"syslog-tls-ca-cert={pki['ca']}",
+                      "syslog-facility=local3", "tag=t-{{.ID}}")
+        assert api.wait(cid, timeout=120)["StatusCode"] == 0
+        msgs = wait_for(lambda: (f := lst.frames(octet_counting)) and len(f) >= 101 and f, 60,
+                        seen=lambda: lst.frames(octet_counting)[-3:])
+        assert len(lst.raw) == 2 and not lst.raw[0]  # the start's check, then one for the whole run
+        texts = [m.rsplit(" - ", 1)[1] if fmt != "rfc3164" else m.split("]: ", 1)[1] for m in msgs]
+        out = [t for t in texts if t.startswith("line-")]
+        assert out == [f"line-{i}" for i in range(100)]  # all of them, in order
+        err = next(m for m in msgs if m.endswith("oops"))
+        assert msgs[0].startswith(f"<{19 * 8 + 6}>") and err.startswith(f"<{19 * 8 + 3}>")
+        tag = f"t-{cid[:12]}"
+        if fmt == "rfc3164":
+            assert f" {tag}[" in msgs[0]
+        else:
+            head, ts, host, app, procid, msgid = msgs[0].split(" ")[:6]
+            assert head == f"<{19 * 8 + 6}>1" and app == msgid == tag and procid.isdigit()
+            assert ("." in ts) == (fmt == "rfc5424micro")
+        assert engine.cli_ok("logs", cid).split() == [f"line-{i}" for i in range(100)]  # dual logging
+    finally:
+        lst.close()
+
+
+def test_syslog_over_tls_with_a_client_certificate(engine, api, tmp_path):
+    pki = make_pki(tmp_path)
+    lst = TLSListener(pki, client_ca=True)
+    try:
+        cid = run_tls(engine, lst.address, f"syslog-tls-ca-cert={pki['ca']}", f"syslog-tls-cert={pki['client']}",
+                      f"syslog-tls-key={pki['client-key']}", lines=5)
+        api.wait(cid, timeout=120)
+        msgs = wait_for(lambda: (f := lst.frames(False)) and len(f) >= 6 and f, 60, seen=lambda: lst.frames(False))
+        assert [m.split("]: ", 1)[1] for m in msgs][:5] == [f"line-{i}" for i in range(5)]
+        # every connection (the start's check, then the log daemon's) showed the client certificate
+        assert lst.peers and all(dict(x[0] for x in p["subject"])["commonName"] == "syslog client"
+                                 for p in lst.peers)
+    finally:
+        lst.close()
+
+
+def test_syslog_over_tls_skip_verify_and_an_untrusted_receiver(engine, api, tmp_path):
+    pki = make_pki(tmp_path)
+    lst = TLSListener(pki, server="rogue")  # self-signed: no CA vouches for it
+    try:
+        # dockerd: `_, skipVerify := cfg["syslog-tls-skip-verify"]`: present means skip, whatever its value
+        cid = run_tls(engine, lst.address, f"syslog-tls-ca-cert={pki['ca']}", "syslog-tls-skip-verify=false",
+                      lines=3)
+        api.wait(cid, timeout=120)
+        wait_for(lambda: len(lst.frames(False)) >= 4, 60, seen=lambda: lst.frames(False))
+        # verified against the CA, the receiver's certificate is refused: the start fails as dockerd's
+        name = uniq("sltls")
+        r = engine.cli("run", "--name", name, "--log-driver", "syslog", "--log-opt",
+                       f"syslog-address={lst.address}", "--log-opt", f"syslog-tls-ca-cert={pki['ca']}",
+                       "busybox", "true")
+        assert r.returncode != 0
+        assert ("failed to initialize logging driver: tls: failed to verify certificate: "
+                "x509: certificate signed by unknown authority") in r.stderr.decode()
+        assert not api.inspect_container(name)["State"]["Running"]
+    finally:
+        lst.close()
+
+
+def test_syslog_over_tls_to_nothing_fails_the_start(engine, api, tmp_path):
+    pki = make_pki(tmp_path)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    r = engine.cli("run", "--log-driver", "syslog", "--log-opt", f"syslog-address=tcp+tls://127.0.0.1:{port}",
+                   "--log-opt", f"syslog-tls-ca-cert={pki['ca']}", "busybox", "true")
+    assert r.returncode != 0  # crypto/tls dials "tcp": its error says so
+    assert f"failed to initialize logging driver: dial tcp 127.0.0.1:{port}: connect: connection refused" \
+        in r.stderr.decode()
+
+
+def test_syslog_tls_options_are_checked_at_create(engine, api, tmp_path):
+    pki = make_pki(tmp_path)
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    tls = ["--log-driver", "syslog", "--log-opt", "syslog-address=tcp+tls://127.0.0.1:6514"]
+    cases = [
+        (["--log-opt", "syslog-tls-ca-cert=/nonexistent/ca.pem"],
+         'could not read CA certificate "/nonexistent/ca.pem": open /nonexistent/ca.pem: no such file or directory'),
+        (["--log-opt", f"syslog-tls-ca-cert={tmp_path}/junk.pem"],
+         f'failed to append certificates from PEM file: "{tmp_path}/junk.pem"'),
+        (["--log-opt", "syslog-tls-cert=/nonexistent/c.pem", "--log-opt", f"syslog-tls-key={pki['client-key']}"],
+         "could not load X509 key pair: open /nonexistent/c.pem: no such file or directory"),
+        (["--log-opt", f"syslog-tls-cert={pki['client']}"],  # a certificate without its key
+         "could not load X509 key pair: open : no such file or directory"),
+        (["--log-opt", f"syslog-tls-cert={pki['client']}", "--log-opt", f"syslog-tls-key={pki['server-key']}"],
+         "could not load X509 key pair: tls: private key does not match public key"),
+        (["--log-opt", "syslog-tls-verify=1"], "unknown log opt 'syslog-tls-verify' for syslog log driver"),
+    ]
+    for args, message in cases:
+        r = engine.cli("create", *tls, *args, "busybox", "true")
+        assert r.returncode != 0 and f"Error response from daemon: {message}" in r.stderr.decode(), r.stderr
+    # through the API (docker-py): a 400 with the same text
+    with pytest.raises(docker.errors.APIError) as e:
+        api.create_container("busybox", ["true"], host_config={"LogConfig": {"Type": "syslog", "Config": {
+            "syslog-address": "tcp+tls://127.0.0.1:6514", "syslog-tls-ca-cert": "/nonexistent/ca.pem"}}})
+    assert e.value.response.status_code == 400 and "could not read CA certificate" in e.value.explanation
+    # dockerd reads the TLS options only for a tcp+tls address: with another one they are accepted, unused
+    cid = engine.cli_ok("create", "--log-driver", "syslog", "--log-opt", "syslog-address=udp://127.0.0.1:514",
+                        "--log-opt", "syslog-tls-ca-cert=/nonexistent/ca.pem", "busybox", "true").strip()
+    assert api.inspect_container(cid)["HostConfig"]["LogConfig"]["Config"]["syslog-tls-ca-cert"] == \
+        "/nonexistent/ca.pem"
 
 
 # ------------------------------------------------------------------ daemon default

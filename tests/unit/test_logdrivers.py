@@ -447,3 +447,129 @@ def test_attributes_come_back_for_details(tmp_path, driver):
     (rec,) = read_all(logdrivers.log_file(driver, tmp_path, CID), logdrivers.codec(driver))
     assert rec.attrs == {"com.example.team": "a", "tag": "a b&c"}
     assert format_details(rec.attrs) == b"com.example.team=a,tag=a+b%26c"
+
+
+def test_syslog_tls_to_a_receiver_that_never_shakes_hands_never_blocks(tmp_path):
+    """tcp+tls: the handshake goes a step per flush; records wait in the bounded queue meanwhile."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)  # the TCP connection is accepted by the kernel, no TLS ever answers
+    addr = f"tcp+tls://127.0.0.1:{srv.getsockname()[1]}"
+    d = logdrivers.open_driver("syslog", tmp_path, INFO, {"syslog-address": addr, "syslog-tls-skip-verify": "",
+                                                          "syslog-format": "rfc5424", "cache-disabled": "true"})
+    t = time.monotonic()
+    for i in range(20000):
+        d.write(LogRecord(STDOUT, T0, b"z" * 200 + b"\n"))
+        d.flush()  # as the daemon's tick
+    assert d.handshaking and d.dropped > 0  # still waiting: the queue filled up, then records were dropped
+    assert 0 < len(d.pending) <= syslog.MAX_PENDING
+    d.close()
+    srv.close()
+    assert time.monotonic() - t < 30
+
+
+def test_syslog_tls_host_check_words_as_go():
+    """Go's x509 HostnameError texts, from the certificate the receiver showed."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from dockyard.engine.logdrivers import syslogtls
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    class Peer:  # what an SSLSocket gives: the DER certificate
+        def __init__(self, *sans, cn="x"):
+            b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+                 .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ca")]))
+                 .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+                 .not_valid_after(now + datetime.timedelta(days=1)))
+            if sans:
+                b = b.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+            self.der = b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+        def getpeercert(self, binary_form=False):
+            return self.der
+
+    ip = x509.IPAddress(ipaddress.ip_address("10.0.0.1"))
+    syslogtls.check_host(Peer(x509.DNSName("*.example.com")), "logs.example.com")
+    syslogtls.check_host(Peer(ip), "10.0.0.1")
+    for peer, host, why in [
+        (Peer(x509.DNSName("logs.example.com"), ip), "127.0.0.1", "certificate is valid for 10.0.0.1, not 127.0.0.1"),
+        (Peer(x509.DNSName("logs.example.com")), "127.0.0.1",
+         "cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs"),
+        (Peer(x509.DNSName("a.example.com"), x509.DNSName("b.example.com")), "c.example.com",
+         "certificate is valid for a.example.com, b.example.com, not c.example.com"),
+        (Peer(cn="logs"), "logs", "certificate relies on legacy Common Name field, use SANs instead"),
+    ]:
+        with pytest.raises(InvalidParameter) as e:
+            syslogtls.check_host(peer, host)
+        assert e.value.message == f"tls: failed to verify certificate: x509: {why}"
+
+
+def test_syslog_tls_redials_once_the_receiver_closed(tmp_path):
+    """A receiver that closes its end is noticed (its close is read) and redialled; nothing queued is lost."""
+    import datetime
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "r")])
+    cert = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    got: list[bytes] = []  # per connection
+    closed = threading.Event()
+
+    def serve() -> None:
+        for _ in range(2):
+            c = ctx.wrap_socket(srv.accept()[0], server_side=True)
+            c.settimeout(30)
+            data = b""
+            while not data.endswith(b"\n"):
+                data += c.recv(4096)
+            got.append(data)
+            c.close()  # after the first message
+            closed.set()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    d = logdrivers.open_driver("syslog", tmp_path, INFO, {
+        "syslog-address": f"tcp+tls://127.0.0.1:{srv.getsockname()[1]}", "syslog-tls-skip-verify": "",
+        "cache-disabled": "true"})
+    d.write(LogRecord(STDOUT, T0, b"one\n"))
+    deadline = time.monotonic() + 30
+    while len(got) < 1 and time.monotonic() < deadline:
+        d.flush()
+        time.sleep(0.01)
+    first = d.sock
+    assert closed.wait(30)  # the receiver's close is on its way (loopback: arrived)
+    d.write(LogRecord(STDOUT, T0, b"two\n"))  # queued; the close read, the connection dropped
+    assert d.sock is None and d.pending
+    while len(got) < 2 and time.monotonic() < deadline:
+        d.flush()
+        time.sleep(0.01)
+    th.join(5)
+    d.close()
+    srv.close()
+    assert got[0].endswith(b": one\n") and first is not None
+    assert got[1].endswith(b": two\n")  # redialled (within the once-a-second limit), nothing lost

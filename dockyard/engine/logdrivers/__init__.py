@@ -8,7 +8,7 @@ files.  Implementations live side by side:
 
     json-file  jsonfile.py  Docker's files and format, rotation, attrs
     local      local.py     dockerd's protobuf entries, rotated and compressed by default
-    syslog     syslog.py    unix/unixgram/udp/tcp, rfc3164/rfc5424/rfc5424micro
+    syslog     syslog.py    unix/unixgram/udp/tcp/tcp+tls (syslogtls.py), rfc3164/rfc5424/rfc5424micro
     none       (nothing: conmon is told to keep no log at all)
     dual logging: drivers that cannot be read back (syslog) also write a `local`
     cache, `container-cached.log`, unless `cache-disabled=true` (dockerd 20.10+)
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InvalidParameter, NotImplemented_
-from . import jsonfile, local, syslog
+from . import jsonfile, local, syslog, syslogtls
 from .base import ContainerInfo, LogDriver, LogQuery, LogRecord  # noqa: F401
 from .startchecks import check_start_options
 
@@ -196,7 +196,8 @@ def check_reachable(driver: str, opts: dict[str, str]) -> None:
     if driver == "syslog":
         addr = syslog.parse_address(opts.get("syslog-address", ""))
         try:
-            syslog.dial(addr, timeout=2.0).close()
+            tls = syslogtls.client_context(opts) if addr.proto == "tcp+tls" else None
+            syslog.dial(addr, timeout=2.0, tls=tls).close()
         except InvalidParameter as exc:
             raise InvalidParameter(f"failed to create task for container: failed to initialize logging driver: "
                                    f"{exc.message}") from None

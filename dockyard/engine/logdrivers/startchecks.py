@@ -2,16 +2,18 @@
 
 dockerd compiles `labels-regex`/`env-regex` (json-file, in ExtraAttributes) and
 parses and runs the `tag` template (json-file when given, syslog always; named
-"log-tag", with its template functions, on a *logger.Info) when a container
-starts, and fails the start with Go's message.  dockyard checks the other
-option values at create already (validate_log_config), so these too: the same
-texts, as a 400 before anything is made.
+"log-tag", with its template functions, on a *logger.Info), and syslog over
+tcp+tls reads its CA, certificate and key files, when a container starts, and
+fails the start with Go's message.  dockyard checks the other option values at
+create already (validate_log_config), so these too: the same texts, as a 400
+before anything is made (the files are read again at start).
 """
 
 from __future__ import annotations
 
 from ... import goregexp, gotemplate
 from ...gotemplate import ANY, STRING, STRING_MAP, GoType
+from . import syslog, syslogtls
 
 # daemon/logger/templates: the functions a tag template may call besides Go's own (and their arity)
 TAG_FUNCS = {"json": (1, False), "split": (2, False), "join": (2, False), "title": (1, False),
@@ -46,3 +48,6 @@ def check_start_options(driver: str, opts: dict[str, str]) -> None:
                 goregexp.check(opts[key])
     if driver in ("json-file", "syslog") and opts.get("tag"):
         gotemplate.check("log-tag", opts["tag"], TAG_FUNCS, LOGGER_INFO)
+    if driver == "syslog" and syslog.parse_address(opts.get("syslog-address", "")).proto == "tcp+tls":
+        # the CA, certificate and key files are read (tlsconfig.Client) only for a tcp+tls address
+        syslogtls.client_context(opts)

@@ -3,6 +3,8 @@
 Never blocks the log daemon: datagram sockets drop what the kernel refuses, stream
 sockets are non-blocking with a bounded send buffer (records beyond it are
 dropped and counted), and a lost connection is redialled at most once a second.
+`tcp+tls` (syslogtls.py) is a stream too: its handshake goes on a step per tick,
+records wait in the same bounded buffer meanwhile.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import errno
 import logging
 import os
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +22,7 @@ from urllib.parse import urlsplit
 from ...errors import InvalidParameter
 from .attrs import DEFAULT_TAG, parse_tag
 from .base import STDERR, ContainerInfo, LogRecord
+from .syslogtls import check_host, client_context, handshake_error
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +38,12 @@ FACILITIES = {
 FORMATS = ("", "rfc3164", "rfc5424", "rfc5424micro")
 SEV_INFO, SEV_ERR = 6, 3
 MAX_PENDING = 1 << 20  # bytes waiting for a slow stream receiver before records are dropped
+TLS_CHUNK = 16384  # one TLS record's worth per write
 
 
 @dataclass
 class Address:
-    proto: str  # unix, unixgram, udp, tcp ("" : the local syslog socket)
+    proto: str  # unix, unixgram, udp, tcp, tcp+tls ("" : the local syslog socket)
     addr: str | tuple[str, int]
 
 
@@ -55,9 +60,7 @@ def parse_address(address: str) -> Address:
         if not os.path.exists(u.path):
             raise InvalidParameter(f"stat {u.path}: no such file or directory")
         return Address(u.scheme, u.path)
-    if u.scheme == "tcp+tls":
-        raise InvalidParameter("syslog over tcp+tls is not supported by dockyard")
-    if u.scheme not in ("udp", "tcp"):
+    if u.scheme not in ("udp", "tcp", "tcp+tls"):
         raise InvalidParameter(f"unsupported scheme: '{u.scheme}'")
     host, port = u.hostname or "", 514
     try:
@@ -94,8 +97,11 @@ def _describe(a: Address) -> str:
     return a.addr
 
 
-def dial(a: Address, timeout: float = 5.0) -> socket.socket:
-    """Connect as srslog's Dial does; an error says what Go's net.Dial would say."""
+def dial(a: Address, timeout: float = 5.0, tls: ssl.SSLContext | None = None) -> socket.socket:
+    """Connect as srslog's Dial does; an error says what Go's net.Dial would say.
+
+    tcp+tls: with `tls`, the whole handshake within `timeout` (the check at start);
+    without, the TCP connection only (the driver then shakes hands without blocking)."""
     proto = a.proto or "unixgram"
     if proto in ("unix", "unixgram"):
         kinds = [socket.SOCK_STREAM] if proto == "unix" else [socket.SOCK_DGRAM]
@@ -113,6 +119,8 @@ def dial(a: Address, timeout: float = 5.0) -> socket.socket:
                 s.close()
                 last = exc
         raise _dial_error(proto, _describe(a), last)
+    if proto == "tcp+tls":
+        proto = "tcp"  # crypto/tls dials "tcp": its errors say so
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     try:
         infos = socket.getaddrinfo(a.addr[0], a.addr[1], type=kind)
@@ -123,11 +131,31 @@ def dial(a: Address, timeout: float = 5.0) -> socket.socket:
     try:
         s.settimeout(timeout)
         s.connect(sockaddr)
-        s.setblocking(False)
-        return s
     except OSError as exc:
         s.close()
         raise _dial_error(proto, _describe(a), exc) from None
+    if tls is not None:
+        return _shake_hands(s, tls, a.addr[0])
+    s.setblocking(False)
+    return s
+
+
+def _shake_hands(s: socket.socket, tls: ssl.SSLContext, host: str) -> ssl.SSLSocket:
+    try:
+        t = tls.wrap_socket(s, server_hostname=host or None)  # handshakes within s's timeout
+        if tls.verify_mode != ssl.CERT_NONE:
+            check_host(t, host)
+    except (ssl.SSLError, ConnectionError) as exc:
+        s.close()
+        raise InvalidParameter(handshake_error(exc)) from None
+    except socket.timeout:
+        s.close()
+        raise InvalidParameter("tls: handshake timed out") from None
+    except InvalidParameter:
+        t.close()
+        raise
+    t.setblocking(False)
+    return t
 
 
 def _dial_error(proto: str, addr: str, exc: OSError | None) -> InvalidParameter:
@@ -166,7 +194,12 @@ class SyslogDriver:
         self.tag = parse_tag(info, opts, DEFAULT_TAG)
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
+        self.tls = client_context(opts) if self.address.proto == "tcp+tls" else None
+        # dockerd frames rfc5424 over TLS by octet counting (RFC 5425), everything else by a newline
+        self.octet_counting = self.tls is not None and self.format in ("rfc5424", "rfc5424micro")
         self.sock: socket.socket | None = None
+        self.handshaking = False
+        self.inflight = 0  # bytes of a TLS write to repeat as they were (OpenSSL's rule after WANT_WRITE)
         self.stream = False
         self.pending = bytearray()
         self.dropped = 0
@@ -184,6 +217,30 @@ class SyslogDriver:
             log.warning("syslog %s: %s", _describe(self.address), exc.message)
             return False
         self.stream = self.sock.type == socket.SOCK_STREAM
+        if self.tls is not None:
+            self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.address.addr[0] or None,
+                                             do_handshake_on_connect=False)
+            self.handshaking, self.inflight = True, 0
+        return True
+
+    def _handshake(self) -> bool:
+        """One non-blocking step of the TLS handshake; True once it is done."""
+        assert isinstance(self.sock, ssl.SSLSocket)
+        try:
+            self.sock.do_handshake()
+            if self.tls is not None and self.tls.verify_mode != ssl.CERT_NONE:
+                check_host(self.sock, self.address.addr[0])
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False
+        except InvalidParameter as exc:
+            log.warning("syslog %s: %s", _describe(self.address), exc.message)
+            self._reset()
+            return False
+        except OSError as exc:
+            log.warning("syslog %s: %s", _describe(self.address), handshake_error(exc))
+            self._reset()
+            return False
+        self.handshaking = False
         return True
 
     def write(self, rec: LogRecord) -> None:
@@ -194,6 +251,8 @@ class SyslogDriver:
         msg = format_message(self.format, self.facility << 3 | sev, self.tag,
                              line.decode(errors="replace"), self.hostname, self.pid)
         data = (msg + "\n").encode()
+        if self.octet_counting:
+            data = b"%d " % len(data) + data
         if not self._connect():
             self.dropped += 1
             return
@@ -218,18 +277,44 @@ class SyslogDriver:
             if self.stream and self.pending and self.sock is None:
                 self._connect()
             return
+        if self.handshaking and not self._handshake():
+            return
+        if self.tls is not None and not self._discard_incoming():
+            return
         try:
-            n = self.sock.send(self.pending)
-            del self.pending[:n]
-        except BlockingIOError:
+            if self.tls is None:
+                del self.pending[:self.sock.send(self.pending)]
+            while self.tls is not None and self.pending:
+                # a TLS write refused for now (WANT_WRITE) is repeated with the same bytes
+                chunk = self.pending[:self.inflight or TLS_CHUNK]
+                self.inflight = len(chunk)
+                n = self.sock.send(chunk)
+                self.inflight = 0
+                del self.pending[:n]
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass
         except OSError:
             self._reset()
+
+    def _discard_incoming(self) -> bool:
+        """Read what a TLS receiver sends (session tickets, its close): left unread, closing
+        our end would reset the connection and the receiver lose what it had not read yet.
+        False when the receiver has gone (then, as srslog, the next record redials)."""
+        try:
+            while self.sock.recv(4096):
+                pass
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return True
+        except OSError:
+            pass
+        self._reset()
+        return False
 
     def _reset(self) -> None:
         if self.sock is not None:
             self.sock.close()
         self.sock = None
+        self.handshaking, self.inflight = False, 0
 
     def close(self) -> None:
         if self.stream and self.pending and self.sock is not None:
@@ -239,4 +324,6 @@ class SyslogDriver:
                 self.flush()
                 if self.pending:
                     time.sleep(0.01)
+        if self.tls is not None and self.sock is not None and not self.handshaking:
+            self._discard_incoming()
         self._reset()
