@@ -250,7 +250,7 @@ def test_none_driver_runs_and_refuses_logs_as_dockerd(engine, api):
     (["--log-opt", "max-file=0"], "max-file cannot be less than 1"),
     (["--log-opt", "bogus=1"], "unknown log opt 'bogus' for json-file log driver"),
     (["--log-driver", "local", "--log-opt", "labels-x=1"], "unknown log opt 'labels-x' for log driver local"),
-    (["--log-driver", "syslog", "--log-opt", "syslog-format=x"], "invalid syslog format"),
+    (["--log-driver", "syslog", "--log-opt", "syslog-format=x"], "Invalid syslog format"),
     (["--log-driver", "syslog", "--log-opt", "syslog-address=ftp://h"], "unsupported scheme: 'ftp'"),
 ])
 def test_bad_log_configs_are_400s_and_create_nothing(engine, api, args, message):

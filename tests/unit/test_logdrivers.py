@@ -274,7 +274,7 @@ def test_local_defaults_are_dockerds():
     ("local", {"max-file": "1"}, "compression cannot be enabled when max file count is 1"),
     ("syslog", {"syslog-address": "http://x"}, "unsupported scheme: 'http'"),
     ("syslog", {"syslog-facility": "nope"}, "invalid syslog facility"),
-    ("syslog", {"syslog-format": "nope"}, "invalid syslog format"),
+    ("syslog", {"syslog-format": "nope"}, "Invalid syslog format"),
     ("syslog", {"syslog-address": "unix:///nonexistent/sock"}, "stat /nonexistent/sock: no such file or directory"),
     ("json-file", {"mode": "fast"}, "logger: logging mode not supported: fast"),
     ("json-file", {"max-buffer-size": "1m"}, "logger: max-buffer-size option is only supported with 'mode=non-blocking'"),

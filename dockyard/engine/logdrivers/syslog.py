@@ -88,7 +88,7 @@ def validate(opts: dict[str, str]) -> None:
     parse_address(opts.get("syslog-address", ""))
     parse_facility(opts.get("syslog-facility", ""))
     if opts.get("syslog-format", "") not in FORMATS:
-        raise InvalidParameter("invalid syslog format")
+        raise InvalidParameter("Invalid syslog format")
 
 
 def _describe(a: Address) -> str:
