@@ -192,6 +192,7 @@ class ScriptedUpstream:
         self.lie = lie
         self.release = threading.Event()
         self.gets = 0
+        self.sent = 0  # body bytes written to the proxy
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -223,8 +224,10 @@ class ScriptedUpstream:
         self.gets += 1
         half = len(data) // 2
         await resp.write(bytes(data[:half]))
-        await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
+        self.sent += half
+        await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 120)
         await resp.write(bytes(data[half:]))
+        self.sent += len(data) - half
         await resp.write_eof()
         return resp
 
@@ -256,9 +259,13 @@ def _read_prefix(url: str, n: int) -> tuple[socket.socket, bytes, int]:
 
 
 def _read_rest(s: socket.socket, want: int) -> bytes:
+    """Up to `want` more body bytes: fewer when the server cuts the connection."""
     out = b""
     while len(out) < want:
-        chunk = s.recv(1 << 20)
+        try:
+            chunk = s.recv(1 << 20)
+        except ConnectionResetError:
+            break
         if not chunk:
             break
         out += chunk
@@ -303,6 +310,73 @@ def test_digest_mismatch_stores_nothing_and_cuts_the_client(registry_factory):
         assert "nothing stored" in px.log_tail()
     finally:
         up.close()
+
+
+def test_followers_stream_the_inflight_blob_as_it_arrives(registry_factory):
+    """Clients asking for a blob the cache is already fetching get its bytes as they come from
+    the upstream (not once it is stored), even when the first client leaves; one upstream GET."""
+    blob = os.urandom(6 << 20)
+    up = ScriptedUpstream(blob)  # sends 3 MiB, then holds the rest until `release`
+    try:
+        px = _proxy(registry_factory, f"http://127.0.0.1:{up.port}", "proxy-followers")
+        url = f"{px.url}/v2/lib/big/blobs/{up.digest}"
+        leader, first, length = _read_prefix(url, 1 << 20)
+        assert length == len(blob) and blob.startswith(first)
+        followers = [_read_prefix(url, 1 << 20) for _ in range(3)]
+        # every follower has its Content-Length and ≥ 1 MiB while the upstream holds half the blob
+        assert not up.release.is_set() and up.sent < len(blob)
+        for _, got, flen in followers:
+            assert flen == len(blob) and len(got) >= 1 << 20 and blob.startswith(got)
+        # a Range inside what has arrived is answered meanwhile; one reaching the end waits for it
+        r = requests.get(url, headers={"Range": "bytes=1000-2000"}, timeout=120)
+        assert r.status_code == 206 and r.content == blob[1000:2001]
+        assert r.headers["Content-Range"] == f"bytes 1000-2000/{len(blob)}"
+        r = requests.head(url, timeout=120)  # HEAD: the upstream's length, at once
+        assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(blob)
+        assert up.sent < len(blob) and not _stored(px, up.digest)
+        leader.close()  # the first client leaving does not stop the fetch the others ride on
+        with ThreadPoolExecutor(1) as pool:
+            tail = pool.submit(requests.get, url, headers={"Range": "bytes=-10"}, timeout=120)
+            up.release.set()
+            for sock, got, _ in followers:
+                assert got + _read_rest(sock, len(blob) - len(got)) == blob
+            assert tail.result().status_code == 206 and tail.result().content == blob[-10:]
+        assert up.gets == 1
+        assert _wait_for(lambda: _stored(px, up.digest))
+        assert requests.get(url, timeout=120).content == blob  # now from storage
+        assert up.gets == 1
+    finally:
+        up.close()
+
+
+def test_digest_mismatch_cuts_the_leader_and_every_follower(registry_factory):
+    blob = os.urandom(6 << 20)
+    up = ScriptedUpstream(blob, lie=True)
+    try:
+        px = _proxy(registry_factory, f"http://127.0.0.1:{up.port}", "proxy-liar-followers")
+        url = f"{px.url}/v2/lib/bad/blobs/{up.digest}"
+        clients = [_read_prefix(url, 1 << 20) for _ in range(3)]  # the first leads, two follow
+        assert not up.release.is_set()
+        up.release.set()
+        for sock, got, length in clients:
+            assert length == len(blob) and len(got) >= 1 << 20
+            rest = _read_rest(sock, length - len(got))
+            assert len(got) + len(rest) < length  # cut short: none gets a complete-looking body
+        assert up.gets == 1
+        assert _wait_for(lambda: "nothing stored" in px.log_tail())
+        assert not _stored(px, up.digest)
+        assert not list((px.root / "repositories").rglob("_uploads/*/data"))
+    finally:
+        up.close()
+
+
+def _wait_for(cond, limit: float = 60) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
 
 
 # --- other upstreams --------------------------------------------------------------------
