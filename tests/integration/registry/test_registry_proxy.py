@@ -432,3 +432,109 @@ def test_distribution_upstream_with_skopeo(registry_factory, distribution_upstre
     assert _stored(px, info["layer"])
     data = (tmp_path / "o/blobs/sha256" / info["layer"].split(":")[1]).read_bytes()
     assert "sha256:" + hashlib.sha256(data).hexdigest() == info["layer"]
+
+
+class ThrottleGate:
+    """A TCP forwarder between the cache and a real upstream.  Bytes from the upstream pass
+    while `forwarded` is under `limit` (None: no limit); the request bytes going up are kept so
+    a test can count the upstream's GETs."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.limit: int | None = None
+        self.forwarded = 0
+        self.requests = bytearray()
+        self.cond = threading.Condition()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.socks: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def set_limit(self, limit: int | None) -> None:
+        with self.cond:
+            self.limit = limit
+            self.cond.notify_all()
+
+    def gets(self, path: str) -> int:
+        with self.cond:
+            return self.requests.count(f"GET {path} ".encode())
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self.target)
+            self.socks += [client, up]
+            threading.Thread(target=self._pump, args=(client, up, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, throttled: bool) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                with self.cond:
+                    if not throttled:
+                        self.requests += data
+                    else:
+                        while self.limit is not None and self.forwarded + len(data) > self.limit:
+                            if not self.cond.wait(120):
+                                raise TimeoutError("gate never reopened")
+                        self.forwarded += len(data)
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.set_limit(None)
+        for s in self.socks:
+            s.close()
+
+
+def test_followers_stream_through_a_throttled_distribution_upstream(registry_factory, distribution_upstream,
+                                                                     tmp_path):
+    """Debian's Distribution upstream behind a TCP gate that stalls its blob mid-way: a raw
+    follower of the first client's fetch has ≥ 1 MiB while the gate still holds most of the
+    blob; skopeo pulls the image meanwhile (joining the fetch, or from storage if it comes
+    late); all get the blob; Distribution is asked for it once."""
+    layer = os.urandom(8 << 20)
+    _push_image(f"http://{distribution_upstream}", "thr/img", "v1", [layer], session=requests.Session())
+    gate = ThrottleGate(distribution_upstream)
+    try:
+        px = _proxy(registry_factory, f"http://127.0.0.1:{gate.port}", "proxy-throttled")
+        man = requests.get(f"{px.url}/v2/thr/img/manifests/v1", headers={"Accept": OCI_MANIFEST}).json()
+        assert requests.get(f"{px.url}/v2/thr/img/blobs/{man['config']['digest']}").status_code == 200
+        digest = man["layers"][0]["digest"]
+        url = f"{px.url}/v2/thr/img/blobs/{digest}"
+        gate.set_limit(gate.forwarded + (3 << 20))  # headers and ~3 MiB of the layer, then a stall
+        leader, first, length = _read_prefix(url, 1 << 20)
+        follower, got, flen = _read_prefix(url, 1 << 20)
+        with gate.cond:
+            assert gate.limit is not None and gate.forwarded < len(layer)  # the upstream is not done
+        assert length == flen == len(layer) and len(got) >= 1 << 20 and layer.startswith(got)
+        out = tmp_path / "out"
+        sk = subprocess.Popen(["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false",
+                               f"docker://{px.host}/thr/img:v1", f"dir:{out}"],  # dir: keeps the blob as is
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # once skopeo has its manifest, its layer GET joins the fetch the gate holds
+            assert _wait_for(lambda: px.log_tail().count("GET /v2/thr/img/manifests/v1 ") >= 2)
+            gate.set_limit(None)
+            assert first + _read_rest(leader, length - len(first)) == layer
+            assert got + _read_rest(follower, flen - len(got)) == layer
+            _, err = sk.communicate(timeout=120)
+            assert sk.returncode == 0, err + px.log_tail()
+        finally:
+            if sk.poll() is None:
+                sk.kill()
+                sk.wait()
+        assert (out / digest.split(":")[1]).read_bytes() == layer
+        assert gate.gets(f"/v2/thr/img/blobs/{digest}") == 1
+        assert _wait_for(lambda: _stored(px, digest))
+    finally:
+        gate.close()
