@@ -30,7 +30,8 @@ _READ = 1 << 20  # bytes read from the spool per write to a client
 
 
 class InflightBlob:
-    def __init__(self, spool_dir: str) -> None:
+    def __init__(self, repo: str, spool_dir: str) -> None:
+        self.repo = repo  # the repository the blob is fetched (and stored) for
         self.size: int | None = None  # the upstream's Content-Length, once it answered
         self.started = False  # the upstream answered 200
         self.safe = 0  # bytes the clients may send (all written but the newest chunk, until verified)
@@ -90,7 +91,7 @@ class InflightBlob:
 
     async def _serve(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
         await self._until(lambda: self.started)
-        if not self.started and self.error is not None:
+        if self.error is not None:  # failed before this client had an answer: a clean error
             raise self.error
         size = self.size
         start, end, status = 0, size, 200

@@ -10,7 +10,8 @@ A repository on a proxy is a cache of the same repository upstream:
   asking for the blob meanwhile reads as it grows (`inflight.py`), so no client waits for the
   whole blob to be stored.  The last chunk is held back until the digest is verified: on a
   mismatch every client's connection is cut short (none can mistake its body for complete)
-  and nothing is stored.
+  and nothing is stored.  A client of another repository joins the fetch once the upstream
+  confirms (HEAD) that repository has the blob too.
 - A blob already cached for another repository is linked after a HEAD upstream confirms the
   repository has it (a digest is not a licence to read another repository's content).
 - Writes (push, delete) are refused with Distribution's 405 UNSUPPORTED.
@@ -59,7 +60,7 @@ class PullThrough:
         self._creds = Credentials(cfg.username or "", cfg.password or "")
         self._client: RegistryClient | None = None
         self._checked: dict[tuple[str, str], float] = {}  # (repo, tag) -> monotonic time of the last check
-        self._inflight: dict[tuple[str, str], InflightBlob] = {}  # (repo, digest) -> its fetch
+        self._inflight: dict[str, InflightBlob] = {}  # digest -> its fetch
 
     @property
     def client(self) -> RegistryClient:
@@ -146,7 +147,7 @@ class PullThrough:
     async def blob(self, request: web.Request, repo: str, d: Digest) -> web.StreamResponse | None:
         """For a blob `repo` does not link locally: a response streamed from the upstream, or
         None once the blob is linked locally (the caller then serves it from storage)."""
-        key = (repo, str(d))  # per repository: another one's fetch is no proof this one has the blob
+        key = str(d)
         if await asyncio.to_thread(self.reg.blobs.is_linked, repo, d):
             self.count("blob", "hit")
             return None
@@ -157,13 +158,15 @@ class PullThrough:
                     await asyncio.to_thread(self.reg.blobs.link, repo, d)
                     self.count("blob", "hit")
                     return None
-                raise blob_unknown(str(d))
+                raise blob_unknown(key)
             fetch = self._inflight.get(key)  # one may have started during the awaits
             if fetch is None:
                 if request.method == "HEAD":
                     return await self._head(request, repo, d)
-                fetch = self._inflight[key] = InflightBlob(self.reg.lock_dir)
-                fetch.task = asyncio.create_task(self._fetch(fetch, repo, d))
+                fetch = self._inflight[key] = InflightBlob(repo, self.reg.lock_dir)
+                fetch.task = asyncio.create_task(self._fetch(fetch, d))
+        if fetch.repo != repo and not await self._upstream_has(repo, d):
+            raise blob_unknown(key)  # another repository's fetch is no licence to read it here
         return await fetch.serve(request, _blob_headers(d))
 
     async def _upstream_has(self, repo: str, d: Digest) -> bool:
@@ -191,9 +194,10 @@ class PullThrough:
         await resp.write_eof()
         return resp
 
-    async def _fetch(self, fetch: InflightBlob, repo: str, d: Digest) -> None:
+    async def _fetch(self, fetch: InflightBlob, d: Digest) -> None:
         """The one upstream GET of an in-flight blob: a task of its own, so no client leaving
         (the first one included) stops it; the others, and the cache, still want the bytes."""
+        repo = fetch.repo
         try:
             r = await self._open(repo, d)
             try:
@@ -202,9 +206,12 @@ class PullThrough:
                 r.release()
         except RegistryError as e:
             fetch.fail(e)
+        except Exception as e:  # storage trouble before the first byte: the clients get a 503
+            log.exception("pull-through of %s/%s failed", repo, d)
+            fetch.fail(RegistryError("UNAVAILABLE", f"pull-through failed: {e}"))
         finally:
             fetch.fail(blob_unknown(str(d)))  # a no-op once verified; wakes the clients if cancelled
-            del self._inflight[(repo, str(d))]
+            del self._inflight[str(d)]
             fetch.release()
 
     async def _pull(self, fetch: InflightBlob, r: Any, repo: str, d: Digest) -> None:

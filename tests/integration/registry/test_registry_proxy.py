@@ -186,8 +186,9 @@ class ScriptedUpstream:
     """/v2/ answers 200; one blob is served in two halves, the second after `release` is set;
     `lie` makes it serve different bytes under the same digest."""
 
-    def __init__(self, blob: bytes, lie: bool = False) -> None:
+    def __init__(self, blob: bytes, lie: bool = False, repos: set[str] | None = None) -> None:
         self.blob = blob
+        self.repos = repos  # the repositories that have the blob (None: all)
         self.digest = sha256(blob)
         self.lie = lie
         self.release = threading.Event()
@@ -211,7 +212,8 @@ class ScriptedUpstream:
         return web.json_response({})
 
     async def _blob(self, request: web.Request) -> web.StreamResponse:
-        if request.match_info["digest"] != self.digest:
+        if request.match_info["digest"] != self.digest or (self.repos is not None
+                                                            and request.match_info["repo"] not in self.repos):
             return web.json_response({"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown"}]}, status=404)
         data = bytearray(self.blob)
         if self.lie:
@@ -316,13 +318,16 @@ def test_followers_stream_the_inflight_blob_as_it_arrives(registry_factory):
     """Clients asking for a blob the cache is already fetching get its bytes as they come from
     the upstream (not once it is stored), even when the first client leaves; one upstream GET."""
     blob = os.urandom(6 << 20)
-    up = ScriptedUpstream(blob)  # sends 3 MiB, then holds the rest until `release`
+    up = ScriptedUpstream(blob, repos={"lib/big", "lib/twin"})  # sends 3 MiB, holds the rest until `release`
     try:
         px = _proxy(registry_factory, f"http://127.0.0.1:{up.port}", "proxy-followers")
         url = f"{px.url}/v2/lib/big/blobs/{up.digest}"
         leader, first, length = _read_prefix(url, 1 << 20)
         assert length == len(blob) and blob.startswith(first)
-        followers = [_read_prefix(url, 1 << 20) for _ in range(3)]
+        # two of the same repository, one of another the upstream confirms has the blob too
+        followers = [_read_prefix(u, 1 << 20) for u in (url, url, url.replace("/lib/big/", "/lib/twin/"))]
+        r = requests.get(url.replace("/lib/big/", "/lib/stranger/"), timeout=120)  # not upstream: no bytes
+        assert r.status_code == 404 and error_codes(r) == ["BLOB_UNKNOWN"]
         # every follower has its Content-Length and ≥ 1 MiB while the upstream holds half the blob
         assert not up.release.is_set() and up.sent < len(blob)
         for _, got, flen in followers:
