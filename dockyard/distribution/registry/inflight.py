@@ -26,7 +26,8 @@ from .ranges import parse_range
 
 log = logging.getLogger("dockyard.registry.proxy")
 
-_READ = 1 << 20  # bytes read from the spool per write to a client
+_READ = 1 << 20  # most bytes read from the spool per write to a client
+_BATCH = 256 << 10  # a client wakes for this much new data (or the end): not for every small chunk
 
 
 class InflightBlob:
@@ -116,8 +117,8 @@ class InflightBlob:
             return resp
         pos = start
         while end is None or pos < end:
-            at = pos
-            await self._until(lambda: self.safe > at or self.verified)
+            want = pos + _BATCH if end is None else min(pos + _BATCH, end)
+            await self._until(lambda: self.safe >= want or self.verified)
             if self.error is not None:
                 log.info("cutting a client off a failed pull-through")
                 if request.transport is not None:
