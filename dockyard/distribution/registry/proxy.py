@@ -211,7 +211,8 @@ class PullThrough:
             fetch.fail(RegistryError("UNAVAILABLE", f"pull-through failed: {e}"))
         finally:
             fetch.fail(blob_unknown(str(d)))  # a no-op once verified; wakes the clients if cancelled
-            del self._inflight[str(d)]
+            if self._inflight.get(str(d)) is fetch:
+                del self._inflight[str(d)]
             fetch.release()
 
     async def _pull(self, fetch: InflightBlob, r: Any, repo: str, d: Digest) -> None:
