@@ -165,8 +165,10 @@ class PullThrough:
                     return await self._head(request, repo, d)
                 fetch = self._inflight[key] = InflightBlob(repo, self.reg.lock_dir)
                 fetch.task = asyncio.create_task(self._fetch(fetch, d))
+                return await fetch.serve(request, _blob_headers(d))
         if fetch.repo != repo and not await self._upstream_has(repo, d):
             raise blob_unknown(key)  # another repository's fetch is no licence to read it here
+        self.count("blob", "hit")  # served by the cache: no upstream request of its own
         return await fetch.serve(request, _blob_headers(d))
 
     async def _upstream_has(self, repo: str, d: Digest) -> bool:

@@ -349,7 +349,7 @@ def test_followers_stream_the_inflight_blob_as_it_arrives(registry_factory):
         assert up.gets == 1
         assert _wait_for(lambda: _stored(px, up.digest))
         assert requests.get(url, timeout=120).content == blob  # now from storage
-        assert up.gets == 1
+        assert up.gets == 1 and _metrics(px)[("blob", "miss")] == 1  # the followers were cache hits
     finally:
         up.close()
 
