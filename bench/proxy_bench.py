@@ -1,7 +1,7 @@
 """Pull-through cache benchmark: a 30-layer image pulled through a proxy, cold and warm,
 against pulling it straight from the upstream.
 
-    python bench/proxy_bench.py [--layers 30] [--layer-kib 2048] [--concurrency 3] [--rounds 3]
+    python bench/proxy_bench.py [--layers 30] [--layer-kib 2048] [--concurrency 3] [--rounds 3] [--clients 1]
 
 The upstream is a `dockyard registry` (filesystem storage) holding one image of N random
 layers.  In front of it, one after the other: a `dockyard registry` with `proxy:` and
@@ -9,7 +9,9 @@ Debian's docker-registry (CNCF Distribution 2.8) with `proxy:`, each on a fresh 
 pull is what `docker pull` does on the wire: the manifest by tag, the config, then the
 layers `concurrency` at a time (dockerd's default is 3), every body read to the end.
 "Cold" is the first pull through an empty cache (each blob fetched from the upstream while
-it streams to the client); "warm" is the median of the next `rounds` pulls.
+it streams to the client), by `clients` pullers at once (its time is the slowest's, and "first
+byte" the longest any of them waited for a blob's first byte); "warm" is the median of the
+next `rounds` pulls.
 """
 
 from __future__ import annotations
@@ -86,11 +88,12 @@ async def push_image(port: int, repo: str, layers: int, layer_size: int) -> None
             assert r.status == 201, await r.text()
 
 
-async def pull(port: int, repo: str, concurrency: int) -> tuple[float, int]:
-    """One docker-like pull; (seconds, bytes)."""
+async def pull(port: int, repo: str, concurrency: int) -> tuple[float, int, float]:
+    """One docker-like pull; (seconds, bytes, longest wait for a blob's first byte)."""
     base = f"http://127.0.0.1:{port}/v2/{repo}"
     t0 = time.perf_counter()
     total = 0
+    first_byte = 0.0
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as s:
         async with s.get(f"{base}/manifests/latest", headers={"Accept": OCI_MANIFEST}) as r:
             assert r.status == 200, await r.text()
@@ -98,24 +101,38 @@ async def pull(port: int, repo: str, concurrency: int) -> tuple[float, int]:
         sem = asyncio.Semaphore(concurrency)
 
         async def get(desc: dict) -> int:
-            async with sem, s.get(f"{base}/blobs/{desc['digest']}") as r:
-                assert r.status == 200, (r.status, await r.text())
-                h, n = hashlib.sha256(), 0
-                async for chunk in r.content.iter_chunked(1 << 20):
-                    h.update(chunk)
-                    n += len(chunk)
-                assert "sha256:" + h.hexdigest() == desc["digest"]
-                return n
+            async with sem:
+                asked = time.perf_counter()
+                async with s.get(f"{base}/blobs/{desc['digest']}") as r:
+                    assert r.status == 200, (r.status, await r.text())
+                    return await read(desc, r, asked)
+
+        async def read(desc: dict, r: aiohttp.ClientResponse, asked: float) -> int:
+            nonlocal first_byte
+            h, n = hashlib.sha256(), 0
+            async for chunk in r.content.iter_chunked(1 << 20):
+                if n == 0:
+                    first_byte = max(first_byte, time.perf_counter() - asked)
+                h.update(chunk)
+                n += len(chunk)
+            assert "sha256:" + h.hexdigest() == desc["digest"]
+            return n
 
         total += await get(man["config"])
         total += sum(await asyncio.gather(*(get(d) for d in man["layers"])))
-    return time.perf_counter() - t0, total
+    return time.perf_counter() - t0, total, first_byte
 
 
-def measure(port: int, repo: str, a: argparse.Namespace) -> tuple[float, float, int]:
-    cold, size = asyncio.run(pull(port, repo, a.concurrency))
+async def pulls(port: int, repo: str, a: argparse.Namespace) -> tuple[float, float]:
+    """`clients` pulls at once: (the slowest's seconds, the longest first-byte wait)."""
+    done = await asyncio.gather(*(pull(port, repo, a.concurrency) for _ in range(a.clients)))
+    return max(d[0] for d in done), max(d[2] for d in done)
+
+
+def measure(port: int, repo: str, a: argparse.Namespace) -> tuple[float, float, float]:
+    cold, first = asyncio.run(pulls(port, repo, a))
     warm = statistics.median(asyncio.run(pull(port, repo, a.concurrency))[0] for _ in range(a.rounds))
-    return cold, warm, size
+    return cold, first, warm
 
 
 def main() -> int:
@@ -124,6 +141,7 @@ def main() -> int:
     p.add_argument("--layer-kib", type=int, default=2048)
     p.add_argument("--concurrency", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--clients", type=int, default=1, help="pullers at once on the cold pull")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="proxy-bench-"))
     rows = []
@@ -132,25 +150,27 @@ def main() -> int:
         asyncio.run(push_image(up_port, "library/app", a.layers, a.layer_kib * 1024))
         direct = [asyncio.run(pull(up_port, "library/app", a.concurrency))[0] for _ in range(a.rounds)]
         size = asyncio.run(pull(up_port, "library/app", a.concurrency))[1]
-        rows.append(("direct from the upstream (dockyard)", None, statistics.median(direct)))
+        rows.append(("direct from the upstream (dockyard)", None, None, statistics.median(direct)))
         remote = {"proxy": {"remoteurl": f"http://127.0.0.1:{up_port}"}}
         for name, starter in (("dockyard proxy", lambda: start_dockyard(tmp / "dy-proxy", remote)),
                               ("Distribution 2.8 proxy", lambda: start_distribution(tmp / "dist-proxy", remote))):
             proc, port = starter()
             try:
-                cold, warm, _ = measure(port, "library/app", a)
-                rows.append((name, cold, warm))
+                cold, first, warm = measure(port, "library/app", a)
+                rows.append((name, cold, first, warm))
             finally:
                 stop(proc)
     finally:
         stop(up)
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{a.layers} layers x {a.layer_kib} KiB ({size / (1 << 20):.0f} MiB), {a.concurrency} at a time; "
-          f"warm = median of {a.rounds}")
-    print(f"| {'':38} | cold pull (s) | warm pull (s) |")
-    print(f"|{'-' * 40}|--------------:|--------------:|")
-    for name, cold, warm in rows:
-        print(f"| {name:38} | {'' if cold is None else f'{cold:.2f}':>13} | {warm:13.2f} |")
+          f"cold: {a.clients} client(s) at once; warm = median of {a.rounds}")
+    print(f"| {'':38} | cold pull (s) | cold first byte (s) | warm pull (s) |")
+    print(f"|{'-' * 40}|--------------:|--------------------:|--------------:|")
+    for name, cold, first, warm in rows:
+        c = "" if cold is None else f"{cold:.2f}"
+        f = "" if first is None else f"{first:.2f}"
+        print(f"| {name:38} | {c:>13} | {f:>19} | {warm:13.2f} |")
     return 0
 
 

@@ -23,6 +23,7 @@ from .errors import RegistryError, unsupported
 from .http_events import ACCOUNT_KEY, blob_target, manifest_target, notify
 from .mediatypes import OCI_INDEX, acceptable
 from .names import parse_digest, validate_name
+from .ranges import parse_range
 from .sendfile import serve_file
 from .service import Registry
 from .storage.driver import InvalidPath
@@ -34,7 +35,6 @@ log = logging.getLogger("dockyard.registry")
 API_VERSION = "registry/2.0"
 _BUFFER = 4 << 20  # bytes handed to the writer thread at a time
 REGISTRY_KEY = web.AppKey("registry", Registry)
-_RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)\Z")
 
 Handler = Callable[[web.Request, "Match"], Awaitable[web.StreamResponse]]
 
@@ -275,7 +275,7 @@ async def blob_get(request: web.Request, m: Match) -> web.StreamResponse:
     headers = {"Docker-Content-Digest": str(d), "Content-Type": "application/octet-stream",
                "ETag": f'"{d}"', "Accept-Ranges": "bytes", "Cache-Control": "max-age=31536000"}
     rng = request.headers.get("Range")
-    span = _parse_range(rng, info.size) if rng else None
+    span = parse_range(rng, info.size) if rng else None
     if span == "unsatisfiable":
         return _json({"errors": [{"code": "BLOB_UNKNOWN", "message": f"range {rng[:100]!r} not satisfiable",
                                   "detail": {"size": info.size}}]},
@@ -288,26 +288,6 @@ async def blob_get(request: web.Request, m: Match) -> web.StreamResponse:
             headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{info.size}"
         return await serve_file(request, local, status=status, start=start, length=length, headers=headers)
     return await _stream_blob(request, reg, d, info.size, headers, span)
-
-
-def _parse_range(value: str, size: int) -> "tuple[int, int] | str | None":
-    """One `bytes=a-b` range -> (start, end) inclusive; "unsatisfiable"; or None to ignore it."""
-    mr = _RANGE_RE.match(value.strip())
-    if not mr or not (mr.group(1) or mr.group(2)):
-        return None
-    a, b = mr.groups()
-    if a:
-        start = int(a)
-        end = min(int(b), size - 1) if b else size - 1
-        if b and int(b) < start:
-            return "unsatisfiable"  # bytes=500-0: 416, as Go's ServeContent and the OCI conformance suite
-    else:
-        if int(b) == 0:
-            return "unsatisfiable"
-        start, end = max(0, size - int(b)), size - 1
-    if start >= size:
-        return "unsatisfiable"
-    return start, end
 
 
 async def _stream_blob(request: web.Request, reg: Registry, d: Any, size: int,

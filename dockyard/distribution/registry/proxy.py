@@ -5,12 +5,13 @@ A repository on a proxy is a cache of the same repository upstream:
 - Manifests by digest are served locally once fetched (content-addressed: never stale).
   Tags are re-checked upstream when their last check is older than `ttl`; when the upstream
   cannot answer (down, 5xx, credentials refused) the cached manifest is served ("stale").
-- A blob missing locally is fetched from the upstream and *teed*: each chunk goes to the
-  client and into an upload session as it arrives, so the client never waits for the whole
-  blob to be stored.  The last chunk is held back until the digest is verified: on a
-  mismatch the client's connection is cut short (it cannot mistake the body for complete)
-  and nothing is stored.  Concurrent requests for a blob already being fetched wait for that
-  fetch and are then served from storage: the upstream sends each blob once.
+- A blob missing locally is fetched from the upstream once, by a task of its own, and *teed*:
+  each chunk goes into an upload session and into a local spool file that every client
+  asking for the blob meanwhile reads as it grows (`inflight.py`), so no client waits for the
+  whole blob to be stored.  The last chunk is held back until the digest is verified: on a
+  mismatch every client's connection is cut short (none can mistake its body for complete)
+  and nothing is stored.  A client of another repository joins the fetch once the upstream
+  confirms (HEAD) that repository has the blob too.
 - A blob already cached for another repository is linked after a HEAD upstream confirms the
   repository has it (a digest is not a licence to read another repository's content).
 - Writes (push, delete) are refused with Distribution's 405 UNSUPPORTED.
@@ -35,6 +36,7 @@ from ..client.registry import RegistryClient
 from . import locking
 from .config import ProxyConfig
 from .errors import RegistryError, blob_unknown, manifest_unknown, name_unknown
+from .inflight import InflightBlob
 from .manifests import Manifest
 from .names import Digest, digest_bytes, is_digest_ref, is_tag, parse_digest
 
@@ -58,7 +60,7 @@ class PullThrough:
         self._creds = Credentials(cfg.username or "", cfg.password or "")
         self._client: RegistryClient | None = None
         self._checked: dict[tuple[str, str], float] = {}  # (repo, tag) -> monotonic time of the last check
-        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._inflight: dict[str, InflightBlob] = {}  # digest -> its fetch
 
     @property
     def client(self) -> RegistryClient:
@@ -68,6 +70,10 @@ class PullThrough:
         return self._client
 
     async def close(self) -> None:
+        tasks = [f.task for f in self._inflight.values() if f.task is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._client is not None:
             await self._client.close()
 
@@ -142,31 +148,28 @@ class PullThrough:
         """For a blob `repo` does not link locally: a response streamed from the upstream, or
         None once the blob is linked locally (the caller then serves it from storage)."""
         key = str(d)
-        while True:
-            if await asyncio.to_thread(self.reg.blobs.is_linked, repo, d):
-                self.count("blob", "hit")
-                return None
-            pending = self._inflight.get(key)
-            if pending is not None:  # someone is fetching it: wait, then look again
-                await asyncio.shield(pending)
-                if await asyncio.to_thread(self.reg.blobs.global_stat, d) is None:
-                    raise blob_unknown(key)  # that fetch failed: do not retry in a loop
-                continue
+        if await asyncio.to_thread(self.reg.blobs.is_linked, repo, d):
+            self.count("blob", "hit")
+            return None
+        fetch = self._inflight.get(key)
+        if fetch is None:
             if await asyncio.to_thread(self.reg.blobs.global_stat, d) is not None:
                 if await self._upstream_has(repo, d):
                     await asyncio.to_thread(self.reg.blobs.link, repo, d)
                     self.count("blob", "hit")
                     return None
                 raise blob_unknown(key)
-            if request.method == "HEAD":
-                return await self._head(request, repo, d)
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._inflight[key] = fut
-            try:
-                return await self._tee(request, repo, d)
-            finally:
-                del self._inflight[key]
-                fut.set_result(None)
+            fetch = self._inflight.get(key)  # one may have started during the awaits
+            if fetch is None:
+                if request.method == "HEAD":
+                    return await self._head(request, repo, d)
+                fetch = self._inflight[key] = InflightBlob(repo, self.reg.lock_dir)
+                fetch.task = asyncio.create_task(self._fetch(fetch, d))
+                return await fetch.serve(request, _blob_headers(d))
+        if fetch.repo != repo and not await self._upstream_has(repo, d):
+            raise blob_unknown(key)  # another repository's fetch is no licence to read it here
+        self.count("blob", "hit")  # served by the cache: no upstream request of its own
+        return await fetch.serve(request, _blob_headers(d))
 
     async def _upstream_has(self, repo: str, d: Digest) -> bool:
         try:
@@ -193,8 +196,28 @@ class PullThrough:
         await resp.write_eof()
         return resp
 
-    async def _tee(self, request: web.Request, repo: str, d: Digest) -> web.StreamResponse:
-        r = await self._open(repo, d)
+    async def _fetch(self, fetch: InflightBlob, d: Digest) -> None:
+        """The one upstream GET of an in-flight blob: a task of its own, so no client leaving
+        (the first one included) stops it; the others, and the cache, still want the bytes."""
+        repo = fetch.repo
+        try:
+            r = await self._open(repo, d)
+            try:
+                await self._pull(fetch, r, repo, d)
+            finally:
+                r.release()
+        except RegistryError as e:
+            fetch.fail(e)
+        except Exception as e:  # storage trouble before the first byte: the clients get a 503
+            log.exception("pull-through of %s/%s failed", repo, d)
+            fetch.fail(RegistryError("UNAVAILABLE", f"pull-through failed: {e}"))
+        finally:
+            fetch.fail(blob_unknown(str(d)))  # a no-op once verified; wakes the clients if cancelled
+            if self._inflight.get(str(d)) is fetch:
+                del self._inflight[str(d)]
+            fetch.release()
+
+    async def _pull(self, fetch: InflightBlob, r: Any, repo: str, d: Digest) -> None:
         self.count("blob", "miss")
         size = r.content_length
         uploads = self.reg.uploads
@@ -208,23 +231,16 @@ class PullThrough:
             for c in chunks:
                 hasher.update(c)
 
-        resp = web.StreamResponse(status=200, headers=_blob_headers(d))
-        if size is not None:
-            resp.content_length = size
-        to_client = True
-        held = b""  # the newest chunk: sent only once the digest is verified
+        fetch.start(size)
         writing: asyncio.Future[None] | None = None
         buf: list[bytes] = []
         buffered = total = 0
         try:
-            await resp.prepare(request)
             async for chunk in r.content.iter_any():
                 total += len(chunk)
                 if size is not None and total > size:
                     raise _Mismatch(f"upstream sent more than its Content-Length {size}")
-                if to_client and held:
-                    to_client = await _send(resp, held)
-                held = chunk
+                await fetch.append(chunk)
                 buf.append(chunk)
                 buffered += len(chunk)
                 if buffered >= _STORE_BUFFER:
@@ -241,23 +257,20 @@ class PullThrough:
                 raise _Mismatch(f"upstream sent {total} bytes, Content-Length said {size}")
             if hasher.hexdigest() != d.hex:
                 raise _Mismatch(f"upstream content does not match {d}")
-        except Exception as e:
-            r.release()
-            if writing is not None and not writing.done():
-                await asyncio.wait([writing])
-            await asyncio.to_thread(_discard, uploads, session, repo, upload_id)
-            if isinstance(e, RegistryError):
-                raise
-            log.warning("pull-through of %s/%s failed, nothing stored: %s", repo, d, e)
-            # Cut the client's connection: a short body is the only way to say "bad" after a 200.
-            if request.transport is not None:
-                request.transport.abort()
-            return resp
-        r.release()
-        if to_client and held:
-            to_client = await _send(resp, held)
-        if to_client:
-            await resp.write_eof()
+        except BaseException as e:
+            try:
+                if writing is not None and not writing.done():
+                    await asyncio.wait([writing])
+                await asyncio.to_thread(_discard, uploads, session, repo, upload_id)
+                if isinstance(e, Exception):
+                    log.warning("pull-through of %s/%s failed, nothing stored: %s", repo, d, e)
+            finally:
+                # Cut every client: a short body is the only way to say "bad" after a 200.
+                fetch.fail(blob_unknown(str(d)))
+            if not isinstance(e, Exception):
+                raise  # cancelled: the registry is shutting down
+            return
+        fetch.verify()  # the clients get the last chunk while the blob is committed
 
         def finish() -> None:
             with locking.root_lock(self.reg.lock_dir, exclusive=False):
@@ -268,17 +281,6 @@ class PullThrough:
         except Exception:
             log.exception("storing the pulled-through blob %s in %s failed", d, repo)
             await asyncio.to_thread(_discard, uploads, session, repo, upload_id)
-        return resp
-
-
-async def _send(resp: web.StreamResponse, data: bytes) -> bool:
-    """Write to the client; False once it has gone (the fetch goes on, for the cache)."""
-    try:
-        await resp.write(data)
-        return True
-    except (ConnectionError, RuntimeError) as e:
-        log.info("client left during a pull-through: %s", e)
-        return False
 
 
 def _discard(uploads: Any, session: Any, repo: str, upload_id: str) -> None:

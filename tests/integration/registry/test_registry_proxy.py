@@ -186,12 +186,14 @@ class ScriptedUpstream:
     """/v2/ answers 200; one blob is served in two halves, the second after `release` is set;
     `lie` makes it serve different bytes under the same digest."""
 
-    def __init__(self, blob: bytes, lie: bool = False) -> None:
+    def __init__(self, blob: bytes, lie: bool = False, repos: set[str] | None = None) -> None:
         self.blob = blob
+        self.repos = repos  # the repositories that have the blob (None: all)
         self.digest = sha256(blob)
         self.lie = lie
         self.release = threading.Event()
         self.gets = 0
+        self.sent = 0  # body bytes written to the proxy
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -210,7 +212,8 @@ class ScriptedUpstream:
         return web.json_response({})
 
     async def _blob(self, request: web.Request) -> web.StreamResponse:
-        if request.match_info["digest"] != self.digest:
+        if request.match_info["digest"] != self.digest or (self.repos is not None
+                                                            and request.match_info["repo"] not in self.repos):
             return web.json_response({"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown"}]}, status=404)
         data = bytearray(self.blob)
         if self.lie:
@@ -223,8 +226,10 @@ class ScriptedUpstream:
         self.gets += 1
         half = len(data) // 2
         await resp.write(bytes(data[:half]))
-        await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
+        self.sent += half
+        await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 120)
         await resp.write(bytes(data[half:]))
+        self.sent += len(data) - half
         await resp.write_eof()
         return resp
 
@@ -256,9 +261,13 @@ def _read_prefix(url: str, n: int) -> tuple[socket.socket, bytes, int]:
 
 
 def _read_rest(s: socket.socket, want: int) -> bytes:
+    """Up to `want` more body bytes: fewer when the server cuts the connection."""
     out = b""
     while len(out) < want:
-        chunk = s.recv(1 << 20)
+        try:
+            chunk = s.recv(1 << 20)
+        except ConnectionResetError:
+            break
         if not chunk:
             break
         out += chunk
@@ -303,6 +312,76 @@ def test_digest_mismatch_stores_nothing_and_cuts_the_client(registry_factory):
         assert "nothing stored" in px.log_tail()
     finally:
         up.close()
+
+
+def test_followers_stream_the_inflight_blob_as_it_arrives(registry_factory):
+    """Clients asking for a blob the cache is already fetching get its bytes as they come from
+    the upstream (not once it is stored), even when the first client leaves; one upstream GET."""
+    blob = os.urandom(6 << 20)
+    up = ScriptedUpstream(blob, repos={"lib/big", "lib/twin"})  # sends 3 MiB, holds the rest until `release`
+    try:
+        px = _proxy(registry_factory, f"http://127.0.0.1:{up.port}", "proxy-followers")
+        url = f"{px.url}/v2/lib/big/blobs/{up.digest}"
+        leader, first, length = _read_prefix(url, 1 << 20)
+        assert length == len(blob) and blob.startswith(first)
+        # two of the same repository, one of another the upstream confirms has the blob too
+        followers = [_read_prefix(u, 1 << 20) for u in (url, url, url.replace("/lib/big/", "/lib/twin/"))]
+        r = requests.get(url.replace("/lib/big/", "/lib/stranger/"), timeout=120)  # not upstream: no bytes
+        assert r.status_code == 404 and error_codes(r) == ["BLOB_UNKNOWN"]
+        # every follower has its Content-Length and ≥ 1 MiB while the upstream holds half the blob
+        assert not up.release.is_set() and up.sent < len(blob)
+        for _, got, flen in followers:
+            assert flen == len(blob) and len(got) >= 1 << 20 and blob.startswith(got)
+        # a Range inside what has arrived is answered meanwhile; one reaching the end waits for it
+        r = requests.get(url, headers={"Range": "bytes=1000-2000"}, timeout=120)
+        assert r.status_code == 206 and r.content == blob[1000:2001]
+        assert r.headers["Content-Range"] == f"bytes 1000-2000/{len(blob)}"
+        r = requests.head(url, timeout=120)  # HEAD: the upstream's length, at once
+        assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(blob)
+        assert up.sent < len(blob) and not _stored(px, up.digest)
+        leader.close()  # the first client leaving does not stop the fetch the others ride on
+        with ThreadPoolExecutor(1) as pool:
+            tail = pool.submit(requests.get, url, headers={"Range": "bytes=-10"}, timeout=120)
+            up.release.set()
+            for sock, got, _ in followers:
+                assert got + _read_rest(sock, len(blob) - len(got)) == blob
+            assert tail.result().status_code == 206 and tail.result().content == blob[-10:]
+        assert up.gets == 1
+        assert _wait_for(lambda: _stored(px, up.digest))
+        assert requests.get(url, timeout=120).content == blob  # now from storage
+        assert up.gets == 1 and _metrics(px)[("blob", "miss")] == 1  # the followers were cache hits
+    finally:
+        up.close()
+
+
+def test_digest_mismatch_cuts_the_leader_and_every_follower(registry_factory):
+    blob = os.urandom(6 << 20)
+    up = ScriptedUpstream(blob, lie=True)
+    try:
+        px = _proxy(registry_factory, f"http://127.0.0.1:{up.port}", "proxy-liar-followers")
+        url = f"{px.url}/v2/lib/bad/blobs/{up.digest}"
+        clients = [_read_prefix(url, 1 << 20) for _ in range(3)]  # the first leads, two follow
+        assert not up.release.is_set()
+        up.release.set()
+        for sock, got, length in clients:
+            assert length == len(blob) and len(got) >= 1 << 20
+            rest = _read_rest(sock, length - len(got))
+            assert len(got) + len(rest) < length  # cut short: none gets a complete-looking body
+        assert up.gets == 1
+        assert _wait_for(lambda: "nothing stored" in px.log_tail())
+        assert not _stored(px, up.digest)
+        assert not list((px.root / "repositories").rglob("_uploads/*/data"))
+    finally:
+        up.close()
+
+
+def _wait_for(cond, limit: float = 60) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
 
 
 # --- other upstreams --------------------------------------------------------------------
@@ -358,3 +437,109 @@ def test_distribution_upstream_with_skopeo(registry_factory, distribution_upstre
     assert _stored(px, info["layer"])
     data = (tmp_path / "o/blobs/sha256" / info["layer"].split(":")[1]).read_bytes()
     assert "sha256:" + hashlib.sha256(data).hexdigest() == info["layer"]
+
+
+class ThrottleGate:
+    """A TCP forwarder between the cache and a real upstream.  Bytes from the upstream pass
+    while `forwarded` is under `limit` (None: no limit); the request bytes going up are kept so
+    a test can count the upstream's GETs."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.limit: int | None = None
+        self.forwarded = 0
+        self.requests = bytearray()
+        self.cond = threading.Condition()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.socks: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def set_limit(self, limit: int | None) -> None:
+        with self.cond:
+            self.limit = limit
+            self.cond.notify_all()
+
+    def gets(self, path: str) -> int:
+        with self.cond:
+            return self.requests.count(f"GET {path} ".encode())
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self.target)
+            self.socks += [client, up]
+            threading.Thread(target=self._pump, args=(client, up, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, throttled: bool) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                with self.cond:
+                    if not throttled:
+                        self.requests += data
+                    else:
+                        while self.limit is not None and self.forwarded + len(data) > self.limit:
+                            if not self.cond.wait(120):
+                                raise TimeoutError("gate never reopened")
+                        self.forwarded += len(data)
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.set_limit(None)
+        for s in self.socks:
+            s.close()
+
+
+def test_followers_stream_through_a_throttled_distribution_upstream(registry_factory, distribution_upstream,
+                                                                     tmp_path):
+    """Debian's Distribution upstream behind a TCP gate that stalls its blob mid-way: a raw
+    follower of the first client's fetch has ≥ 1 MiB while the gate still holds most of the
+    blob; skopeo pulls the image meanwhile (joining the fetch, or from storage if it comes
+    late); all get the blob; Distribution is asked for it once."""
+    layer = os.urandom(8 << 20)
+    _push_image(f"http://{distribution_upstream}", "thr/img", "v1", [layer], session=requests.Session())
+    gate = ThrottleGate(distribution_upstream)
+    try:
+        px = _proxy(registry_factory, f"http://127.0.0.1:{gate.port}", "proxy-throttled")
+        man = requests.get(f"{px.url}/v2/thr/img/manifests/v1", headers={"Accept": OCI_MANIFEST}).json()
+        assert requests.get(f"{px.url}/v2/thr/img/blobs/{man['config']['digest']}").status_code == 200
+        digest = man["layers"][0]["digest"]
+        url = f"{px.url}/v2/thr/img/blobs/{digest}"
+        gate.set_limit(gate.forwarded + (3 << 20))  # headers and ~3 MiB of the layer, then a stall
+        leader, first, length = _read_prefix(url, 1 << 20)
+        follower, got, flen = _read_prefix(url, 1 << 20)
+        with gate.cond:
+            assert gate.limit is not None and gate.forwarded < len(layer)  # the upstream is not done
+        assert length == flen == len(layer) and len(got) >= 1 << 20 and layer.startswith(got)
+        out = tmp_path / "out"
+        sk = subprocess.Popen(["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false",
+                               f"docker://{px.host}/thr/img:v1", f"dir:{out}"],  # dir: keeps the blob as is
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # once skopeo has its manifest, its layer GET joins the fetch the gate holds
+            assert _wait_for(lambda: px.log_tail().count("GET /v2/thr/img/manifests/v1 ") >= 2)
+            gate.set_limit(None)
+            assert first + _read_rest(leader, length - len(first)) == layer
+            assert got + _read_rest(follower, flen - len(got)) == layer
+            _, err = sk.communicate(timeout=120)
+            assert sk.returncode == 0, err + px.log_tail()
+        finally:
+            if sk.poll() is None:
+                sk.kill()
+                sk.wait()
+        assert (out / digest.split(":")[1]).read_bytes() == layer
+        assert gate.gets(f"/v2/thr/img/blobs/{digest}") == 1
+        assert _wait_for(lambda: _stored(px, digest))
+    finally:
+        gate.close()
