@@ -10,16 +10,13 @@ import lzma
 import random
 import tarfile
 import threading
-from pathlib import Path
 
 import pytest
 import zstandard
 
 from dockyard.errors import InvalidParameter
 from dockyard.store import compression
-from dockyard.store.content import ContentStore
 from dockyard.store.layers import LayerStore
-from dockyard.store.metadata import Database
 from dockyard.store.pipe import ChunkPipe, PipeClosed
 
 
@@ -151,14 +148,6 @@ def test_pipe_passes_bytes_and_errors():
 
 
 # ---------------------------------------------------------------- one-pass import
-
-
-@pytest.fixture
-def store(tmp_path):
-    db = Database(tmp_path / "meta.db")
-    s = LayerStore(tmp_path / "layers", db, ContentStore(tmp_path / "content"))
-    yield s
-    db.close()
 
 
 def _tar(files: dict[str, bytes]) -> bytes:

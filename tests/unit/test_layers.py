@@ -24,10 +24,7 @@ from hypothesis import strategies as st
 
 from dockyard.errors import InvalidParameter
 from dockyard.oci import digest as dg
-from dockyard.store.content import ContentStore
-from dockyard.store.layers import (OPAQUE_XATTR, LayerStore, classify_whiteout, clean_member_name,
-                                   unpack_tar)
-from dockyard.store.metadata import Database
+from dockyard.store.layers import OPAQUE_XATTR, classify_whiteout, clean_member_name, unpack_tar
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mknod, chown, trusted xattrs)")
 
@@ -242,15 +239,6 @@ def test_random_trees_unpack_as_described(tmp_path_factory, tree):
 
 
 # ------------------------------------------------------------------ the store
-
-@pytest.fixture
-def store(tmp_path):
-    db = Database(tmp_path / "meta.db")
-    content = ContentStore(tmp_path / "content")
-    s = LayerStore(tmp_path / "layers", db, content)
-    yield s
-    db.close()
-
 
 def _layer_file(tmp_path: Path, name: str, data: bytes) -> Path:
     p = tmp_path / name

@@ -9,17 +9,7 @@ import tarfile
 import pytest
 
 from dockyard.oci import digest as dg
-from dockyard.store.content import ContentStore
 from dockyard.store.layers import SKELETON, LayerStore
-from dockyard.store.metadata import Database
-
-
-@pytest.fixture
-def store(tmp_path):
-    db = Database(tmp_path / "meta.db")
-    s = LayerStore(tmp_path / "layers", db, ContentStore(tmp_path / "content"))
-    yield s
-    db.close()
 
 
 def _tar(entries: list[tuple], fmt=tarfile.PAX_FORMAT) -> bytes:
