@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from ... import goregexp, gotemplate
 from ...gotemplate import ANY, STRING, STRING_MAP, GoType
-from . import syslog, syslogtls
+from . import attrs, syslog, syslogtls
 
-# daemon/logger/templates: the functions a tag template may call besides Go's own (and their arity)
-TAG_FUNCS = {"json": (1, False), "split": (2, False), "join": (2, False), "title": (1, False),
-             "lower": (1, False), "upper": (1, False), "pad": (3, False), "truncate": (2, False)}
+# daemon/logger/templates: the functions a tag template may call besides Go's own, by arity
+# (none variadic), from the ones the tag is rendered with
+TAG_FUNCS = {name: (len(f.params), False) for name, f in attrs.TAG_FUNCS.items()}
 STRINGS = GoType("[]string")
 # time.Time's methods (Go 1.19, dockerd 20.10's) by arity; their results are not modelled
 TIME = GoType("time.Time", methods={**{m: (0, ANY) for m in (
