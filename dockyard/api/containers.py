@@ -41,16 +41,14 @@ async def list_(request: web.Request) -> web.Response:
     engine = request.app["engine"]
     ctrs = engine.containers.list(all=qbool(request, "all"), limit=qint(request, "limit", -1) or -1,
                                   filters=qfilters(request))
-    size = qbool(request, "size")
-    if not size:  # rows kept as JSON between requests (container_list.py)
+    if not qbool(request, "size"):  # rows kept as JSON between requests (container_list.py)
         return web.Response(body=request.app["container_rows"].render(ctrs), content_type="application/json")
     out = []
     networks = views.ResolveCache(engine.networks)  # network lookups shared by the rows
     for c in ctrs:
         e = views.list_entry(engine, c, networks)
-        if size:
-            e["SizeRw"] = await asyncio.to_thread(engine.containers.size_rw, c)
-            e["SizeRootFs"] = e["SizeRw"]
+        e["SizeRw"] = await asyncio.to_thread(engine.containers.size_rw, c)
+        e["SizeRootFs"] = e["SizeRw"]
         out.append(e)
     return json_response(out)
 
