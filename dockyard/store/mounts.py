@@ -101,7 +101,8 @@ def _volatile_option(work: Path) -> str:
     return ",volatile"
 
 
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 CLONE_NEWNS = 0x00020000
 _libc.unshare.argtypes = [ctypes.c_int]
 

@@ -25,7 +25,6 @@ from .model import Container
 
 PREFIX = "container:"
 HINT = "non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 
 
 def resolve_at_create(host_config: dict[str, Any], get: Callable[[str], Container]) -> None:
@@ -81,7 +80,8 @@ def _mount_shm(cdir: Path, size: int) -> Path:
     path = cdir / "shm"
     path.mkdir(exist_ok=True)
     if not mounts.is_mounted(path):
-        mounts.mount("shm", str(path), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"mode=1777,size={size}")
+        mounts.mount("shm", str(path), "tmpfs", mounts.MS_NOSUID | mounts.MS_NODEV | mounts.MS_NOEXEC,
+                     f"mode=1777,size={size}")
     return path
 
 
