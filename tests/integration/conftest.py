@@ -11,11 +11,18 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from engine_harness import EngineProcess  # noqa: E402
+from engine_harness import EngineProcess, kill_tmux_server  # noqa: E402
 
 from dockyard.testing.busybox import make_busybox_rootfs_tar  # noqa: E402
 
 BUSYBOX = "busybox:latest"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tmux_server():
+    """The tests' own tmux server (engine_harness.TMUX) ends with the test session."""
+    yield
+    kill_tmux_server()
 
 
 @pytest.fixture(scope="session")

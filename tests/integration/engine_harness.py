@@ -258,10 +258,23 @@ def _remove_iptables_rules(bridge: str) -> None:
 
 
 # tmux with a server of this test session's own: on the default socket, another session's last
-# kill-session ends the shared server while this one connects ("server exited unexpectedly")
-TMUX = ["tmux", "-L", f"dyk-{os.getpid()}"]
+# kill-session ends the shared server while this one connects ("server exited unexpectedly").
+# The same happens within one session (a test kills its last tmux session, then opens the
+# next): so the server stays up when it has no session left (exit-empty off) until
+# kill_tmux_server() at the end of the test session.
+_TMUX_CONF = Path(tempfile.gettempdir()) / f"dyk-tmux-{os.getpid()}.conf"
+_TMUX_CONF.write_text("set -g exit-empty off\n")
+TMUX = ["tmux", "-L", f"dyk-{os.getpid()}", "-f", str(_TMUX_CONF)]
 
 
 def tmux(*args: str) -> str:
     """A tmux command on the session's own server; its stdout."""
     return subprocess.run([*TMUX, *args], capture_output=True, text=True, timeout=20).stdout
+
+
+def kill_tmux_server() -> None:
+    """End the test session's tmux server, if one was started, and drop its config."""
+    subprocess.run([*TMUX, "kill-server"], capture_output=True, timeout=20)
+    _TMUX_CONF.unlink(missing_ok=True)
+    # tmux leaves its socket file behind
+    (Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / TMUX[2]).unlink(missing_ok=True)
