@@ -162,11 +162,11 @@ def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
         def screen() -> str:
             return tmux("capture-pane", "-p", "-t", session)
 
-        deadline = time.time() + 15
+        deadline = time.time() + 60
         while "/ #" not in screen() and time.time() < deadline:
             time.sleep(0.1)
         tmux("send-keys", "-t", session, "stty size; tty; echo mark$((6*7))", "Enter")
-        deadline = time.time() + 10
+        deadline = time.time() + 60
         while "mark42" not in screen() and time.time() < deadline:
             time.sleep(0.1)
         out = screen()
@@ -174,7 +174,7 @@ def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
         assert "40 120" in out or "39 120" in out, out  # tmux keeps a status line
         assert "/dev/pts/0" in out
         tmux("send-keys", "-t", session, "exit 3", "Enter")
-        deadline = time.time() + 10
+        deadline = time.time() + 60
         while "EXIT=" not in screen() and time.time() < deadline:
             time.sleep(0.1)
         assert "EXIT=3" in screen()
@@ -186,11 +186,11 @@ def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
                     f"env {envs} docker run -it --name tty_detach busybox sh; echo DETACHED=$?; sleep 30"],
                    check=True)
     try:
-        deadline = time.time() + 15
+        deadline = time.time() + 60
         while "/ #" not in tmux("capture-pane", "-p", "-t", session2) and time.time() < deadline:
             time.sleep(0.1)
         tmux("send-keys", "-t", session2, "C-p", "C-q")
-        deadline = time.time() + 10
+        deadline = time.time() + 60
         while "DETACHED=" not in tmux("capture-pane", "-p", "-t", session2) and time.time() < deadline:
             time.sleep(0.1)
         assert "DETACHED=0" in tmux("capture-pane", "-p", "-t", session2)
