@@ -440,17 +440,26 @@ class ContainerService:
         stage = "mount"
         net = netsetup.StartNetwork()
         self._torn_down.discard(cid)
+        mounting: asyncio.Future | None = None
         try:
             bundle.mkdir(parents=True, exist_ok=True)
-            if not mounts.is_mounted(rootfs):
-                # `run --rm`: the layer is deleted at exit, a crash included: never synced (as Podman)
-                await asyncio.to_thread(mount_rootfs, cdir, self.images.layer_dirs(c.image_id),
-                                        self.init_templates, bool(c.host_config.get("AutoRemove")))
+            if not mounts.is_mount_point(rootfs):
+                # `run --rm`: the layer is deleted at exit, a crash included: never synced (as Podman);
+                # mounted beside the network's setup (the two share nothing; the spec needs both)
+                mounting = asyncio.ensure_future(asyncio.to_thread(
+                    mount_rootfs, cdir, self.images.layer_dirs(c.image_id), self.init_templates,
+                    bool(c.host_config.get("AutoRemove"))))
             stage = "network"
-            await netsetup.setup(self.networks, c, self.get, net)
+            try:
+                await netsetup.setup(self.networks, c, self.get, net)
+            finally:
+                if mounting is not None:
+                    await asyncio.wait([mounting])  # settled before anything is undone
+            if mounting is not None:
+                stage = "mount"
+                mounting.result()
             stage = "spec"
-            spec = await asyncio.to_thread(self.bundles.prepare, c, rootfs, net.netns, net.ip, net.gateway)
-            (bundle / "config.json").write_text(json.dumps(spec))
+            await asyncio.to_thread(self.bundles.write, c, bundle, rootfs, net.netns, net.ip, net.gateway)
             stage = "logging"
             spool, spool_max = await self.logging.prepare_start(c, c.image_ref)
             stage = "runtime"
@@ -475,6 +484,8 @@ class ContainerService:
             stage = "runtime"
             await self.runtime.start(cid, handle.container_pid)
         except BaseException as exc:
+            if mounting is not None and mounting.done() and not mounting.cancelled():
+                mounting.exception()  # retrieved: the network's error, raised first, is the one reported
             await net.settle()  # an interface being plugged ends before anything is undone
             await self._rollback_start(c, exc, stage)
             raise
@@ -665,6 +676,7 @@ class ContainerService:
 
     async def _handle_exit(self, c: Container, engine_restart: bool = False) -> None:
         # conmon is gone: the log daemon writes its last output before anyone sees the exit
+        # (a `logs -f` ends once the state says exited)
         await self.logging.stopped(c.id)
         code = self.monitor.exit_code(c.id)
         bundle = self.bundle_dir(c.id)
@@ -725,7 +737,10 @@ class ContainerService:
         except OSError:
             await asyncio.to_thread(shutil.rmtree, d, True)
         else:
-            self._spawn(asyncio.to_thread(shutil.rmtree, trash, True))
+            # after the reply (the waiter wakes at once) and not beside it: a thread walking
+            # the tree takes the interpreter lock from the event loop in turns
+            asyncio.get_running_loop().call_later(
+                _TRASH_DELAY, lambda: self._spawn(asyncio.to_thread(shutil.rmtree, trash, True)))
 
     async def _delete_runtime_state(self, c: Container) -> None:
         try:
@@ -1149,6 +1164,10 @@ class ContainerService:
                 out["stopped"] += 1
         return out
 
+
+
+# how long a renamed-away directory waits for its deletion: the reply it was renamed for goes first
+_TRASH_DELAY = 0.05
 
 
 def _unmount_now(target: Path) -> None:
