@@ -464,6 +464,7 @@ class ContainerService:
             spool, spool_max = await self.logging.prepare_start(c, c.image_ref)
             stage = "runtime"
             cfg = c.config
+            net.begin_plugging()  # its first step comes after conmon's spawn, in monitor.create
             handle = await self.monitor.create(
                 cid, c.name, bundle, spool,
                 terminal=bool(cfg.get("Tty")), stdin=bool(cfg.get("OpenStdin")),
