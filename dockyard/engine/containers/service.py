@@ -676,13 +676,23 @@ class ContainerService:
         await self._after_exit(c)
 
     async def _handle_exit(self, c: Container, engine_restart: bool = False) -> None:
-        # conmon is gone: the log daemon writes its last output before anyone sees the exit
-        # (a `logs -f` ends once the state says exited)
-        await self.logging.stopped(c.id)
+        # what conmon recorded, read before the undos take the bundle and the cgroups
         code = self.monitor.exit_code(c.id)
         bundle = self.bundle_dir(c.id)
-        c.state.oom_killed = self.monitor.oom_killed(bundle) or (
+        oom_killed = self.monitor.oom_killed(bundle) or (
             bool(self.cgroups) and _safe(lambda: self.cgroups.oom_killed(c.id), False))
+        finished_at = self.monitor.exit_time(c.id)
+        # the undos run while the log daemon writes the last output; the exit file stays
+        # until the exit is saved (a crash before that handles the exit again at start)
+        undo = asyncio.ensure_future(self._teardown_runtime(c, keep_exit=True))
+        try:
+            # conmon is gone: the log daemon writes its last output before anyone sees the
+            # exit (a `logs -f` ends once the state says exited)
+            await self.logging.stopped(c.id)
+        finally:
+            if not undo.done():
+                await asyncio.wait([undo])
+        c.state.oom_killed = oom_killed
         if code is None:
             code = 137 if c.state.oom_killed else 255
             if not c.state.error and engine_restart:
@@ -694,11 +704,12 @@ class ContainerService:
         c.state.pid = 0
         c.state.conmon_pid = 0
         # the monitor stamped the exit: right even when we were down at the time
-        c.state.finished_at = self.monitor.exit_time(c.id) or now_rfc3339()
+        c.state.finished_at = finished_at or now_rfc3339()
         self._save(c)
         for st in self._live_attach.pop(c.id, []):
             st.ended.set()
-        await self._teardown_runtime(c)
+        await undo  # its error, as before, once the exit is saved
+        self.monitor.clear_exit(c.id)
         self._save(c)
         self.events.publish("container", "die", c.id, exitCode=str(code), image=c.image_ref, name=c.name)
         self._resolve_exit_waiters(c.id)
@@ -708,8 +719,9 @@ class ContainerService:
             if not fut.done():
                 fut.set_result(None)
 
-    async def _teardown_runtime(self, c: Container) -> None:
-        """Undo what start did: runc state, network, rootfs mount, bundle (once per start)."""
+    async def _teardown_runtime(self, c: Container, keep_exit: bool = False) -> None:
+        """Undo what start did: runc state, network, rootfs mount, bundle (once per start);
+        conmon's exit file too, unless `keep_exit` (the exit is not saved yet)."""
         ipcshare.release(c, self.ctr_dir(c.id))  # a shareable /dev/shm (idempotent)
         if c.id in self._torn_down:
             return
@@ -724,7 +736,8 @@ class ContainerService:
         c.sandbox_path = None
         if failed:
             raise failed[0]
-        self.monitor.clear_exit(c.id)
+        if not keep_exit:
+            self.monitor.clear_exit(c.id)
         self._torn_down.add(c.id)
 
     async def _discard(self, d: Path) -> None:
