@@ -751,10 +751,7 @@ class ContainerService:
         except OSError:
             await asyncio.to_thread(shutil.rmtree, d, True)
         else:
-            # after the reply (the waiter wakes at once) and not beside it: a thread walking
-            # the tree takes the interpreter lock from the event loop in turns
-            asyncio.get_running_loop().call_later(
-                _TRASH_DELAY, lambda: self._spawn(asyncio.to_thread(shutil.rmtree, trash, True)))
+            self._spawn(asyncio.to_thread(shutil.rmtree, trash, True))
 
     async def _delete_runtime_state(self, c: Container) -> None:
         try:
@@ -1178,10 +1175,6 @@ class ContainerService:
                 out["stopped"] += 1
         return out
 
-
-
-# how long a renamed-away directory waits for its deletion: the reply it was renamed for goes first
-_TRASH_DELAY = 0.05
 
 
 def _unmount_now(target: Path) -> None:
