@@ -676,6 +676,8 @@ class ContainerService:
         await self._after_exit(c)
 
     async def _handle_exit(self, c: Container, engine_restart: bool = False) -> None:
+        if self.health is not None:  # no check of a dead container while its undos run
+            self.health.stop(c.id)
         # what conmon recorded, read before the undos take the bundle and the cgroups
         code = self.monitor.exit_code(c.id)
         bundle = self.bundle_dir(c.id)
@@ -697,8 +699,6 @@ class ContainerService:
             code = 137 if c.state.oom_killed else 255
             if not c.state.error and engine_restart:
                 c.state.error = "container monitor exited without an exit status"
-        if self.health is not None:
-            self.health.stop(c.id)
         c.state.exit_code = code
         c.state.status = "exited"
         c.state.pid = 0
