@@ -221,8 +221,13 @@ class DockyardTarget(Target):
                                          start_new_session=True)
 
     def daemon_pids(self) -> dict[str, int]:
+        # the log daemon counts whenever it runs, as containerd does for dockerd; it is started by
+        # the first container that logs, so an engine that has run none has no log daemon
         assert self.eng.proc is not None
-        return {"dockyard": self.eng.proc.pid}
+        pids = {"dockyard": self.eng.proc.pid}
+        for i, pid in enumerate(self.eng.logd_pids()):
+            pids[f"logd{i or ''}"] = pid
+        return pids
 
     def monitor_pids(self) -> list[int]:
         return self.eng.monitor_pids()

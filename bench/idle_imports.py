@@ -21,14 +21,13 @@ sys.path.insert(0, str(REPO))
 
 STAGES = [
     ("asyncio (+ ssl)", ["asyncio"]),
-    ("aiohttp.web (+ aiohttp's client and its default SSL contexts)", ["aiohttp.web"]),
+    ("aiohttp.web (its package registered bare, as the engine does: no client, no SSL contexts)", ["aiohttp.web"]),
     ("sqlite3, ctypes", ["sqlite3", "ctypes"]),
     ("pyroute2's rtnetlink modules (as dockyard/network/netlink.py imports them)", []),
     ("dockyard: daemon, services, API modules", [
         "dockyard.cli", "dockyard.engine.daemon", "dockyard.network.service", "dockyard.runtime.cgroups",
         "dockyard.runtime.conmon", "dockyard.runtime.runc", "dockyard.engine.containers.service",
-        "dockyard.engine.containers.archive", "dockyard.engine.containers.health",
-        "dockyard.engine.distribution", "dockyard.engine.exec", "dockyard.engine.volumes",
+        "dockyard.engine.containers.health", "dockyard.engine.exec", "dockyard.engine.volumes",
         "dockyard.engine.images", "dockyard.engine.listeners", "dockyard.engine.pidfile",
         "dockyard.engine.reload", "dockyard.api.app"]),
 ]
@@ -45,12 +44,15 @@ def vmrss_mib() -> float:
 def main() -> int:
     prev = vmrss_mib()
     print(f"| stage | adds | VmRSS | import time |\n|---|---|---|---|\n| interpreter (site) | | {prev:.1f} MiB | |")
+    from dockyard.cli import prepare_engine_imports
+
+    prepare_engine_imports()
     for label, modules in STAGES:
         t0 = time.perf_counter()
         for m in modules:
             importlib.import_module(m)
         if label.startswith("pyroute2"):  # the file alone: dockyard.network's __init__ imports its service
-            spec = importlib.util.spec_from_file_location("_netlink", REPO / "dockyard" / "network" / "netlink.py")
+            spec = importlib.util.spec_from_file_location("dockyard.network.netlink", REPO / "dockyard" / "network" / "netlink.py")
             assert spec is not None and spec.loader is not None
             spec.loader.exec_module(importlib.util.module_from_spec(spec))
         if label.startswith("dockyard:"):

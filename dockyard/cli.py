@@ -12,7 +12,16 @@ def _quiet_libraries(record: logging.LogRecord) -> bool:
     return not record.name.startswith(("pyroute2", "asyncio"))
 
 
+def prepare_engine_imports() -> None:
+    """Before the engine's first import of aiohttp: its server only (dockyard/lazypkg.py); its
+    client comes with the first pull, push, login or search."""
+    from .lazypkg import register_bare
+
+    register_bare("aiohttp")
+
+
 def engine_main(argv: list[str]) -> int:
+    prepare_engine_imports()
     from .daemonconfig import ConfigError, load
     from .engine.daemon import run_daemon
     from .logsetup import setup_logging

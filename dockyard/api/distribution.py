@@ -9,19 +9,33 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from aiohttp import web
 
-from ..distribution.client import decode_registry_auth
-from ..engine.distribution import DistributionService, error_message
 from ..errors import DockyardError
 from .params import json_object, json_response
 from .routing import Routes
 
 log = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    from ..engine.distribution import DistributionService
+
 routes = Routes()
+
+
+def decode_registry_auth(header: str | None):  # type: ignore[no-untyped-def]
+    # the registry client is imported by the first pull, push or login, not by an idle engine
+    from ..distribution.client import decode_registry_auth as decode
+
+    return decode(header)
+
+
+def error_message(exc: DockyardError) -> dict[str, Any]:
+    from ..engine.distribution import error_message as message
+
+    return message(exc)
 
 
 def _service(request: web.Request) -> DistributionService:

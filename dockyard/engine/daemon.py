@@ -25,6 +25,8 @@ from .events import EventBus
 
 if TYPE_CHECKING:
     from ..daemonconfig import Loaded
+    from .containers.archive import ContainerFiles
+    from .distribution import DistributionService
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +40,7 @@ class Engine:
         from ..runtime.conmon import Monitor
         from ..runtime.runc import OCIRuntime
         from .containers.service import ContainerService
-        from .containers.archive import ContainerFiles
         from .containers.health import HealthChecker
-        from .distribution import DistributionService
         from .exec import ExecService
         from .volumes import VolumeService
         from .images import ImageService
@@ -62,9 +62,20 @@ class Engine:
         self.execs = ExecService(self.containers, self.monitor, config.exec_root / "exec")
         self.containers.on_remove.append(self.execs.forget_container)
         self.containers.health = HealthChecker(self.containers, self.execs)
-        self.files = ContainerFiles(self.containers)
-        self.distribution = DistributionService(self.images, config)
         self.metrics = None  # set by serve() with metrics-addr (engine/metrics.py)
+
+    # made by their first use, so an idle engine holds neither the registry client nor the tar code
+    @functools.cached_property
+    def distribution(self) -> "DistributionService":
+        from .distribution import DistributionService
+
+        return DistributionService(self.images, self.config)
+
+    @functools.cached_property
+    def files(self) -> "ContainerFiles":
+        from .containers.archive import ContainerFiles
+
+        return ContainerFiles(self.containers)
 
     @functools.cached_property
     def builder(self):  # type: ignore[no-untyped-def]
@@ -101,6 +112,15 @@ class Engine:
         else:
             self.containers.logging.daemon.close()  # it goes on logging for them
         self.db.close()
+
+
+def _release_start_garbage() -> None:
+    import gc
+
+    from .memory import release_freed
+
+    gc.collect()
+    release_freed()
 
 
 def build_app(engine: Engine) -> web.Application:
@@ -161,6 +181,8 @@ async def _serve(loaded, stop, reload_requests, planned, gid, ctx) -> None:
     log.info("dockyard engine listening on %s", ", ".join(config.hosts))
     engine.events.publish("daemon", "start", "dockyard")
     notify(f"READY=1\nMAINPID={os.getpid()}")
+    # start-up's garbage (import and compile temporaries, the reconcile) back to the kernel: ~2 MiB
+    await asyncio.to_thread(_release_start_garbage)
     reloader = Reloader(engine, loaded.flags)
     reloading = asyncio.get_running_loop().create_task(reloader.run(reload_requests))
     try:

@@ -13,6 +13,7 @@ import os
 import platform
 
 from dockyard.errors import InvalidParameter
+from dockyard.oci import kernel_abi
 from dockyard.oci.seccomp_default import DEFAULT_PROFILE
 
 # uname machine → (Go arch name used in profiles' "arches", libseccomp arch).
@@ -60,8 +61,11 @@ def _arch_matches(arches: list[str], goarch: str) -> bool:
 
 
 def to_oci(profile: dict, caps: list[str], *, machine: str | None = None,
-           kernel: str | None = None) -> dict:
-    """Resolve a Docker-format seccomp profile for one container."""
+           kernel: str | None = None, x32: bool | None = None) -> dict:
+    """Resolve a Docker-format seccomp profile for one container.
+
+    An `archMap`'s x32 sub-architecture is left out where the kernel runs no x32 calls (`x32`,
+    probed when None: kernel_abi.py says why); a profile's own `architectures` are kept as given."""
     machine = machine or platform.machine()
     goarch, native = _MACHINES.get(machine, (machine, ""))
     kver = _kernel_version(kernel)
@@ -78,7 +82,10 @@ def to_oci(profile: dict, caps: list[str], *, machine: str | None = None,
     else:
         for entry in profile.get("archMap") or []:
             if entry.get("architecture") == native:
-                out["architectures"] = [native, *(entry.get("subArchitectures") or [])]
+                subs = list(entry.get("subArchitectures") or [])
+                if "SCMP_ARCH_X32" in subs and not (kernel_abi.runs_x32() if x32 is None else x32):
+                    subs.remove("SCMP_ARCH_X32")
+                out["architectures"] = [native, *subs]
     for key in ("flags", "listenerPath", "listenerMetadata"):
         if profile.get(key):
             out[key] = profile[key]

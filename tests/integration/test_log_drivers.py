@@ -694,9 +694,24 @@ def test_a_killed_log_daemon_is_restarted_and_resumes_without_loss(private_engin
     assert api.logs(cid).decode().split() == [f"n{i}" for i in range(60)]
 
 
+def test_the_log_daemon_starts_with_the_first_container_that_logs(private_engine):
+    eng = private_engine()
+    assert eng.logd_pids() == []  # an engine that ran nothing holds no log daemon
+    eng.cli_ok("run", "--rm", "--log-driver", "none", "busybox", "true")
+    assert eng.logd_pids() == []  # nor for a container that does not log
+    cid = eng.cli_ok("run", "-d", "busybox", "sh", "-c", "echo first; sleep 300").strip()
+    wait_for(lambda: eng.api().logs(cid) == b"first\n", 60)
+    assert len(eng.logd_pids()) == 1
+    eng.stop()  # the container goes on running, and so does the daemon
+    eng.start()
+    assert len(eng.logd_pids()) == 1
+    eng.cli_ok("rm", "-f", cid)
+
+
 def test_engine_sigkill_keeps_the_log_daemon_and_a_new_engine_adopts_it(private_engine):
     eng = private_engine()
-    (pid,) = eng.logd_pids()
+    eng.cli_ok("run", "busybox", "echo", "hello")  # the first container to log starts the daemon
+    (pid,) = wait_for(eng.logd_pids, 30)
     eng.kill9()
     assert eng.logd_pids() == [pid]
     eng.start()
@@ -704,6 +719,8 @@ def test_engine_sigkill_keeps_the_log_daemon_and_a_new_engine_adopts_it(private_
     eng.remove_all_containers()
     eng.stop()  # nothing left running: the daemon stops with the engine
     wait_for(lambda: eng.logd_pids() == [], 20)
+    eng.start()  # and no spool waits for one: the next engine starts none
+    assert eng.logd_pids() == []
 
 
 @pytest.fixture
@@ -771,8 +788,8 @@ def test_logs_flow_again_when_the_log_daemon_died_while_the_engine_was_down(priv
                      "sleep 3; seq 1 400000; echo done").strip()
     d = ctr_dir(eng, cid)
     stem = f"{cid}-json.log"
+    (old,) = wait_for(eng.logd_pids, 30)  # started by this first container that logs
     eng.kill9()
-    (old,) = eng.logd_pids()
     os.kill(old, signal.SIGKILL)  # nothing restarts it while the engine is away
     wait_for(lambda: not eng.logd_pids(), 30, seen=lambda: log_state(eng, d))
     # the container ends its output into the spool (conmon replaces it: 2.7 MB in 1 MB files)
@@ -797,7 +814,7 @@ def test_a_stopped_log_daemon_continues_and_the_bounds_hold(private_engine):
                      "sleep 2; seq 1 3000000; echo done").strip()
     d = ctr_dir(eng, cid)
     stem = f"{cid}-json.log"
-    (pid,) = eng.logd_pids()
+    (pid,) = wait_for(eng.logd_pids, 30)  # started by this first container that logs
     time.sleep(2.5)
     os.kill(pid, signal.SIGSTOP)
     peak = held = 0

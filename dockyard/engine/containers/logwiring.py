@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 from ...config import EngineConfig
 from .. import logdrivers
@@ -28,6 +28,16 @@ class ContainerLogs:
         self.config = config
         self.ctr_dir = ctr_dir
         self.daemon = LogDaemonClient(config.data_root, config.exec_root)
+
+    async def resume(self, cids: Iterable[str]) -> None:
+        """At engine start: adopt a log daemon that outlived the last engine, and start one only
+        if a spool waits for it.  Otherwise the first container to log starts it (its first
+        request does, see LogDaemonClient.request): an engine running no container holds no
+        log daemon, a Python process of ~22 MiB."""
+        if any((self.ctr_dir(cid) / SPOOL_NAME).exists() for cid in cids):
+            await self.daemon.ensure()
+        else:
+            await self.daemon.adopt()
 
     def merge(self, host_config: dict[str, Any]) -> None:
         """At create: the daemon default filled in, every option checked (400s, nothing created)."""

@@ -182,7 +182,6 @@ class ContainerService:
     # --------------------------------------------------------------- lifecycle
     async def start_service(self) -> None:
         """Load every container and reconcile it with what is really running."""
-        await self.logging.daemon.ensure()  # adopt the log daemon that outlived us, or start one
         for row in self.db.query("SELECT id, data FROM containers"):
             try:
                 c = Container.from_row(json.loads(row["data"]))
@@ -192,6 +191,7 @@ class ContainerService:
                 self._unreadable.add(row["id"])
                 continue
             self._ctrs[c.id] = c
+        await self.logging.resume(self._ctrs)  # the log daemon that outlived us, or one if spools wait
         live: set[str] = set()
         exited_while_away: list[Container] = []
         for c in list(self._ctrs.values()):

@@ -58,16 +58,21 @@ class LogDaemonClient:
         finally:
             writer.close()
 
+    async def adopt(self) -> bool:
+        """Watch the daemon if one answers (it outlived an engine); start none."""
+        try:
+            self._watch(await self._ask({"op": "ping"}, 2.0))
+            return True
+        except (OSError, asyncio.TimeoutError, ValueError):
+            return False
+
     async def ensure(self, timeout: float = 20.0) -> None:
         """Adopt the running daemon, or start one and wait until it answers."""
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
-            try:
-                self._watch(await self._ask({"op": "ping"}, 2.0))
+            if await self.adopt():
                 return
-            except (OSError, asyncio.TimeoutError, ValueError):
-                pass
             self._spawn()
             deadline = time.monotonic() + timeout
             while True:
