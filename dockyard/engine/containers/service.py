@@ -745,7 +745,7 @@ class ContainerService:
         "removed"). A crash leaves the renamed one, which engine start removes (it names no container)."""
         trash = d.with_name(f".removed-{d.name}-{secrets.token_hex(4)}")
         try:
-            await asyncio.to_thread(os.rename, d, trash)
+            os.rename(d, trash)  # one metadata write, as the log config's: no thread hop (~0.3 ms)
         except FileNotFoundError:
             return
         except OSError:
