@@ -33,6 +33,24 @@ V1_UNLIMITED = 0x7FFFFFFFFFFFF000  # memory.limit_in_bytes when unset (page alig
 
 # --------------------------------------------------------------------- helpers
 
+def _true_once_seen(method):
+    """Cache a host capability check once it answered True (a kernel feature found stays;
+    one missing is looked for again). Asked at every create and start, and the blkio check
+    lists every cgroup of the host."""
+    attr = f"_seen_{method.__name__}"
+
+    def check(self) -> bool:
+        if getattr(self, attr, False):
+            return True
+        found = method(self)
+        if found:
+            setattr(self, attr, True)
+        return found
+
+    check.__name__, check.__doc__ = method.__name__, method.__doc__
+    return check
+
+
 def _read(path: str) -> str | None:
     try:
         with open(path) as f:
@@ -454,10 +472,12 @@ class CgroupV1Driver(CgroupDriver):
                 out.append(p)
         return out
 
+    @_true_once_seen
     def swap_accounting(self) -> bool:
         mem = self._path("memory", "/")
         return bool(mem) and os.path.exists(os.path.join(mem, "memory.memsw.limit_in_bytes"))
 
+    @_true_once_seen
     def blkio_weight_supported(self) -> bool:
         # The root cgroup never has the weight files; look at a child: our
         # parent directory (created here if needed; runc would create it for
@@ -602,11 +622,13 @@ class CgroupV2Driver(CgroupDriver):
                     return True
         return False
 
+    @_true_once_seen
     def swap_accounting(self) -> bool:
         if "memory" not in self.controllers():
             return False
         return self._any_child_has("memory.swap.max")
 
+    @_true_once_seen
     def blkio_weight_supported(self) -> bool:
         if "io" not in self.controllers():
             return False

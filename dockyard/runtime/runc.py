@@ -172,6 +172,13 @@ def _init_alive(state: dict) -> bool:
 def _remove_cgroup(top: Path) -> bool:
     """rmdir a cgroup and its children, deepest first; a cgroup whose last task is still
     exiting refuses briefly (EBUSY), so try again a few times as runc does."""
+    try:
+        os.rmdir(top)  # the usual case, no child cgroup: one rmdir, not a walk over the control files
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
     for attempt in range(4):
         busy = False
         for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda t: -len(t[0])):

@@ -41,6 +41,14 @@ def is_mounted(target: str | Path) -> bool:
     return False
 
 
+def is_mount_point(target: str | Path) -> bool:
+    """Whether a filesystem of its own is mounted on `target` (its device differs from its
+    parent's, as for an overlay): two stats, where is_mounted reads /proc/self/mountinfo,
+    which grows with every running container. A bind mount within one filesystem is missed:
+    use is_mounted for those."""
+    return os.path.ismount(target)
+
+
 def mounts_under(prefix: str | Path) -> list[str]:
     p = os.path.realpath(prefix).rstrip("/") + "/"
     out = []

@@ -147,3 +147,48 @@ def test_only_run_rm_layers_are_volatile(engine):
         assert engine.cli_ok("exec", name, "cat", "/f") == "x\nx\n"
     finally:
         engine.cli("rm", "-f", name)
+
+
+def test_a_start_failing_before_conmon_undoes_the_unplugged_interface(engine):
+    """The bridge interface is plugged once conmon is spawned: a start failing before that
+    (an unreachable syslog server, at the log driver's setup) still plugs it and undoes it as
+    before: the network's connect and disconnect events, no veth, address or mount left, and
+    the next container on the bridge starts."""
+    import subprocess
+    import time
+
+    def bridge_ports() -> list[str]:
+        out = subprocess.run(["ip", "-o", "link", "show", "master", engine.bridge],
+                             capture_output=True, text=True).stdout
+        return sorted(line.split(":")[1].strip() for line in out.splitlines())
+
+    api = engine.api()
+    before = bridge_ports()
+    since = int(time.time()) - 1
+    name = uniq("nosyslog")
+    r = engine.cli("run", "--name", name, "--log-driver", "syslog",
+                   "--log-opt", "syslog-address=tcp://127.0.0.1:9", "busybox", "true")
+    assert r.returncode != 0, r.stdout
+    cid = api.inspect_container(name)["Id"]
+    assert api.inspect_container(cid)["State"]["Status"] == "created"
+    assert api.inspect_container(cid)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"] == ""
+    assert bridge_ports() == before or _wait_for(lambda: bridge_ports() == before)
+    assert [m for m in engine.all_mounts() if cid in m] == []
+    assert not any(cid.encode() in open(f"/proc/{p}/cmdline", "rb").read() for p in engine.monitor_pids())
+    events = list(api.events(since=since, until=int(time.time()) + 1, decode=True, filters={"type": "network"}))
+    assert [e["Action"] for e in events if e["Actor"]["Attributes"].get("container") == cid] == \
+        ["connect", "disconnect"]
+    assert engine.cli_ok("run", "--rm", "busybox", "true") == ""
+    engine.cli_ok("rm", cid)
+
+
+def _wait_for(cond, timeout: float = 30) -> bool:
+    """The veth goes in the background (the kernel takes an RCU grace period for it)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()

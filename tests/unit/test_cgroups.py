@@ -280,3 +280,20 @@ def test_each_exec_root_has_its_own_parent():
     other = engine_parent("/tmp/x/run")
     assert other.startswith("/dockyard-") and other == engine_parent("/tmp/x/../x/run")
     assert other != engine_parent("/tmp/y/run")
+
+
+def test_host_capabilities_are_remembered_once_found(tmp_path):
+    """Swap accounting and blkio weights, asked at every create and start: looked for again
+    while missing, remembered once found (a kernel feature does not go away)."""
+    root = tmp_path / "cg2"
+    _write(str(root / "cgroup.controllers"), "cpuset cpu io memory pids\n")
+    _write(str(root / "other" / "cgroup.procs"), "")
+    d = CgroupV2Driver("/dy", root=str(root))
+    assert d.swap_accounting() is False and d.blkio_weight_supported() is False
+    _write(str(root / "other" / "memory.swap.max"), "max\n")
+    _write(str(root / "other" / "io.weight"), "default 100\n")
+    assert d.swap_accounting() is True and d.blkio_weight_supported() is True
+    os.unlink(root / "other" / "memory.swap.max")
+    os.unlink(root / "other" / "io.weight")
+    assert d.swap_accounting() is True and d.blkio_weight_supported() is True
+    assert CgroupV2Driver("/dy", root=str(root)).swap_accounting() is False  # per driver, not global

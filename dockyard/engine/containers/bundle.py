@@ -7,6 +7,7 @@ the one place to look when a container does not see what it should.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -43,6 +44,12 @@ class BundleWriter:
                     for v in links.link_env(c.name, alias, child_ip, child.config.get("ExposedPorts"),
                                             child.config.get("Env"))]
         return self.spec(c, rootfs, netns, self.etc_files(c, ip, gateway, linked), link_env)
+
+    def write(self, c: Container, bundle: Path, rootfs: Path, netns: str | None,
+              ip: str | None, gateway: str | None) -> None:
+        """The /etc files and `<bundle>/config.json` (blocking: one thread hop for both)."""
+        spec = self.prepare(c, rootfs, netns, ip, gateway)
+        (bundle / "config.json").write_text(json.dumps(spec))
 
     def refresh_etc_files(self, c: Container) -> None:
         """Rewrite a running container's /etc files in place (its links changed)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -101,10 +101,17 @@ class Container:
         return self.id[:12]
 
     def to_row(self) -> dict[str, Any]:
-        return asdict(self)
+        """The stored record, for json.dumps at once: shallow (it walks the nesting itself),
+        ~7x cheaper than dataclasses.asdict's deep copy, and saved several times per run."""
+        row = {name: getattr(self, name) for name in _FIELD_NAMES}
+        row["state"] = dict(vars(self.state))
+        return row
 
     @classmethod
     def from_row(cls, d: dict[str, Any]) -> "Container":
         d = dict(d)
         d["state"] = State(**d.get("state", {}))
         return cls(**d)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Container))

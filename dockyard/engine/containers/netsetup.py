@@ -5,14 +5,16 @@ addresses, the endpoint records, published ports) is settled before the runtime 
 called.  The primary network's interface (a veth pair moved into the namespace, its
 addresses and routes, the embedded DNS server: ~10 ms of netlink) is plugged meanwhile,
 beside conmon and `runc create`, which only enter the namespace; the start awaits it
-before the process runs.
+before the process runs.  The plugging begins once conmon is spawned, not before: it is
+Python work in a thread, and beside the rootfs mount, the spec and the /etc files it
+took the interpreter lock from them in turns (the start reached conmon ~5 ms later).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from ...errors import Conflict
 from .model import Container
@@ -25,14 +27,23 @@ class StartNetwork:
     ip: str | None = None
     gateway: str | None = None
     plugging: asyncio.Future | None = None  # the primary interface, being plugged
+    plug: Callable[[], Awaitable[Any]] | None = None  # the primary interface, to plug
+
+    def begin_plugging(self) -> None:
+        """Start plugging the interface (once), to run beside what the start does next."""
+        if self.plug is not None and self.plugging is None:
+            self.plugging = asyncio.ensure_future(self.plug())
 
     async def plugged(self) -> None:
         """Wait for the interface; its error (the endpoint already released) is raised."""
+        self.begin_plugging()
         if self.plugging is not None:
             await self.plugging
 
     async def settle(self) -> None:
-        """Let the plumbing end, whatever its outcome: before anything is undone."""
+        """Let the plumbing end, whatever its outcome: before anything is undone (one not
+        begun yet is plugged first: the undo then is the same as ever, events included)."""
+        self.begin_plugging()
         if self.plugging is not None:
             await asyncio.wait([self.plugging])
             if not self.plugging.cancelled():
@@ -61,7 +72,7 @@ async def setup(networks: Any, c: Container, get: Callable[[str], Container], in
         ip=ipam.get("IPv4Address") or None, aliases=list(ep_cfg.get("Aliases") or []),
         name=c.name, ip6=ipam.get("IPv6Address") or None, link_local=ipam.get("LinkLocalIPs") or (),
         hostname=c.config.get("Hostname") or "")
-    into.plugging = asyncio.ensure_future(networks.plug(ep, net))
+    into.plug = lambda: networks.plug(ep, net)
     c.networks = {primary.name: ep.to_docker(primary.name)}
     into.ip, into.gateway = ep.ip_address or None, ep.gateway or None
     hc = c.host_config
