@@ -67,6 +67,24 @@ def test_exit_while_engine_down_is_recorded(private_engine):
     assert eng.monitor_pids() == []
 
 
+def test_auto_removed_containers_not_running_are_removed_at_engine_start(private_engine):
+    # as dockerd's restore: `--rm` containers never started, or exited while the engine was
+    # down, are gone once it is back; one still running stays
+    eng = private_engine()
+    created = eng.cli_ok("create", "--rm", "--name", "never-started", "busybox", "true").strip()
+    exits = eng.cli_ok("run", "-d", "--rm", "busybox", "sh", "-c", "sleep 1").strip()
+    runs = eng.cli_ok("run", "-d", "--rm", "busybox", "sleep", "300").strip()
+    kept = eng.cli_ok("create", "--name", "kept", "busybox", "true").strip()
+    eng.kill9()
+    time.sleep(2)
+    eng.start()
+    listed = set(eng.cli_ok("ps", "-aq", "--no-trunc").split())
+    assert created not in listed and exits not in listed
+    assert {runs, kept} <= listed
+    eng.cli_ok("rm", "-f", runs, kept)
+    assert eng.mounts() == [] and eng.monitor_pids() == []
+
+
 def test_sigterm_leaves_containers_running_by_default(private_engine):
     eng = private_engine()
     api = eng.api()

@@ -221,6 +221,10 @@ class ContainerService:
             if c.state.status == "exited" and restartpolicy.at_engine_start(
                     c.host_config.get("RestartPolicy") or {}, c.has_been_started, c.state.stopped_by_user):
                 self._schedule_restart(c, delay=0)
+            elif c.host_config.get("AutoRemove") and c.state.status in ("created", "exited", "dead"):
+                # as dockerd's restore: an auto-removed container that is not running goes (one
+                # created and never started, or one whose exit an engine stopped before removing)
+                await self._remove_quietly(c.id)
 
     async def _repair_leftovers(self, live: set[str]) -> None:
         """Remove what a crash left: runc state, mounts and bundles of dead containers."""
