@@ -418,6 +418,39 @@ def measure_run_rm(t: Target, network: str, n: int) -> dict:
     return summary([t.timed_cli("run", "--rm", "--network", network, IMAGE, "true") for _ in range(n)])
 
 
+def measure_run_rm_pair(targets: list[Target], n: int) -> dict:
+    """`run --rm true` on every target and network, the targets taking turns run by run.
+
+    In the full run each daemon's figures are taken in its own part, and the reference's part
+    comes after dockyard's (its restart of 300 containers leaves the load higher): a comparison
+    made turn by turn meets the same load on both sides."""
+    out: dict = {"runs": n, "loadavg_start": os.getloadavg()}
+    for net in ("none", "bridge"):
+        for t in targets:
+            for _ in range(2):  # warm-up, as measure_run_rm
+                t.timed_cli("run", "--rm", "--network", net, IMAGE, "true")
+        times: dict[str, list[float]] = {t.name: [] for t in targets}
+        for i in range(n):
+            # alternate who goes first, so neither always follows the other's teardown
+            for t in (targets if i % 2 == 0 else targets[::-1]):
+                times[t.name].append(t.timed_cli("run", "--rm", "--network", net, IMAGE, "true"))
+        out[net] = {name: summary(v) for name, v in times.items()}
+    out["loadavg_end"] = os.getloadavg()
+    return out
+
+
+def run_rm_pair_table(res: dict, names: list[str]) -> str:
+    lines = [f"| `run --rm true`, {res['runs']} turns each | " + " | ".join(names) + " | ratio |",
+             "|---|" + "---|" * (len(names) + 1)]
+    for net in ("none", "bridge"):
+        vals = [res[net][n]["median"] for n in names]
+        ratio = f"{vals[0] / vals[1]:.2f}" if len(vals) == 2 and vals[1] else ""
+        lines.append(f"| --network {net}: median | " + " | ".join(f"{v:.3f} s" for v in vals) + f" | {ratio} |")
+    la0, la1 = res["loadavg_start"][0], res["loadavg_end"][0]
+    lines.append(f"| load average (1 min) start / end | {la0:.1f} / {la1:.1f} | |")
+    return "\n".join(lines)
+
+
 def start_detached(t: Target, n: int, parallel: int, prefix: str, network: str | None = None) -> tuple[float, list[str]]:
     """Start n `sleep 300` containers, `parallel` CLI processes at a time; wall time and ids."""
     ids: list[str] = []
@@ -875,6 +908,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ps-more", type=int, nargs="*", help="further container counts for `ps -a` (e.g. 1000)")
     ap.add_argument("--ps-pair-only", action="store_true",
                     help="only `ps -a` and the raw listing, the daemons taking turns run by run")
+    ap.add_argument("--run-rm-pair-only", action="store_true",
+                    help="only `run --rm true` (none, bridge), the daemons taking turns run by run (--runs each)")
     ap.add_argument("--ping-seconds", type=float, default=3.0)
     ap.add_argument("--ping-concurrency", type=int, default=16)
     ap.add_argument("--rss-containers", type=int, default=10)
@@ -925,8 +960,10 @@ def main(argv: list[str] | None = None) -> int:
             targets.append(DockerdTarget(host, pidfile, cfg))
         for t in targets:
             results.setdefault("import_s", {})[t.name] = import_image(t, tar)
-            if not args.ps_pair_only:
+            if not (args.ps_pair_only or args.run_rm_pair_only):
                 results["targets"][t.name] = bench_target(t, args)
+        if args.run_rm_pair_only:
+            results["run_rm_pair"] = measure_run_rm_pair(targets, args.runs)
         if args.ps_pair_only:
             results["ps_pair"] = [measure_ps_pair(targets, n, args.ps_runs)
                                   for n in [args.ps_containers, *(args.ps_more or [])]]
@@ -946,9 +983,11 @@ def main(argv: list[str] | None = None) -> int:
     m = results["machine"]
     print(f"\nEngine benchmark, {results['date']}, {m['cpu']} x{m['cores']}, {m['mem_gib']} GiB, "
           f"kernel {m['kernel']}, {m['docker_cli']}\n")
+    if results.get("run_rm_pair"):
+        print(run_rm_pair_table(results["run_rm_pair"], [t.name for t in targets]))
     if results.get("ps_pair"):
         print(pair_table(results["ps_pair"], [t.name for t in targets]))
-    else:
+    elif not results.get("run_rm_pair"):
         print(table(results))
     print(f"\nJSON: {out}")
     return 0
