@@ -893,7 +893,14 @@ def import_image(t: Target, tar: Path) -> float:
     return time.perf_counter() - t0
 
 
+def exit_on_sigterm() -> None:
+    """`timeout` and `kill` send SIGTERM, which ends Python at once: the daemons this run started
+    (each in a session of its own) were left running.  Exit through the cleanup instead."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", nargs="?", default="run", choices=["run", "reference-start", "reference-stop"])
     ap.add_argument("--root", default="/tmp/refd", help="reference dockerd's private directory")

@@ -258,6 +258,7 @@ def table(results: dict) -> str:
 
 
 def main() -> int:
+    eb.exit_on_sigterm()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--big-mb", type=int, default=420)
     ap.add_argument("--small-layers", type=int, default=30)

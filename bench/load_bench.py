@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -83,6 +84,8 @@ def reference_load(clients: list[int]) -> list[dict]:
 
 
 def main() -> None:
+    # SIGTERM (`timeout`, `kill`) exits through the cleanup, as engine_bench.exit_on_sigterm
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, nargs="+", default=[250, 500])
     ap.add_argument("--tcp", action="store_true", help="also drive the engine over TCP")

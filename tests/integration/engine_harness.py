@@ -262,14 +262,22 @@ def _remove_iptables_rules(bridge: str) -> None:
 # The same happens within one session (a test kills its last tmux session, then opens the
 # next): so the server stays up when it has no session left (exit-empty off) until
 # kill_tmux_server() at the end of the test session.
+# The config file is written by the first tmux command, not at import: the benchmarks import
+# this module too, and never use tmux (nor end a server), so each of their runs left one behind.
 _TMUX_CONF = Path(tempfile.gettempdir()) / f"dyk-tmux-{os.getpid()}.conf"
-_TMUX_CONF.write_text("set -g exit-empty off\n")
 TMUX = ["tmux", "-L", f"dyk-{os.getpid()}", "-f", str(_TMUX_CONF)]
+
+
+def tmux_argv(*args: str) -> list[str]:
+    """The argv of a tmux command on the session's own server (its config written first)."""
+    if not _TMUX_CONF.exists():
+        _TMUX_CONF.write_text("set -g exit-empty off\n")
+    return [*TMUX, *args]
 
 
 def tmux(*args: str) -> str:
     """A tmux command on the session's own server; its stdout."""
-    return subprocess.run([*TMUX, *args], capture_output=True, text=True, timeout=20).stdout
+    return subprocess.run(tmux_argv(*args), capture_output=True, text=True, timeout=20).stdout
 
 
 def kill_tmux_server() -> None:

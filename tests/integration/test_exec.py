@@ -7,7 +7,7 @@ import time
 import docker.errors
 import pytest
 
-from engine_harness import TMUX, tmux
+from engine_harness import tmux, tmux_argv
 
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 
@@ -110,10 +110,10 @@ def test_exec_it_detaches_with_the_config_files_detach_keys(engine, client, runn
     import subprocess
     (tmp_path / "config.json").write_text(json.dumps({"detachKeys": "ctrl-x,x"}))
     session = f"dyx{os.getpid()}"
-    subprocess.run([*TMUX, "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
-                    f"env DOCKER_HOST={engine.docker_env['DOCKER_HOST']} DOCKER_CONFIG={tmp_path} "
-                    f"docker exec -it {running.id} sh -c 'echo READY; exec sleep 1234'; "
-                    "echo DETACHED=$?; sleep 60"], check=True)
+    subprocess.run(tmux_argv("new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+                      f"env DOCKER_HOST={engine.docker_env['DOCKER_HOST']} DOCKER_CONFIG={tmp_path} "
+                      f"docker exec -it {running.id} sh -c 'echo READY; exec sleep 1234'; "
+                      "echo DETACHED=$?; sleep 60"), check=True)
     try:
         def screen() -> str:
             return tmux("capture-pane", "-p", "-t", session)
@@ -133,4 +133,4 @@ def test_exec_it_detaches_with_the_config_files_detach_keys(engine, client, runn
         top = client.api.top(running.id)
         assert any("sleep 1234" in " ".join(p) for p in top["Processes"])
     finally:
-        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
+        subprocess.run(tmux_argv("kill-session", "-t", session), capture_output=True)

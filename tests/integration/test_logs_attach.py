@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from engine_harness import TMUX, tmux
+from engine_harness import tmux, tmux_argv
 
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 
@@ -155,8 +155,8 @@ def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
     env = engine.docker_env
     envs = " ".join(f"{k}={v}" for k, v in (("DOCKER_HOST", env["DOCKER_HOST"]),
                                              ("DOCKER_CONFIG", env["DOCKER_CONFIG"])))
-    subprocess.run([*TMUX, "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
-                    f"env {envs} docker run -it --name tty_it busybox sh; echo EXIT=$?; sleep 30"],
+    subprocess.run(tmux_argv("new-session", "-d", "-s", session, "-x", "120", "-y", "40",
+                      f"env {envs} docker run -it --name tty_it busybox sh; echo EXIT=$?; sleep 30"),
                    check=True)
     try:
         def screen() -> str:
@@ -179,11 +179,11 @@ def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
             time.sleep(0.1)
         assert "EXIT=3" in screen()
     finally:
-        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
+        subprocess.run(tmux_argv("kill-session", "-t", session), capture_output=True)
     # detach with ctrl-p ctrl-q leaves the container running
     session2 = session + "d"
-    subprocess.run([*TMUX, "new-session", "-d", "-s", session2, "-x", "100", "-y", "30",
-                    f"env {envs} docker run -it --name tty_detach busybox sh; echo DETACHED=$?; sleep 30"],
+    subprocess.run(tmux_argv("new-session", "-d", "-s", session2, "-x", "100", "-y", "30",
+                      f"env {envs} docker run -it --name tty_detach busybox sh; echo DETACHED=$?; sleep 30"),
                    check=True)
     try:
         deadline = time.time() + 60
@@ -196,7 +196,7 @@ def test_run_it_in_a_terminal_with_resize_and_detach(engine, client):
         assert "DETACHED=0" in tmux("capture-pane", "-p", "-t", session2)
         assert client.containers.get("tty_detach").status == "running"
     finally:
-        subprocess.run([*TMUX, "kill-session", "-t", session2], capture_output=True)
+        subprocess.run(tmux_argv("kill-session", "-t", session2), capture_output=True)
 
 
 def test_large_stdin_arrives_whole(engine, client):
