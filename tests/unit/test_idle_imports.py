@@ -83,3 +83,19 @@ def test_aiohttp_and_unittest_package_names_still_import():
     r = subprocess.run([sys.executable, "-c", AIOHTTP_LATE], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+LOGD_PATH = """
+import json, sys
+import dockyard.engine.logdrivers.logd
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_log_daemon_loads_the_syslog_driver_and_ssl_only_for_a_syslog_container():
+    # ssl is 4 MiB of a log daemon (one runs whenever a container logs): only syslog's tcp+tls needs it
+    r = subprocess.run([sys.executable, "-c", LOGD_PATH], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    mods = set(json.loads(r.stdout))
+    assert {"dockyard.engine.logdrivers.jsonfile", "dockyard.engine.logdrivers.local"} <= mods
+    assert not {"ssl", "_ssl", "dockyard.engine.logdrivers.syslog", "dockyard.engine.logdrivers.syslogtls"} & mods

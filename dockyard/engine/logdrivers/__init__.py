@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InvalidParameter, NotImplemented_
-from . import jsonfile, local, syslog, syslogtls
+from . import jsonfile, local
 from .base import ContainerInfo, LogDriver, LogQuery, LogRecord  # noqa: F401
 from .startchecks import check_start_options
 
@@ -68,6 +68,8 @@ def validate_log_config(driver: str, opts: dict[str, str]) -> None:
     elif driver == "local":
         local.validate(own)
     elif driver == "syslog":
+        from . import syslog  # syslog brings ssl (tcp+tls): 4 MiB a log daemon without it does not hold
+
         syslog.validate(own)
     elif driver == "journald":
         for key in own:
@@ -114,6 +116,8 @@ def open_driver(driver: str, ctr_dir: Path, info: ContainerInfo, opts: dict[str,
     if driver == "none":
         return NoneDriver()
     if driver == "syslog":
+        from . import syslog
+
         d: LogDriver = syslog.SyslogDriver(info, own)
     else:
         raise InvalidParameter(f"logger: no log driver named '{driver}' is registered")
@@ -194,6 +198,8 @@ def total_limit(driver: str, opts: dict[str, str]) -> int:
 def check_reachable(driver: str, opts: dict[str, str]) -> None:
     """What dockerd checks when it starts a container's logger: syslog dials its address."""
     if driver == "syslog":
+        from . import syslog, syslogtls
+
         addr = syslog.parse_address(opts.get("syslog-address", ""))
         try:
             tls = syslogtls.client_context(opts) if addr.proto == "tcp+tls" else None

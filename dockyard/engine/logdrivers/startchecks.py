@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ... import goregexp, gotemplate
 from ...gotemplate import ANY, STRING, STRING_MAP, GoType
-from . import attrs, syslog, syslogtls
+from . import attrs
 
 # daemon/logger/templates: the functions a tag template may call besides Go's own, by arity
 # (none variadic), from the ones the tag is rendered with
@@ -48,6 +48,9 @@ def check_start_options(driver: str, opts: dict[str, str]) -> None:
                 goregexp.check(opts[key])
     if driver in ("json-file", "syslog") and opts.get("tag"):
         gotemplate.check("log-tag", opts["tag"], TAG_FUNCS, LOGGER_INFO)
-    if driver == "syslog" and syslog.parse_address(opts.get("syslog-address", "")).proto == "tcp+tls":
-        # the CA, certificate and key files are read (tlsconfig.Client) only for a tcp+tls address
-        syslogtls.client_context(opts)
+    if driver == "syslog":
+        from . import syslog, syslogtls  # (ssl) only where a syslog driver is asked for
+
+        if syslog.parse_address(opts.get("syslog-address", "")).proto == "tcp+tls":
+            # the CA, certificate and key files are read (tlsconfig.Client) only for a tcp+tls address
+            syslogtls.client_context(opts)
