@@ -20,14 +20,15 @@ from .routing import Routes
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from ..distribution.client.auth import Credentials
     from ..engine.distribution import DistributionService
 
 routes = Routes()
 
 
-def decode_registry_auth(header: str | None):  # type: ignore[no-untyped-def]
+def decode_registry_auth(header: str | None) -> "Credentials":
     # the registry client is imported by the first pull, push or login, not by an idle engine
-    from ..distribution.client import decode_registry_auth as decode
+    from ..distribution.client.auth import decode_registry_auth as decode
 
     return decode(header)
 
