@@ -2,10 +2,10 @@
 
 Docker's profile lists x32 beside x86_64 and x86, and runc compiles every rule once per listed
 architecture: x32 costs ~9 ms of each `runc create` and `runc exec` (a bare `runc run` of
-`true` with the profile: 36–38 ms, 27–29 ms without x32).  Most
-kernels cannot run x32 at all (not built with CONFIG_X86_X32_ABI, or Debian's `syscall.x32`
-left off): an x32 call then fails with ENOSYS whatever the filter says, so listing x32 only
-slows every start.  Without x32 in the filter, such a call meets the filter's bad-architecture
+`true` with the profile: 36–38 ms, 27–29 ms without x32).  Many kernels cannot run x32 at
+all (built without CONFIG_X86_X32_ABI, as this one, or with Debian's `syscall.x32` left off):
+an x32 call then fails with ENOSYS whatever the filter says, so listing x32 only slows every
+start.  Without x32 in the filter, such a call meets the filter's bad-architecture
 action instead (SIGSYS): a program that fails either way.
 """
 

@@ -39,10 +39,15 @@ NOT_AT_START = ("dns", "boto3", "botocore", "isal", "zstandard", "prometheus_cli
                 "dockyard.engine.distribution", "dockyard.engine.containers.archive", "unittest.case")
 
 
-def test_start_path_leaves_request_only_libraries_out():
-    r = subprocess.run([sys.executable, "-c", START_PATH], capture_output=True, text=True, timeout=120)
+def fresh_interpreter(code: str) -> str:
+    """What `code` prints, run in an interpreter of its own (nothing imported by pytest)."""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    mods = set(json.loads(r.stdout))
+    return r.stdout
+
+
+def test_start_path_leaves_request_only_libraries_out():
+    mods = set(json.loads(fresh_interpreter(START_PATH)))
     assert {"pyroute2.iproute.linux", "aiohttp.web", "unittest.mock"} <= mods  # the check below is not vacuous
     loaded = sorted(m for m in mods if any(m == n or m.startswith(n + ".") for n in NOT_AT_START))
     assert loaded == []
@@ -59,9 +64,7 @@ print("ok")
 
 
 def test_pyroute2_package_names_still_import():
-    r = subprocess.run([sys.executable, "-c", PYROUTE2_LATE], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "ok"
+    assert fresh_interpreter(PYROUTE2_LATE).strip() == "ok"
 
 
 AIOHTTP_LATE = """
@@ -80,9 +83,7 @@ print("ok")
 
 
 def test_aiohttp_and_unittest_package_names_still_import():
-    r = subprocess.run([sys.executable, "-c", AIOHTTP_LATE], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "ok"
+    assert fresh_interpreter(AIOHTTP_LATE).strip() == "ok"
 
 
 LOGD_PATH = """
@@ -94,8 +95,6 @@ print(json.dumps(sorted(sys.modules)))
 
 def test_log_daemon_loads_the_syslog_driver_and_ssl_only_for_a_syslog_container():
     # ssl is 4 MiB of a log daemon (one runs whenever a container logs): only syslog's tcp+tls needs it
-    r = subprocess.run([sys.executable, "-c", LOGD_PATH], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    mods = set(json.loads(r.stdout))
+    mods = set(json.loads(fresh_interpreter(LOGD_PATH)))
     assert {"dockyard.engine.logdrivers.jsonfile", "dockyard.engine.logdrivers.local"} <= mods
     assert not {"ssl", "_ssl", "dockyard.engine.logdrivers.syslog", "dockyard.engine.logdrivers.syslogtls"} & mods

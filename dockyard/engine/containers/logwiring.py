@@ -33,7 +33,7 @@ class ContainerLogs:
         """At engine start: adopt a log daemon that outlived the last engine, and start one only
         if a spool waits for it.  Otherwise the first container to log starts it (its first
         request does, see LogDaemonClient.request): an engine running no container holds no
-        log daemon, a Python process of ~22 MiB."""
+        log daemon, a Python process of ~18 MiB."""
         if any((self.ctr_dir(cid) / SPOOL_NAME).exists() for cid in cids):
             await self.daemon.ensure()
         else:
