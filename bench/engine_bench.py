@@ -56,7 +56,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from engine_harness import EngineProcess  # noqa: E402
 
-from dockyard.testing.busybox import make_busybox_rootfs_tar  # noqa: E402
+from dockyard.testing.busybox import make_busybox_rootfs_tar, make_runc_bundle  # noqa: E402
 
 IMAGE = "busybox:latest"
 DOCKER = shutil.which("docker", path="/usr/local/bin") or shutil.which("docker") or "docker"
@@ -629,11 +629,7 @@ def bench_runc(n: int) -> dict:
     """`runc run` of a busybox bundle running `true`: the floor under any engine."""
     root = Path(tempfile.mkdtemp(prefix="dyk-runc-", dir="/tmp"))
     try:
-        bundle = root / "bundle"
-        (bundle / "rootfs").mkdir(parents=True)
-        tar = make_busybox_rootfs_tar(root / "rootfs.tar")
-        subprocess.run(["tar", "-xf", str(tar), "-C", str(bundle / "rootfs")], check=True)
-        subprocess.run(["runc", "spec", "-b", str(bundle)], check=True)
+        bundle = make_runc_bundle(root)
         spec = json.loads((bundle / "config.json").read_text())
         spec["process"]["terminal"] = False
         spec["process"]["args"] = ["true"]

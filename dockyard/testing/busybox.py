@@ -74,3 +74,15 @@ def make_busybox_rootfs_tar(path: str | os.PathLike, busybox: str = BUSYBOX,
         for name, data in sorted(files.items()):
             add(name.lstrip("/"), tarfile.REGTYPE, 0o644, data)
     return path
+
+
+def make_runc_bundle(root: str | os.PathLike) -> Path:
+    """`<root>/bundle`: this rootfs under runc's default `runc spec` config (runc's own
+    defaults, no seccomp profile), for driving runc without an engine."""
+    root = Path(root)
+    bundle = root / "bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    tar = make_busybox_rootfs_tar(root / "rootfs.tar")
+    subprocess.run(["tar", "-xf", str(tar), "-C", str(bundle / "rootfs")], check=True)
+    subprocess.run(["runc", "spec", "-b", str(bundle)], check=True)
+    return bundle

@@ -22,19 +22,14 @@ from pathlib import Path
 import pytest
 
 from dockyard.runtime.runc import OCIRuntime, RuntimeError_
-from dockyard.testing.busybox import make_busybox_rootfs_tar
+from dockyard.testing.busybox import make_runc_bundle
 
 
 @pytest.fixture(scope="module")
 def bundle():
     root = Path(tempfile.mkdtemp(prefix="dyk-runcip-", dir="/tmp"))
     try:
-        b = root / "bundle"
-        (b / "rootfs").mkdir(parents=True)
-        tar = make_busybox_rootfs_tar(root / "rootfs.tar")
-        subprocess.run(["tar", "-xf", str(tar), "-C", str(b / "rootfs")], check=True)
-        subprocess.run(["runc", "spec", "-b", str(b)], check=True)
-        yield b
+        yield make_runc_bundle(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
