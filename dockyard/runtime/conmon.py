@@ -39,6 +39,7 @@ from typing import Callable
 
 from ..errors import SystemError_, Unavailable
 from .console import unblock_console
+from .loopread import read_on_loop
 
 STREAM_STDOUT = 2
 STREAM_STDERR = 3
@@ -249,27 +250,10 @@ class Monitor:
 
 
 async def _read_sync(fd: int) -> dict:
-    """conmon's first line on a sync pipe, read as it comes on the event loop (no thread hop)."""
-    loop = asyncio.get_running_loop()
+    """conmon's first line on a sync pipe (EOF without one: conmon gave up)."""
     os.set_blocking(fd, False)
-    got = loop.create_future()
-    buf = bytearray()
-
-    def readable() -> None:
-        try:
-            chunk = os.read(fd, 4096)
-        except BlockingIOError:
-            return
-        buf.extend(chunk)
-        if (not chunk or b"\n" in buf) and not got.done():
-            got.set_result(None)  # a line, or EOF: conmon gave up
-
-    loop.add_reader(fd, readable)
-    try:
-        await got
-    finally:
-        loop.remove_reader(fd)
-    line = bytes(buf).split(b"\n", 1)[0].strip()
+    buf = await read_on_loop(fd, enough=lambda data: b"\n" in data)
+    line = buf.split(b"\n", 1)[0].strip()
     if not line:
         return {"data": -1}
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import Conflict, NotFound, SystemError_
+from .loopread import read_on_loop
 
 
 class RuntimeError_(SystemError_):
@@ -200,39 +201,21 @@ async def _release_init(fd: int, fifo: Path, pid: int) -> None:
     The reader was opened non-blocking: until a writer has come, epoll reports nothing, so
     the wait ends on the writer's byte and close, or on the init process's death.
     """
-    loop = asyncio.get_running_loop()
-    ended = loop.create_future()
-    data = bytearray()
-
-    def readable() -> None:
-        try:
-            chunk = os.read(fd, 64)
-        except BlockingIOError:
-            return
-        if chunk:
-            data.extend(chunk)
-        elif not ended.done():
-            ended.set_result(None)  # EOF: init closed the fifo as it exec'd
-
-    def died() -> None:
-        if not ended.done():
-            ended.set_result(None)
-
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         pidfd = -1
     try:
-        loop.add_reader(fd, readable)
-        if pidfd >= 0:
-            loop.add_reader(pidfd, died)
-            await ended
-        readable()  # what a dead init wrote before it died
+        if pidfd >= 0:  # EOF: init closed the fifo as it exec'd; or the init died
+            data = await read_on_loop(fd, until_readable=pidfd)
+        else:  # gone already: what it wrote before it died, if anything
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                data = b""
     finally:
-        loop.remove_reader(fd)
         os.close(fd)
         if pidfd >= 0:
-            loop.remove_reader(pidfd)
             os.close(pidfd)
     if not data:
         raise RuntimeError_("runc start: container process is already dead")  # as `runc start` fails
