@@ -67,16 +67,24 @@ def test_exit_while_engine_down_is_recorded(private_engine):
     assert eng.monitor_pids() == []
 
 
-def test_auto_removed_containers_not_running_are_removed_at_engine_start(private_engine):
+def test_auto_removed_containers_not_running_are_removed_at_engine_start(private_engine, tmp_path):
     # as dockerd's restore: `--rm` containers never started, or exited while the engine was
     # down, are gone once it is back; one still running stays
     eng = private_engine()
     created = eng.cli_ok("create", "--rm", "--name", "never-started", "busybox", "true").strip()
-    exits = eng.cli_ok("run", "-d", "--rm", "busybox", "sh", "-c", "sleep 1").strip()
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    exits = eng.cli_ok("run", "-d", "--rm", "-v", f"{gate}:/gate", "busybox", "sh", "-c",
+                       "while [ ! -e /gate/go ]; do sleep 0.1; done").strip()
     runs = eng.cli_ok("run", "-d", "--rm", "busybox", "sleep", "300").strip()
     kept = eng.cli_ok("create", "--name", "kept", "busybox", "true").strip()
     eng.kill9()
-    time.sleep(2)
+    (gate / "go").touch()  # it exits now, while the engine is down: wait for conmon's record of it
+    exit_file = eng.exec_root / "exits" / exits
+    deadline = time.time() + 60
+    while not exit_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert exit_file.exists(), "the gated container did not exit within 60 s"
     eng.start()
     listed = set(eng.cli_ok("ps", "-aq", "--no-trunc").split())
     assert created not in listed and exits not in listed
